@@ -1,0 +1,79 @@
+#pragma once
+// The configuration file as plain structs: [global] defaults merged into every [[services]].
+// Loading parses, merges and validates; nothing else in gitopper reads TOML.
+
+#include <cstddef>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/error.hpp"
+
+namespace gitopper {
+
+struct Position {
+    long line = 0;
+    long column = 0;
+};
+
+// One entry of `dirs`: `link` (a path in the repository) is bind-mounted onto `local`.
+struct Link {
+    std::string local;
+    std::string link;
+    bool file = false; // a single file rather than a directory
+    Position position;
+};
+
+// An SSH public key file allowed on the control API.
+struct Key {
+    std::string path; // as written; relative paths are relative to the config file
+    bool ro = false;
+    Position position;
+};
+
+struct Service {
+    std::string machine;
+    std::string service;
+    std::string branch;
+    std::string user;
+    std::string package;
+    std::string action;
+    std::string mount;
+    std::string upstream;
+    std::vector<Link> dirs;
+
+    std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
+    Position position;                                  // of the [[services]] header
+    std::map<std::string, Position, std::less<>> where; // field -> position of its value
+
+    std::string checkout_dir() const { return mount + "/" + service; }
+    // "[[services]] #1 (grafana-server)", for messages.
+    std::string label() const;
+    Position position_of(std::string_view field) const;
+};
+
+struct Config {
+    std::string path; // as given, used in messages
+    std::vector<Key> keys;
+    std::vector<Service> services;
+
+    // "config.toml:12:1"
+    std::string at(Position position) const;
+};
+
+// Parses and validates the file. Every problem found is reported, one per line, each starting
+// with "file:line:column: ".
+Result<Config> load_config(const std::string& path);
+Result<Config> parse_config(std::string_view text, const std::string& path);
+
+// The services that apply to this host (machine equals one of `hosts`), checked for conflicts
+// that only show on one host: the same service twice, two mounts on the same local path.
+Result<std::vector<Service>> services_for_host(const Config& config,
+                                               std::span<const std::string> hosts);
+
+// Checks the merged services; returns the problems found (empty when all is well).
+std::vector<std::string> validate(const Config& config);
+
+} // namespace gitopper

@@ -1,0 +1,234 @@
+// The rules of SPEC §1 that apply to the merged services. Each rule is one small function
+// returning a problem or nothing; the table at the bottom says which field it checks.
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "config/config.hpp"
+#include "util/strings.hpp"
+
+namespace gitopper {
+namespace {
+
+using Problem = std::optional<std::string>;
+
+bool all_of_chars(std::string_view text, std::string_view extra)
+{
+    return std::all_of(text.begin(), text.end(), [&](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               extra.find(c) != std::string_view::npos;
+    });
+}
+
+bool has_control_or_space(std::string_view text)
+{
+    return std::any_of(text.begin(), text.end(),
+                       [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; });
+}
+
+Problem check_service_name(std::string_view name)
+{
+    if (!all_of_chars(name, ":_.@\\-") || name.starts_with('-') || name.starts_with('.') ||
+        name.size() > 255) {
+        return fmt::format("service {} is not a valid name (letters, digits and \":_.@\\-\"; "
+                           "not starting with '-' or '.')",
+                           quote(name));
+    }
+    return std::nullopt;
+}
+
+Problem check_machine(std::string_view machine)
+{
+    if (has_control_or_space(machine)) {
+        return fmt::format("machine {} must not contain spaces or control characters",
+                           quote(machine));
+    }
+    return std::nullopt;
+}
+
+// The subset of git-check-ref-format(1) that matters for a branch name we pass to git.
+Problem check_branch(std::string_view branch)
+{
+    const bool bad = branch.empty() || branch.starts_with('-') || branch.starts_with('/') ||
+                     branch.ends_with('/') || branch.ends_with('.') || branch.ends_with(".lock") ||
+                     branch.find("..") != std::string_view::npos ||
+                     branch.find("//") != std::string_view::npos ||
+                     branch.find("@{") != std::string_view::npos || branch == "@" ||
+                     has_control_or_space(branch) ||
+                     branch.find_first_of("~^:?*[\\") != std::string_view::npos;
+    if (bad) {
+        return fmt::format("branch {} is not a valid git branch name", quote(branch));
+    }
+    return std::nullopt;
+}
+
+Problem check_user(std::string_view user)
+{
+    if (!user.empty() && (!all_of_chars(user, "_.-$") || user.starts_with('-'))) {
+        return fmt::format("user {} is not a valid user name", quote(user));
+    }
+    return std::nullopt;
+}
+
+Problem check_package(std::string_view package)
+{
+    if (!package.empty() &&
+        (!all_of_chars(package, ".+_:~-") || !all_of_chars(package.substr(0, 1), ""))) {
+        return fmt::format("package {} is not a valid package name", quote(package));
+    }
+    return std::nullopt;
+}
+
+constexpr std::array<std::string_view, 8> kActions{
+    "",      "reload", "restart", "try-restart", "reload-or-restart", "try-reload-or-restart",
+    "start", "stop"};
+
+Problem check_action(std::string_view action)
+{
+    if (std::find(kActions.begin(), kActions.end(), action) != kActions.end()) {
+        return std::nullopt;
+    }
+    std::string what = fmt::format("action {} is not a systemctl action gitopper runs (one of "
+                                   "reload, restart, try-restart, reload-or-restart, "
+                                   "try-reload-or-restart, start, stop, or \"\" for none)",
+                                   quote(action));
+    if (auto guess = closest_match(action, kActions)) {
+        what += fmt::format("; did you mean {}?", quote(*guess));
+    }
+    return what;
+}
+
+Problem check_mount(std::string_view mount)
+{
+    if (!mount.starts_with('/')) {
+        return fmt::format("mount {} must be an absolute path", quote(mount));
+    }
+    return std::nullopt;
+}
+
+// Lenient on purpose: git knows URLs best. We only refuse what could make git do something
+// other than fetch: options, remote helpers such as "ext::", and control characters.
+Problem check_upstream(std::string_view upstream)
+{
+    const auto helper = upstream.find("::");
+    const auto scheme = upstream.find("://");
+    if (upstream.starts_with('-') || has_control_or_space(upstream) ||
+        (helper != std::string_view::npos &&
+         (scheme == std::string_view::npos || helper < scheme))) {
+        return fmt::format("upstream {} is not a git URL (https://, ssh://, git://, file:// or "
+                           "user@host:path)",
+                           quote(upstream));
+    }
+    return std::nullopt;
+}
+
+Problem check_link(const Link& link)
+{
+    if (!link.local.starts_with('/')) {
+        return fmt::format("local {} must be an absolute path", quote(link.local));
+    }
+    if (std::filesystem::path(link.local).lexically_normal() == "/") {
+        return fmt::format("local {} must not be the root directory", quote(link.local));
+    }
+    if (link.link.empty() || link.link.starts_with('/')) {
+        return fmt::format("link {} must be a relative path inside the repository",
+                           quote(link.link));
+    }
+    for (const auto& part : split(link.link, '/')) {
+        if (part == "..") {
+            return fmt::format("link {} must not leave the repository (\"..\")", quote(link.link));
+        }
+    }
+    if (const auto first = split(link.link, '/').front(); first == ".git") {
+        return fmt::format("link {} must not point into .git", quote(link.link));
+    }
+    if (std::any_of(link.link.begin(), link.link.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < ' ' || c == 0x7f; })) {
+        return fmt::format("link {} must not contain control characters", quote(link.link));
+    }
+    return std::nullopt;
+}
+
+struct FieldRule {
+    std::string_view field;
+    Problem (*check)(std::string_view);
+    std::string Service::*member;
+};
+
+constexpr std::array kFieldRules{
+    FieldRule{"service", check_service_name, &Service::service},
+    FieldRule{"machine", check_machine, &Service::machine},
+    FieldRule{"branch", check_branch, &Service::branch},
+    FieldRule{"user", check_user, &Service::user},
+    FieldRule{"package", check_package, &Service::package},
+    FieldRule{"action", check_action, &Service::action},
+    FieldRule{"mount", check_mount, &Service::mount},
+    FieldRule{"upstream", check_upstream, &Service::upstream},
+};
+
+constexpr std::array<std::string_view, 4> kRequired{"machine", "service", "upstream", "mount"};
+
+void check_service(const Config& config, const Service& service, std::vector<std::string>& out)
+{
+    const auto report = [&](Position at, const std::string& what) {
+        out.push_back(fmt::format("{}: {} in {}", config.at(at), what, service.label()));
+    };
+    bool missing = false;
+    for (const auto field : kRequired) {
+        const auto rule = std::find_if(kFieldRules.begin(), kFieldRules.end(),
+                                       [&](const FieldRule& r) { return r.field == field; });
+        if ((service.*rule->member).empty()) {
+            report(service.position,
+                   fmt::format("missing {} (set it here or in [global])", quote(field)));
+            missing = true;
+        }
+    }
+    if (missing) {
+        return;
+    }
+    for (const auto& rule : kFieldRules) {
+        if (auto problem = rule.check(service.*rule.member)) {
+            report(service.position_of(rule.field), *problem);
+        }
+    }
+    for (const auto& link : service.dirs) {
+        if (auto problem = check_link(link)) {
+            report(link.position, *problem);
+        }
+    }
+}
+
+void check_duplicates(const Config& config, std::vector<std::string>& out)
+{
+    for (auto later = config.services.begin(); later != config.services.end(); ++later) {
+        const auto earlier = std::find_if(config.services.begin(), later, [&](const Service& s) {
+            return s.service == later->service && s.machine == later->machine;
+        });
+        if (earlier != later) {
+            out.push_back(
+                fmt::format("{}: service {} for machine {} is defined twice (first at {})",
+                            config.at(later->position), quote(later->service),
+                            quote(later->machine), config.at(earlier->position)));
+        }
+    }
+}
+
+} // namespace
+
+std::vector<std::string> validate(const Config& config)
+{
+    std::vector<std::string> problems;
+    for (const auto& service : config.services) {
+        check_service(config, service, problems);
+    }
+    if (problems.empty()) {
+        check_duplicates(config, problems);
+    }
+    return problems;
+}
+
+} // namespace gitopper

@@ -1,0 +1,29 @@
+// gitopper, the daemon.
+
+#include <unistd.h>
+
+#include <variant>
+
+#include "daemon/options.hpp"
+#include "util/log.hpp"
+
+int main(int argc, char** argv)
+{
+    using namespace gitopper;
+    auto parsed = parse_command_line(argc, argv);
+    if (const int* status = std::get_if<int>(&parsed)) {
+        return *status;
+    }
+    const auto& options = std::get<Options>(parsed);
+    log::setup(options.debug);
+    if (options.check) {
+        return run_check(options);
+    }
+    if (options.require_root && geteuid() != 0) {
+        log::error("gitopper must run as root to mount and manage services (use -o=false to debug "
+                   "as another user)");
+        return 1;
+    }
+    log::error("the daemon is not implemented yet; use --check");
+    return 1;
+}

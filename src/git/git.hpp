@@ -1,0 +1,77 @@
+#pragma once
+// The git CLI, for one checkout and one user. Every call runs `git` through util/process with
+// the host's git config neutralised, the user dropped to, a timeout, and `--end-of-options`
+// before anything that came from the config, so no value can become an option.
+// A Git object is used by one thread at a time (the poll thread that owns the checkout).
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "util/error.hpp"
+#include "util/process.hpp"
+
+namespace gitopper {
+
+// Counted for the metrics gitopper_machine_git_ops_total and _errors_total.
+struct GitCounters {
+    std::atomic<std::uint64_t> ops{0};
+    std::atomic<std::uint64_t> errors{0};
+};
+GitCounters& git_counters();
+
+bool is_commit_hash(std::string_view text); // 4..40 lowercase or uppercase hex digits
+
+class Git {
+public:
+    // `dir` is the work tree; `user` is who git runs as (nullopt: ourselves).
+    Git(std::string dir, std::optional<Credentials> user,
+        std::chrono::milliseconds timeout = std::chrono::minutes(2));
+
+    // The commit `branch` points to upstream; an error when the branch does not exist.
+    Result<std::string> remote_head(const std::string& url, const std::string& branch) const;
+
+    // A partial clone (blobs on demand, full history) of `branch` into the (empty) work tree,
+    // checked out sparsely: only `links` are written.
+    Result<> clone(const std::string& url, const std::string& branch,
+                   std::span<const Link> links) const;
+
+    Result<bool> is_repository() const;
+    Result<std::string> remote_url() const;
+    Result<> set_remote_url(const std::string& url) const;
+    Result<> set_sparse(std::span<const Link> links) const;
+
+    // Brings `branch` from upstream, also after a force-push.
+    Result<> fetch(const std::string& branch) const;
+    Result<bool> has_commit(const std::string& hash) const;
+    // The full hash of a commit given by a (possibly abbreviated) hash or ref.
+    Result<std::string> resolve(const std::string& commit) const;
+    Result<std::string> head() const;
+
+    // Paths under `links` that differ between the two commits (exact path prefixes).
+    Result<std::vector<std::string>> changed_paths(const std::string& from, const std::string& to,
+                                                   std::span<const Link> links) const;
+    // Moves the work tree to `hash`, discarding local changes to tracked files.
+    Result<> checkout(const std::string& hash) const;
+
+    // Files in the work tree that differ from HEAD (modified, added or deleted), sparse only.
+    Result<std::vector<std::string>> local_changes() const;
+    // A binary patch of every local change (tracked and untracked), then the work tree reset
+    // to HEAD with untracked files removed. The patch is returned for saving.
+    Result<std::string> take_local_changes() const;
+
+    const std::string& dir() const { return m_dir; }
+
+private:
+    Result<Output> run_git(std::vector<std::string> args, bool in_tree = true) const;
+
+    std::string m_dir;
+    std::optional<Credentials> m_user;
+    std::chrono::milliseconds m_timeout;
+};
+
+} // namespace gitopper

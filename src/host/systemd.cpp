@@ -1,0 +1,41 @@
+#include "host/systemd.hpp"
+
+#include "util/log.hpp"
+#include "util/process.hpp"
+
+namespace gitopper {
+namespace {
+
+Result<> systemctl(std::vector<std::string> args)
+{
+    args.insert(args.begin(), "systemctl");
+    log::debug("running {}", printable(args));
+    auto output = run(Command{.argv = args, .timeout = std::chrono::seconds(90)});
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    if (!output->ok()) {
+        return fail("{}: {}", printable(args), output->describe());
+    }
+    return {};
+}
+
+} // namespace
+
+Result<> Systemctl::daemon_reload()
+{
+    return systemctl({"daemon-reload"});
+}
+
+Result<> Systemctl::run(const std::string& verb, const std::string& unit)
+{
+    return systemctl({verb, "--", unit});
+}
+
+bool is_template_instance(const std::string& unit)
+{
+    const auto at = unit.find('@');
+    return at != std::string::npos && at > 0 && at + 1 < unit.size();
+}
+
+} // namespace gitopper

@@ -1,0 +1,559 @@
+#include "service/managed.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include "host/mount.hpp"
+#include "util/atomic_file.hpp"
+#include "util/log.hpp"
+#include "util/strings.hpp"
+#include "util/user.hpp"
+
+namespace gitopper {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::array<std::pair<Trigger, std::string_view>, 7> kTriggers{{
+    {Trigger::start, "start"},
+    {Trigger::poll, "poll"},
+    {Trigger::pull, "pull"},
+    {Trigger::webhook, "webhook"},
+    {Trigger::drift, "drift"},
+    {Trigger::rollback, "rollback"},
+    {Trigger::unfreeze, "unfreeze"},
+}};
+
+bool is_manual(Trigger trigger)
+{
+    return trigger == Trigger::pull || trigger == Trigger::webhook;
+}
+
+std::string short_hash(const std::string& hash)
+{
+    return hash.substr(0, 8);
+}
+
+std::int64_t unix_now()
+{
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Gives every file and directory under `dir` to `owner` (an earlier checkout by someone else).
+Result<> chown_tree(const std::string& dir, const Credentials& owner)
+{
+    std::error_code ec;
+    if (::lchown(dir.c_str(), owner.uid, owner.gid) != 0) {
+        return fail("chown {}: {}", dir, std::strerror(errno));
+    }
+    for (auto it = fs::recursive_directory_iterator(dir, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (::lchown(it->path().c_str(), owner.uid, owner.gid) != 0) {
+            return fail("chown {}: {}", it->path().string(), std::strerror(errno));
+        }
+    }
+    if (ec) {
+        return fail("walking {}: {}", dir, ec.message());
+    }
+    return {};
+}
+
+} // namespace
+
+std::string_view trigger_name(Trigger trigger)
+{
+    for (const auto& [value, name] : kTriggers) {
+        if (value == trigger) {
+            return name;
+        }
+    }
+    return "unknown";
+}
+
+ManagedService::ManagedService(Service config, HostTools& host, SavedService saved)
+    : m_config(std::move(config)), m_host(host), m_saved(std::move(saved))
+{
+    m_status.service = m_config.service;
+    m_status.branch = m_config.branch;
+    m_status.change = std::chrono::system_clock::now();
+    if (m_saved.frozen) {
+        m_status.state = State::freeze;
+        m_status.info = m_saved.info;
+    }
+}
+
+// ---- start-up ------------------------------------------------------------------------------
+
+void ManagedService::start()
+{
+    finish(prepare());
+}
+
+ManagedService::Outcome ManagedService::prepare()
+{
+    const auto host_failure = [](const Error& e) {
+        return std::unexpected(Failure{Event::host_failed, e.message});
+    };
+    if (!m_package_done && !m_config.package.empty()) {
+        if (!m_host.packages) {
+            log::warn("[{}] unknown OS: not installing package {}", m_config.service,
+                      quote(m_config.package));
+        } else if (auto r = ensure_package(*m_host.packages, m_config.package); !r) {
+            return host_failure(r.error());
+        }
+        m_package_done = true;
+    }
+    if (!m_config.user.empty() && !m_user) {
+        auto user = lookup_user(m_config.user);
+        if (!user) {
+            return host_failure(Error{user.error().message + " (create it, or fix \"user\")"});
+        }
+        m_user = *user;
+    }
+    if (!m_git) {
+        m_git.emplace(m_config.checkout_dir(), m_user, m_host.git_timeout);
+    }
+    if (auto r = prepare_checkout(); !r) {
+        return r;
+    }
+    if (auto r = restore_pin(); !r) {
+        return r;
+    }
+    if (auto r = mount_all(); !r) {
+        return r;
+    }
+    if (is_template_instance(m_config.service)) {
+        if (auto r = m_host.systemd.run("enable", m_config.service); !r) {
+            return host_failure(r.error());
+        }
+    }
+    if (auto r = m_host.systemd.daemon_reload(); !r) {
+        return host_failure(r.error());
+    }
+    if (auto r = m_host.systemd.run("start", m_config.service); !r) {
+        return host_failure(r.error());
+    }
+    m_ready = true;
+    return {};
+}
+
+ManagedService::Outcome ManagedService::prepare_checkout()
+{
+    const auto dir = m_config.checkout_dir();
+    const auto host_failure = [](std::string message) {
+        return std::unexpected(Failure{Event::host_failed, std::move(message)});
+    };
+    std::error_code ec;
+    fs::create_directories(m_config.mount, ec);
+    if (ec) {
+        return host_failure(fmt::format("create {}: {}", m_config.mount, ec.message()));
+    }
+    if (!fs::exists(dir)) {
+        if (::mkdir(dir.c_str(), 0755) != 0) {
+            return host_failure(fmt::format("create {}: {}", dir, std::strerror(errno)));
+        }
+    }
+    if (!fs::is_directory(dir)) {
+        return host_failure(fmt::format("{} exists and is not a directory", dir));
+    }
+    struct stat st {};
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    if (::stat(dir.c_str(), &st) == 0 && st.st_uid != uid) {
+        log::warn("[{}] {} belongs to uid {}, not {}: giving it to {}", m_config.service, dir,
+                  st.st_uid, uid, m_user ? m_user->name : "root");
+        if (auto r = chown_tree(dir, m_user ? *m_user : current_credentials()); !r) {
+            return host_failure(r.error().message);
+        }
+    }
+    if (fs::is_empty(dir, ec)) {
+        return clone_fresh();
+    }
+    // Only we run git in this checkout, so a lock file is a leftover of a killed run.
+    const auto lock = dir + "/.git/index.lock";
+    if (fs::exists(lock, ec)) {
+        log::warn("[{}] removing stale {}", m_config.service, lock);
+        fs::remove(lock, ec);
+    }
+    auto head = fs::exists(dir + "/.git") ? m_git->head() : fail("not a git checkout");
+    if (!head) {
+        const auto aside = fmt::format("{}.broken-{}", dir, unix_now());
+        log::warn("[{}] {} is not a usable checkout ({}); moving it to {} and cloning again",
+                  m_config.service, dir, head.error().message, aside);
+        if (::rename(dir.c_str(), aside.c_str()) != 0 || ::mkdir(dir.c_str(), 0755) != 0) {
+            return host_failure(fmt::format("move {} aside: {}", dir, std::strerror(errno)));
+        }
+        if (m_user && ::chown(dir.c_str(), m_user->uid, m_user->gid) != 0) {
+            return host_failure(fmt::format("chown {}: {}", dir, std::strerror(errno)));
+        }
+        return clone_fresh();
+    }
+    const auto git_failure = [](const Error& e) {
+        return std::unexpected(Failure{Event::git_failed, e.message});
+    };
+    auto url = m_git->remote_url();
+    if (!url || *url != m_config.upstream) {
+        log::info("[{}] checkout tracked {}; switching it to {}", m_config.service,
+                  url ? *url : "nothing", m_config.upstream);
+        if (auto r = m_git->set_remote_url(m_config.upstream); !r) {
+            return git_failure(r.error());
+        }
+    }
+    if (auto r = m_git->set_sparse(m_config.dirs); !r) {
+        return git_failure(r.error());
+    }
+    std::lock_guard lock_status(m_mutex);
+    m_status.hash = *head;
+    return {};
+}
+
+ManagedService::Outcome ManagedService::clone_fresh()
+{
+    const auto dir = m_config.checkout_dir();
+    if (m_user && ::chown(dir.c_str(), m_user->uid, m_user->gid) != 0) {
+        return std::unexpected(
+            Failure{Event::host_failed, fmt::format("chown {}: {}", dir, std::strerror(errno))});
+    }
+    log::info("[{}] cloning {} ({}) into {}", m_config.service, m_config.upstream, m_config.branch,
+              dir);
+    auto cloned = m_git->clone(m_config.upstream, m_config.branch, m_config.dirs);
+    auto head = cloned ? m_git->head() : std::unexpected(cloned.error());
+    if (!head) {
+        add_history("", "", Trigger::start, "clone failed: " + head.error().message);
+        return std::unexpected(Failure{Event::git_failed, head.error().message});
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        m_status.hash = *head;
+        m_status.change = std::chrono::system_clock::now();
+    }
+    add_history("", *head, Trigger::start, "ok");
+    return {};
+}
+
+ManagedService::Outcome ManagedService::restore_pin()
+{
+    const auto [frozen, pin] = [&] {
+        std::lock_guard lock(m_mutex);
+        return std::pair{m_saved.frozen, m_saved.pin};
+    }();
+    if (!frozen || pin.empty() || pin == status().hash) {
+        return {};
+    }
+    auto full = m_git->resolve(pin);
+    if (!full) {
+        (void)m_git->fetch(m_config.branch);
+        full = m_git->resolve(pin);
+    }
+    if (!full) {
+        return std::unexpected(
+            Failure{Event::git_failed, "restoring pinned commit: " + full.error().message});
+    }
+    log::info("[{}] restoring pinned commit {}", m_config.service, short_hash(*full));
+    return deploy(*full, Trigger::start, false);
+}
+
+ManagedService::Outcome ManagedService::mount_all()
+{
+    for (const auto& link : m_config.dirs) {
+        const auto source = m_config.checkout_dir() + "/" + link.link;
+        auto mounted = ensure_bind_mount(source, link.local, link.file, m_user);
+        if (!mounted) {
+            return std::unexpected(Failure{Event::host_failed, mounted.error().message});
+        }
+        if (*mounted != MountResult::unchanged) {
+            log::info("[{}] {} {} on {}", m_config.service,
+                      *mounted == MountResult::mounted ? "mounted" : "refreshed mount of", source,
+                      link.local);
+        }
+    }
+    return {};
+}
+
+// ---- tracking upstream ---------------------------------------------------------------------
+
+void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger trigger)
+{
+    const auto head = remote_head ? *remote_head : std::string();
+    const bool retry_broken = is_manual(trigger) || head != m_failed_head;
+    if (!m_ready) {
+        if (state() == State::broken && !retry_broken) {
+            return;
+        }
+        if (auto r = prepare(); !r) {
+            m_failed_head = head;
+            finish(r);
+            return;
+        }
+        finish({});
+    }
+    if (!tracks_upstream(state())) {
+        return;
+    }
+    if (!remote_head) {
+        record(Event::git_failed, remote_head.error().message);
+        return;
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        m_status.upstream = head;
+    }
+    if (head == status().hash) {
+        if (state() == State::diff) {
+            record(Event::succeeded, "");
+        } else if (state() == State::broken && is_manual(trigger)) {
+            auto outcome = mount_all();
+            finish(outcome ? act(false) : outcome);
+        }
+        return;
+    }
+    if (state() == State::broken && !retry_broken) {
+        return;
+    }
+    auto outcome = [&]() -> Outcome {
+        if (auto r = m_git->fetch(m_config.branch); !r) {
+            return std::unexpected(Failure{Event::git_failed, r.error().message});
+        }
+        return deploy(head, trigger, false);
+    }();
+    if (!outcome && outcome.error().event == Event::host_failed) {
+        m_failed_head = head;
+    }
+    finish(outcome);
+}
+
+ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigger trigger,
+                                               bool force_action)
+{
+    const auto from = status().hash;
+    const auto git_failure = [&](const Error& e) {
+        add_history(from, commit, trigger, e.message);
+        return std::unexpected(Failure{Event::git_failed, e.message});
+    };
+    auto changed = from.empty() ? Result<std::vector<std::string>>{std::vector<std::string>{"*"}}
+                                : m_git->changed_paths(from, commit, m_config.dirs);
+    if (!changed) {
+        return git_failure(changed.error());
+    }
+    if (auto r = m_git->checkout(commit); !r) {
+        return git_failure(r.error());
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        m_status.hash = commit;
+        m_status.change = std::chrono::system_clock::now();
+    }
+    log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.service, short_hash(from),
+              short_hash(commit), trigger_name(trigger), changed->size(),
+              changed->size() == 1 ? "" : "s");
+    auto outcome = mount_all();
+    if (outcome && (force_action || !changed->empty())) {
+        outcome = act(false);
+    }
+    add_history(from, commit, trigger, outcome ? "ok" : outcome.error().message);
+    return outcome;
+}
+
+ManagedService::Outcome ManagedService::act(bool daemon_reload_only)
+{
+    if (auto r = m_host.systemd.daemon_reload(); !r) {
+        return std::unexpected(Failure{Event::host_failed, r.error().message});
+    }
+    if (daemon_reload_only || m_config.action.empty()) {
+        return {};
+    }
+    if (auto r = m_host.systemd.run(m_config.action, m_config.service); !r) {
+        return std::unexpected(Failure{Event::host_failed, r.error().message});
+    }
+    log::info("[{}] systemctl {} {}", m_config.service, m_config.action, m_config.service);
+    return {};
+}
+
+// ---- local drift ---------------------------------------------------------------------------
+
+void ManagedService::check_drift()
+{
+    if (!m_ready) {
+        return;
+    }
+    auto changes = m_git->local_changes();
+    if (!changes || changes->empty()) {
+        return;
+    }
+    auto patch = m_git->take_local_changes();
+    if (!patch) {
+        record(Event::git_failed, "reverting local changes: " + patch.error().message);
+        return;
+    }
+    const auto dir = fmt::format("{}/gitopper-drift/{}", m_host.state_dir, m_config.service);
+    const auto saved_as = fmt::format("{}/{:%Y%m%dT%H%M%SZ}-{}.patch", dir,
+                                      fmt::gmtime(std::time(nullptr)), short_hash(status().hash));
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (auto r = write_file_atomic(saved_as, *patch, 0600); !r) {
+        log::error("[{}] could not save local changes: {}", m_config.service, r.error().message);
+    }
+    const auto files = join(*changes, ", ");
+    log::warn("[{}] local changes reverted to git's version (saved in {}): {}", m_config.service,
+              saved_as, files);
+    const auto hash = status().hash;
+    auto outcome = mount_all();
+    if (outcome) {
+        outcome = act(false);
+    }
+    add_history(hash, hash, Trigger::drift,
+                outcome ? "reverted " + files : outcome.error().message);
+    if (outcome) {
+        record(Event::succeeded, fmt::format("drift reverted: {} (saved in {})", files, saved_as));
+    } else {
+        finish(outcome);
+    }
+}
+
+// ---- operator requests ---------------------------------------------------------------------
+
+void ManagedService::freeze()
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_saved.frozen = true;
+        m_saved.pin = m_status.hash;
+        m_saved.info = "";
+    }
+    record(Event::freeze, "");
+    persist();
+}
+
+void ManagedService::unfreeze()
+{
+    if (state() != State::freeze) {
+        return;
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        m_saved.frozen = false;
+        m_saved.pin.clear();
+        m_saved.info.clear();
+    }
+    record(Event::unfreeze, "");
+    persist();
+}
+
+void ManagedService::rollback(const std::string& hash)
+{
+    record(Event::rollback, "ROLLBACK: " + hash);
+    auto outcome = m_ready ? Outcome{} : prepare();
+    std::string full;
+    if (outcome) {
+        auto resolved = m_git->resolve(hash);
+        if (!resolved && m_git->fetch(m_config.branch)) {
+            resolved = m_git->resolve(hash);
+        }
+        if (!resolved) {
+            add_history(status().hash, hash, Trigger::rollback, resolved.error().message);
+            outcome = std::unexpected(
+                Failure{Event::git_failed, "rollback: " + resolved.error().message});
+        } else {
+            full = *resolved;
+            outcome = deploy(full, Trigger::rollback, false);
+        }
+    }
+    if (outcome) {
+        std::lock_guard lock(m_mutex);
+        m_saved.frozen = true;
+        m_saved.pin = full;
+        m_saved.info = "ROLLBACK: " + full;
+    }
+    finish(outcome);
+    persist();
+}
+
+// ---- bookkeeping ---------------------------------------------------------------------------
+
+void ManagedService::finish(const Outcome& outcome, const std::string& success_info)
+{
+    if (outcome) {
+        record(Event::succeeded, success_info);
+    } else {
+        record(outcome.error().event, outcome.error().message);
+    }
+}
+
+void ManagedService::record(Event event, const std::string& info)
+{
+    std::lock_guard lock(m_mutex);
+    const auto from = m_status.state;
+    const auto to = transition(from, event);
+    // A frozen service shows what holds it; errors while frozen are still shown.
+    const bool failed = event == Event::git_failed || event == Event::host_failed;
+    const auto text = to == State::freeze && !failed ? m_saved.info : info;
+    if (from == to && text == m_status.info) {
+        return;
+    }
+    if (from != to) {
+        m_status.change = std::chrono::system_clock::now();
+    }
+    m_status.state = to;
+    m_status.info = text;
+    const auto line = fmt::format("[{}] state {} -> {}{}{}", m_config.service, state_name(from),
+                                  state_name(to), text.empty() ? "" : ": ", text);
+    if (failed) {
+        log::error("{}", line);
+    } else {
+        log::info("{}", line);
+    }
+}
+
+void ManagedService::add_history(const std::string& from, const std::string& to, Trigger trigger,
+                                 const std::string& result)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_saved.history.push_back(
+            {unix_now(), from, to, std::string(trigger_name(trigger)), result});
+        while (m_saved.history.size() > kHistoryLimit) {
+            m_saved.history.pop_front();
+        }
+    }
+    persist();
+}
+
+void ManagedService::persist()
+{
+    const auto saved = [&] {
+        std::lock_guard lock(m_mutex);
+        return m_saved;
+    }();
+    if (auto r = m_host.store.save(m_config.service, saved); !r) {
+        log::error("[{}] saving state: {}", m_config.service, r.error().message);
+    }
+}
+
+State ManagedService::state() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_status.state;
+}
+
+Status ManagedService::status() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_status;
+}
+
+std::deque<HistoryEntry> ManagedService::history() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_saved.history;
+}
+
+} // namespace gitopper

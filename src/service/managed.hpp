@@ -1,0 +1,102 @@
+#pragma once
+// One service of this host: its checkout, mounts and systemd unit, its state, its history.
+// The poll thread of its group is the only one that calls the non-const members; status()
+// and history() may be called from any thread.
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "git/git.hpp"
+#include "host/package.hpp"
+#include "host/systemd.hpp"
+#include "service/state.hpp"
+#include "service/store.hpp"
+
+namespace gitopper {
+
+enum class Trigger { start, poll, pull, webhook, drift, rollback, unfreeze };
+std::string_view trigger_name(Trigger trigger);
+
+// What the API and the metrics see of a service.
+struct Status {
+    std::string service;
+    std::string branch;
+    State state = State::ok;
+    std::string info;
+    std::string hash;                             // deployed commit
+    std::string upstream;                         // last seen remote head
+    std::chrono::system_clock::time_point change; // last change of state or hash
+};
+
+// The machine-wide things a service uses; one instance shared by all services.
+struct HostTools {
+    ServiceManager& systemd;
+    std::optional<PackageManager> packages;
+    std::string state_dir;
+    StateStore& store;
+    std::chrono::milliseconds git_timeout = std::chrono::minutes(2);
+};
+
+class ManagedService {
+public:
+    ManagedService(Service config, HostTools& host, SavedService saved);
+
+    // Start-up, SPEC §2.1: package, checkout, mounts, systemctl start, restore a pin.
+    // Failures become the state; start() is retried by later reconciles.
+    void start();
+    // One reconcile against the head the poll group saw upstream (or why it saw none).
+    void reconcile(const Result<std::string>& remote_head, Trigger trigger);
+    // Inotify saw something under the checkout: save local edits, revert them, act.
+    void check_drift();
+
+    void freeze();
+    void unfreeze();
+    void rollback(const std::string& hash);
+
+    Status status() const;
+    std::deque<HistoryEntry> history() const;
+    const Service& config() const { return m_config; }
+    bool ready() const { return m_ready; }
+
+private:
+    struct Failure {
+        Event event;
+        std::string message;
+    };
+    using Outcome = std::expected<void, Failure>;
+
+    Outcome prepare();
+    Outcome prepare_checkout();
+    Outcome clone_fresh();
+    Outcome mount_all();
+    Outcome restore_pin();
+    Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
+    Outcome act(bool daemon_reload_only);
+
+    bool wants_attempt(const std::string& head, Trigger trigger) const;
+    void finish(const Outcome& outcome, const std::string& success_info = "");
+    void record(Event event, const std::string& info);
+    void add_history(const std::string& from, const std::string& to, Trigger trigger,
+                     const std::string& result);
+    void persist();
+    State state() const;
+
+    Service m_config;
+    HostTools& m_host;
+    std::optional<Credentials> m_user;
+    std::optional<Git> m_git;
+    bool m_package_done = false;
+    bool m_ready = false;      // checkout, mounts and first start done
+    std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
+
+    mutable std::mutex m_mutex; // guards the members below
+    Status m_status;
+    SavedService m_saved;
+};
+
+} // namespace gitopper

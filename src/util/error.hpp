@@ -1,0 +1,36 @@
+#pragma once
+// The one error type below main(): a message a person can act on. Callers add context
+// as the error travels up ("cloning grafana-server: git exited 128: ...").
+
+#include <expected>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace gitopper {
+
+struct Error {
+    std::string message;
+};
+
+template <typename T = void> using Result = std::expected<T, Error>;
+
+template <typename... Args>
+std::unexpected<Error> fail(fmt::format_string<Args...> format, Args&&... args)
+{
+    return std::unexpected(Error{fmt::format(format, std::forward<Args>(args)...)});
+}
+
+// Prefixes what the caller was doing: with_context(r, "loading {}", path).
+template <typename T, typename... Args>
+Result<T> with_context(Result<T> result, fmt::format_string<Args...> format, Args&&... args)
+{
+    if (!result) {
+        result.error().message =
+            fmt::format(format, std::forward<Args>(args)...) + ": " + result.error().message;
+    }
+    return result;
+}
+
+} // namespace gitopper

@@ -1,0 +1,59 @@
+#pragma once
+// The one way gitopper starts another program. argv only (never a shell), stdin from
+// /dev/null, stdout and stderr captured, its own process group, a timeout that kills the
+// whole group, optional drop to another uid/gid, and full control of the environment.
+// Safe to call from several threads at once; blocks the calling thread until the child ends.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/error.hpp"
+
+namespace gitopper {
+
+// Who a child runs as. Resolved before fork (lookups are not async-signal-safe).
+struct Credentials {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups; // supplementary groups
+    std::string name;          // for logs
+    std::string home;
+};
+
+struct Command {
+    std::vector<std::string> argv; // argv[0] is looked up on PATH when it has no '/'
+    std::chrono::milliseconds timeout{std::chrono::minutes(2)};
+    std::optional<Credentials> as_user;          // drop to this uid/gid before exec
+    std::optional<std::vector<std::string>> env; // "KEY=VALUE"; nullopt inherits ours
+    std::optional<std::string> cwd;
+    std::size_t max_output = 1 << 20; // bytes kept of each of stdout and stderr
+};
+
+struct Output {
+    int exit_code = -1;    // exit status, or 128+signal when killed by a signal
+    int signal_number = 0; // the signal that killed it, 0 when it exited by itself
+    bool timed_out = false;
+    std::chrono::milliseconds timeout{0}; // the limit it ran under, for describe()
+    std::string out;
+    std::string err;
+
+    bool ok() const { return exit_code == 0 && !timed_out; }
+    // A one-line description for errors: "exited 128: fatal: ..." (stderr's last lines).
+    std::string describe() const;
+};
+
+// Runs the command to completion. An Error means it could not be started at all (no such
+// program, fork failed); a program that ran and failed is an Output with !ok().
+Result<Output> run(const Command& command);
+
+// Our environment with `overrides` ("KEY=VALUE" sets, "KEY" alone removes) applied.
+std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
+
+// The command line as one string for logs, each argument quoted when needed.
+std::string printable(const std::vector<std::string>& argv);
+
+} // namespace gitopper

@@ -1,0 +1,27 @@
+#pragma once
+// Small string helpers that know nothing about gitopper.
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gitopper {
+
+std::vector<std::string> split(std::string_view text, char separator);
+std::string join(std::span<const std::string> parts, std::string_view separator);
+std::string_view trim(std::string_view text);
+
+// Levenshtein distance, for "did you mean" suggestions.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+// The candidate closest to `word`, if it is a plausible typo of it.
+std::optional<std::string> closest_match(std::string_view word,
+                                         std::span<const std::string_view> candidates);
+
+// Quotes a value for messages: "value" with backslash escapes for quotes and controls.
+std::string quote(std::string_view text);
+
+} // namespace gitopper

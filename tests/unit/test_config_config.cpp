@@ -1,0 +1,356 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace gitopper;
+
+namespace {
+
+const std::string kGlobal = R"([global]
+upstream = "https://example.org/ops/config"
+mount = "/var/lib/gitopper"
+)";
+
+// A minimal valid service with one line replaced or added.
+std::string service(const std::string& extra = "")
+{
+    return kGlobal + R"(
+[[services]]
+machine = "web1"
+service = "nginx"
+dirs = [ { local = "/etc/nginx", link = "nginx/etc" } ]
+)" + extra;
+}
+
+Config parse_ok(const std::string& text)
+{
+    auto config = parse_config(text, "config.toml");
+    EXPECT_TRUE(config) << config.error().message;
+    return config ? *config : Config{};
+}
+
+std::string parse_error(const std::string& text)
+{
+    auto config = parse_config(text, "config.toml");
+    EXPECT_FALSE(config) << "expected an error for:\n" << text;
+    return config ? "" : config.error().message;
+}
+
+#define EXPECT_CONTAINS(haystack, needle)                                                          \
+    EXPECT_NE(std::string(haystack).find(needle), std::string::npos)                               \
+        << "missing: " << (needle) << "\nin: " << (haystack)
+
+} // namespace
+
+TEST(Config, SeedExampleParsesUnchanged)
+{
+    auto config = load_config(GITOPPER_SOURCE_DIR "/examples/seed.toml");
+    ASSERT_TRUE(config) << config.error().message;
+    ASSERT_EQ(config->services.size(), 1u);
+    const auto& s = config->services[0];
+    EXPECT_EQ(s.service, "grafana-server");
+    EXPECT_EQ(s.machine, "grafana.atoom.net");
+    EXPECT_EQ(s.upstream, "https://github.com/miekg/blah-origin");
+    EXPECT_EQ(s.checkout_dir(), "/tmp/grafana1/grafana-server");
+    EXPECT_EQ(s.user, "grafana");
+    EXPECT_EQ(s.action, "reload");
+    ASSERT_EQ(s.dirs.size(), 2u);
+    EXPECT_EQ(s.dirs[1].local, "/var/lib/grafana/dashboards");
+    EXPECT_EQ(s.dirs[1].link, "grafana/dashboards");
+    EXPECT_FALSE(s.dirs[1].file);
+}
+
+TEST(Config, SpecExampleParsesUnchanged)
+{
+    auto config = load_config(GITOPPER_SOURCE_DIR "/examples/spec.toml");
+    ASSERT_TRUE(config) << config.error().message;
+    ASSERT_EQ(config->keys.size(), 2u);
+    EXPECT_EQ(config->keys[0].path, "keys/alice.pub");
+    EXPECT_FALSE(config->keys[0].ro);
+    EXPECT_TRUE(config->keys[1].ro);
+    ASSERT_EQ(config->services.size(), 1u);
+    const auto& s = config->services[0];
+    EXPECT_EQ(s.branch, "canary");
+    EXPECT_EQ(s.checkout_dir(), "/srv/gitopper/grafana-server");
+    ASSERT_EQ(s.dirs.size(), 2u);
+    EXPECT_TRUE(s.dirs[1].file);
+}
+
+TEST(Config, GlobalDefaultsMergeAndServiceWins)
+{
+    auto config = parse_ok(R"([global]
+upstream = "https://example.org/a"
+mount = "/srv"
+action = "reload"
+user = "www"
+
+[[services]]
+machine = "web1"
+service = "one"
+
+[[services]]
+machine = "web1"
+service = "two"
+upstream = "https://example.org/b"
+action = ""
+branch = "canary"
+)");
+    ASSERT_EQ(config.services.size(), 2u);
+    EXPECT_EQ(config.services[0].upstream, "https://example.org/a");
+    EXPECT_EQ(config.services[0].branch, "main");
+    EXPECT_EQ(config.services[0].action, "reload");
+    EXPECT_EQ(config.services[0].user, "www");
+    EXPECT_EQ(config.services[1].upstream, "https://example.org/b");
+    EXPECT_EQ(config.services[1].action, "") << "an explicit empty action overrides [global]";
+    EXPECT_EQ(config.services[1].branch, "canary");
+    EXPECT_EQ(config.services[1].index, 2u);
+}
+
+TEST(Config, UnknownKeyNamesPositionAndSuggests)
+{
+    const auto error = parse_error(kGlobal + R"(
+[[services]]
+machine = "web1"
+brokenbranch = "main"
+service = "nginx"
+)");
+    EXPECT_EQ(error, "config.toml:7:1: unknown key \"brokenbranch\" in [[services]] #1 "
+                     "(did you mean \"branch\"?)");
+}
+
+TEST(Config, UnknownKeysEverywhere)
+{
+    EXPECT_CONTAINS(
+        parse_error("[global]\nupstrem = \"x\"\n"),
+        "config.toml:2:1: unknown key \"upstrem\" in [global] (did you mean \"upstream\"?)");
+    EXPECT_CONTAINS(parse_error("[globl]\n"),
+                    "config.toml:1:2: unknown key \"globl\" in the top level");
+    EXPECT_CONTAINS(parse_error(service("").replace(service("").find("link ="), 4, "lnk")),
+                    "unknown key \"lnk\" in dirs[0] of [[services]] #1 (did you mean \"link\"?)");
+    EXPECT_CONTAINS(parse_error("[global]\nkeys = [ { path = \"a\", r = true } ]\n"),
+                    "unknown key \"r\" in keys[0] of [global]");
+    EXPECT_EQ(parse_error("[global]\nzzzzzz = 1\n"),
+              "config.toml:2:1: unknown key \"zzzzzz\" in [global]");
+}
+
+TEST(Config, WrongTypesAreErrors)
+{
+    EXPECT_CONTAINS(
+        parse_error(service("branch = 1\n")),
+        "config.toml:9:10: \"branch\" in [[services]] #1 must be a string, not an integer");
+    EXPECT_CONTAINS(parse_error(service("").replace(service("").find("link = \"nginx/etc\""), 18,
+                                                    "link = \"x\", file = \"yes\"")),
+                    "\"file\" in dirs[0] of [[services]] #1 must be a boolean, not a string");
+    EXPECT_CONTAINS(
+        parse_error(kGlobal + "[[services]]\nmachine = \"a\"\nservice = \"b\"\ndirs = \"x\"\n"),
+        "\"dirs\" in [[services]] #1 must be an array, not a string");
+    EXPECT_CONTAINS(parse_error(kGlobal + "[services]\nmachine = \"a\"\n"),
+                    "\"services\" in the file must be an array, not a table");
+    EXPECT_CONTAINS(parse_error("[global]\nkeys = [ \"alice.pub\" ]\n"),
+                    "\"keys entry\" in keys[0] of [global] must be a table, not a string");
+}
+
+TEST(Config, DuplicateKeysAndSyntaxErrorsHavePositions)
+{
+    EXPECT_CONTAINS(parse_error(service("machine = \"web2\"\n")), "config.toml:9:");
+    EXPECT_CONTAINS(parse_error(service("machine = \"web2\"\n")), "machine");
+    EXPECT_CONTAINS(parse_error("[global]\nupstream = \n"), "config.toml:2:");
+}
+
+TEST(Config, MissingRequiredFields)
+{
+    for (const std::string field : {"machine", "service"}) {
+        auto text = service();
+        const auto at = text.find(field + " =");
+        text.erase(at, text.find('\n', at) - at + 1);
+        EXPECT_CONTAINS(parse_error(text),
+                        "config.toml:5:1: missing \"" + field +
+                            "\" (set it here or in [global]) in [[services]] #1");
+    }
+    EXPECT_CONTAINS(parse_error("[[services]]\nmachine = \"a\"\nservice = \"b\"\n"),
+                    "missing \"upstream\"");
+    EXPECT_CONTAINS(parse_error("[[services]]\nmachine = \"a\"\nservice = \"b\"\n"),
+                    "missing \"mount\"");
+    EXPECT_CONTAINS(parse_error(kGlobal + "[[services]]\nmachine = \"a\"\nservice = \"\"\n"),
+                    "missing \"service\"");
+}
+
+TEST(Config, LinkRules)
+{
+    const auto with_dirs = [](const std::string& dirs) {
+        return kGlobal + "[[services]]\nmachine = \"a\"\nservice = \"b\"\ndirs = [ " + dirs +
+               " ]\n";
+    };
+    parse_ok(with_dirs(
+        R"({ local = "/etc/a", link = "a/b" }, { local = "/etc/c", link = "c", file = true })"));
+    parse_ok(with_dirs(R"({ local = "/etc/a", link = "a..b/c" })"));
+    EXPECT_CONTAINS(
+        parse_error(with_dirs(R"({ local = "etc/a", link = "a" })")),
+        "config.toml:7:10: local \"etc/a\" must be an absolute path in [[services]] #1 (b)");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/", link = "a" })")),
+                    "must not be the root");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x", link = "/a" })")),
+                    "link \"/a\" must be a relative path");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x", link = "" })")),
+                    "link \"\" must be a relative");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x" })")), "link \"\" must be a relative");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x", link = "a/../../etc" })")),
+                    "must not leave the repository");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x", link = ".git/config" })")),
+                    "must not point into .git");
+}
+
+TEST(Config, FieldRules)
+{
+    struct Case {
+        std::string line;
+        std::string expected; // empty: valid
+    };
+    const std::vector<Case> cases{
+        {"service = \"getty@tty1\"", ""},
+        {"service = \"../etc\"", "service \"../etc\" is not a valid name"},
+        {"service = \"a/b\"", "is not a valid name"},
+        {"service = \"-x\"", "is not a valid name"},
+        {"branch = \"release/1.2\"", ""},
+        {"branch = \"-f\"", "branch \"-f\" is not a valid git branch name"},
+        {"branch = \"a..b\"", "not a valid git branch name"},
+        {"branch = \"a b\"", "not a valid git branch name"},
+        {"action = \"restart\"", ""},
+        {"action = \"\"", ""},
+        {"action = \"relaod\"", "action \"relaod\" is not a systemctl action gitopper runs"},
+        {"action = \"relaod\"", "did you mean \"reload\"?"},
+        {"mount = \"srv\"", "mount \"srv\" must be an absolute path"},
+        {"upstream = \"git@github.com:ops/config.git\"", ""},
+        {"upstream = \"file:///srv/git/config\"", ""},
+        {"upstream = \"ext::sh -c touch% /tmp/pwned\"", "is not a git URL"},
+        {"upstream = \"fd::17\"", "is not a git URL"},
+        {"upstream = \"-uhttps://x\"", "is not a git URL"},
+        {"user = \"grafana\"", ""},
+        {"user = \"-x\"", "user \"-x\" is not a valid user name"},
+        {"user = \"a b\"", "is not a valid user name"},
+        {"package = \"libfoo2.0+dfsg\"", ""},
+        {"package = \"-y\"", "package \"-y\" is not a valid package name"},
+        {"machine = \"a b\"", "machine \"a b\" must not contain spaces"},
+    };
+    for (const auto& c : cases) {
+        const auto key = c.line.substr(0, c.line.find(' '));
+        auto text = kGlobal + "[[services]]\nmachine = \"web1\"\nservice = \"nginx\"\n";
+        if (key == "machine" || key == "service") {
+            const auto at = text.find(key + " =");
+            text.replace(at, text.find('\n', at) - at, c.line);
+        } else {
+            text += c.line + "\n";
+        }
+        auto config = parse_config(text, "config.toml");
+        if (c.expected.empty()) {
+            EXPECT_TRUE(config) << c.line << ": " << config.error().message;
+        } else {
+            ASSERT_FALSE(config) << c.line;
+            EXPECT_CONTAINS(config.error().message, c.expected);
+            EXPECT_CONTAINS(config.error().message, "config.toml:");
+        }
+    }
+}
+
+TEST(Config, DuplicateServiceOnOneMachine)
+{
+    const auto text = kGlobal + R"(
+[[services]]
+machine = "web1"
+service = "nginx"
+
+[[services]]
+machine = "web1"
+service = "nginx"
+)";
+    EXPECT_CONTAINS(parse_error(text), "config.toml:9:1: service \"nginx\" for machine \"web1\" is "
+                                       "defined twice (first at config.toml:5:1)");
+}
+
+TEST(Config, SameServiceOnTwoMachinesIsCanarying)
+{
+    auto config = parse_ok(kGlobal + R"(
+[[services]]
+machine = "web1"
+service = "nginx"
+branch = "canary"
+
+[[services]]
+machine = "web2"
+service = "nginx"
+)");
+    EXPECT_EQ(config.services.size(), 2u);
+}
+
+TEST(Config, EveryProblemIsReported)
+{
+    const auto error = parse_error(kGlobal + R"(
+[[services]]
+machine = "web1"
+service = "a"
+mount = "rel"
+
+[[services]]
+machine = "web1"
+service = "b"
+action = "bogus"
+)");
+    EXPECT_CONTAINS(error, "config.toml:8:9: mount \"rel\"");
+    EXPECT_CONTAINS(error, "\nconfig.toml:13:10: action \"bogus\"");
+}
+
+TEST(Config, MissingFileNamesThePath)
+{
+    auto config = load_config("/nonexistent/gitopper.toml");
+    ASSERT_FALSE(config);
+    EXPECT_CONTAINS(config.error().message, "/nonexistent/gitopper.toml");
+}
+
+TEST(ConfigSelect, PicksThisHostsServicesCaseInsensitively)
+{
+    auto config = parse_ok(kGlobal + R"(
+[[services]]
+machine = "Web1.example.org"
+service = "a"
+
+[[services]]
+machine = "db1"
+service = "b"
+)");
+    const std::vector<std::string> hosts{"web1.example.org", "other"};
+    auto selected = services_for_host(config, hosts);
+    ASSERT_TRUE(selected) << selected.error().message;
+    ASSERT_EQ(selected->size(), 1u);
+    EXPECT_EQ((*selected)[0].service, "a");
+}
+
+TEST(ConfigSelect, AliasesCanCollide)
+{
+    auto config = parse_ok(kGlobal + R"(
+[[services]]
+machine = "web1"
+service = "nginx"
+dirs = [ { local = "/etc/nginx", link = "a" } ]
+
+[[services]]
+machine = "web2"
+service = "nginx"
+branch = "canary"
+dirs = [ { local = "/etc/nginx", link = "b" } ]
+
+[[services]]
+machine = "web2"
+service = "other"
+dirs = [ { local = "/etc/nginx/", link = "c" } ]
+)");
+    const std::vector<std::string> one{"web1"};
+    EXPECT_TRUE(services_for_host(config, one));
+    const std::vector<std::string> both{"web1", "web2"};
+    auto selected = services_for_host(config, both);
+    ASSERT_FALSE(selected);
+    EXPECT_CONTAINS(selected.error().message,
+                    "config.toml:10:1: service \"nginx\" is defined twice for this host");
+    EXPECT_CONTAINS(selected.error().message, "checkout directory \"/var/lib/gitopper/nginx\" is "
+                                              "shared");
+    EXPECT_CONTAINS(selected.error().message, "local \"/etc/nginx/\" is already a mount target");
+}

@@ -1,0 +1,129 @@
+#include "util/atomic_file.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+using namespace gitopper;
+
+namespace {
+
+class AtomicFileTest : public testing::Test {
+protected:
+    void SetUp() override
+    {
+        std::string pattern = (std::filesystem::temp_directory_path() / "atomic-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        m_dir = pattern;
+    }
+
+    void TearDown() override { std::filesystem::remove_all(m_dir); }
+
+    std::string path_of(const std::string& name) const { return (m_dir / name).string(); }
+
+    std::set<std::string> entries() const
+    {
+        std::set<std::string> names;
+        for (const auto& entry : std::filesystem::directory_iterator(m_dir)) {
+            names.insert(entry.path().filename().string());
+        }
+        return names;
+    }
+
+    std::filesystem::path m_dir;
+};
+
+mode_t mode_of(const std::string& path)
+{
+    struct stat info {};
+    EXPECT_EQ(::stat(path.c_str(), &info), 0);
+    return info.st_mode & 07777;
+}
+
+} // namespace
+
+TEST_F(AtomicFileTest, CreatesWithTheGivenMode)
+{
+    const auto path = path_of("state");
+    ASSERT_TRUE(write_file_atomic(path, "hello\n", 0600));
+    EXPECT_EQ(mode_of(path), 0600u);
+    EXPECT_EQ(read_file(path).value_or("<error>"), "hello\n");
+
+    const auto other = path_of("public");
+    ASSERT_TRUE(write_file_atomic(other, "x"));
+    EXPECT_EQ(mode_of(other), 0644u);
+}
+
+TEST_F(AtomicFileTest, ReplacesExistingContentAndMode)
+{
+    const auto path = path_of("state");
+    ASSERT_TRUE(write_file_atomic(path, "a much longer old content\n", 0644));
+    ASSERT_TRUE(write_file_atomic(path, "new\n", 0640));
+    EXPECT_EQ(read_file(path).value_or("<error>"), "new\n");
+    EXPECT_EQ(mode_of(path), 0640u);
+}
+
+TEST_F(AtomicFileTest, WritesEmptyAndLargeFiles)
+{
+    const auto path = path_of("big");
+    std::string big(3 * 1024 * 1024 + 17, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) {
+        big[i] = static_cast<char>(i % 251);
+    }
+    ASSERT_TRUE(write_file_atomic(path, big));
+    EXPECT_EQ(read_file(path).value_or("<error>"), big);
+    ASSERT_TRUE(write_file_atomic(path, ""));
+    EXPECT_EQ(read_file(path).value_or("<error>"), "");
+}
+
+TEST_F(AtomicFileTest, LeavesNoTempFilesBehind)
+{
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(write_file_atomic(path_of("state"), std::to_string(i)));
+    }
+    EXPECT_EQ(entries(), (std::set<std::string>{"state"}));
+}
+
+TEST_F(AtomicFileTest, RemovesTheTempFileWhenTheRenameFails)
+{
+    // A directory in the way: the temp file is written, the rename fails.
+    std::filesystem::create_directory(m_dir / "target");
+    const auto result = write_file_atomic(path_of("target"), "x");
+    ASSERT_FALSE(result);
+    EXPECT_TRUE(result.error().message.starts_with("cannot write " + path_of("target") + ": "))
+        << result.error().message;
+    EXPECT_EQ(entries(), (std::set<std::string>{"target"}));
+}
+
+TEST_F(AtomicFileTest, FailsClearlyInAMissingDirectory)
+{
+    const auto path = path_of("missing/state");
+    const auto result = write_file_atomic(path, "x");
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message,
+              "cannot write " + path + ": creating temporary file: No such file or directory");
+}
+
+TEST_F(AtomicFileTest, ReadingAMissingFileNamesIt)
+{
+    const auto path = path_of("absent");
+    const auto result = read_file(path);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message, "cannot read " + path + ": No such file or directory");
+}
+
+TEST_F(AtomicFileTest, WorksWithARelativePath)
+{
+    const auto cwd = std::filesystem::current_path();
+    std::filesystem::current_path(m_dir);
+    const auto written = write_file_atomic("relative", "r");
+    const auto content = read_file("relative");
+    std::filesystem::current_path(cwd);
+    ASSERT_TRUE(written) << written.error().message;
+    EXPECT_EQ(content.value_or("<error>"), "r");
+}
