@@ -24,6 +24,5 @@ int main(int argc, char** argv)
                    "as another user)");
         return 1;
     }
-    log::error("the daemon is not implemented yet; use --check");
-    return 1;
+    return run_daemon(options);
 }

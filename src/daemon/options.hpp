@@ -34,4 +34,7 @@ std::variant<Options, int> parse_command_line(int argc, char** argv);
 // --check: validates the config, prints what this host would run; returns the exit status.
 int run_check(const Options& options);
 
+// Runs the daemon until a signal; returns the exit status (SPEC §2).
+int run_daemon(const Options& options);
+
 } // namespace gitopper

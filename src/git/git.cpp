@@ -240,9 +240,14 @@ Result<std::vector<std::string>> Git::changed_paths(const std::string& from, con
     return split_nul(output->out);
 }
 
-Result<> Git::checkout(const std::string& hash) const
+Result<> Git::checkout(const std::string& commit) const
 {
-    auto output = run_git({"checkout", "--quiet", "--force", "--detach", "--end-of-options", hash});
+    // No --end-of-options: checkout --detach rejects it. `commit` is a validated hash or
+    // "origin/<validated branch>", never option-like.
+    if (commit.starts_with('-')) {
+        return fail("refusing to check out {}", quote(commit));
+    }
+    auto output = run_git({"checkout", "--quiet", "--force", "--detach", commit});
     return output ? Result<>{} : std::unexpected(output.error());
 }
 

@@ -55,8 +55,8 @@ public:
     // Paths under `links` that differ between the two commits (exact path prefixes).
     Result<std::vector<std::string>> changed_paths(const std::string& from, const std::string& to,
                                                    std::span<const Link> links) const;
-    // Moves the work tree to `hash`, discarding local changes to tracked files.
-    Result<> checkout(const std::string& hash) const;
+    // Moves the work tree to `commit`, discarding local changes to tracked files.
+    Result<> checkout(const std::string& commit) const;
 
     // Files in the work tree that differ from HEAD (modified, added or deleted), sparse only.
     Result<std::vector<std::string>> local_changes() const;

@@ -29,7 +29,7 @@ Result<> Systemctl::daemon_reload()
 
 Result<> Systemctl::run(const std::string& verb, const std::string& unit)
 {
-    return systemctl({verb, "--", unit});
+    return systemctl({verb, unit}); // unit names are validated: never option-like
 }
 
 bool is_template_instance(const std::string& unit)

@@ -47,6 +47,9 @@ void DriftWatcher::watch(std::size_t id, const std::string& dir, const std::vect
         const fs::path path = fs::path(dir) / link.link;
         std::error_code ec;
         if (link.file) {
+            if (!fs::is_directory(path.parent_path(), ec)) {
+                continue;
+            }
             add(id, path.parent_path().string());
             if (fs::exists(path, ec)) {
                 add(id, path.string());

@@ -97,6 +97,7 @@ ManagedService::ManagedService(Service config, HostTools& host, SavedService sav
 void ManagedService::start()
 {
     finish(prepare());
+    check_drift(); // edits made while we were not running
 }
 
 ManagedService::Outcome ManagedService::prepare()
@@ -159,9 +160,7 @@ ManagedService::Outcome ManagedService::prepare_checkout()
         return host_failure(fmt::format("create {}: {}", m_config.mount, ec.message()));
     }
     if (!fs::exists(dir)) {
-        if (::mkdir(dir.c_str(), 0755) != 0) {
-            return host_failure(fmt::format("create {}: {}", dir, std::strerror(errno)));
-        }
+        return clone_fresh();
     }
     if (!fs::is_directory(dir)) {
         return host_failure(fmt::format("{} exists and is not a directory", dir));
@@ -189,11 +188,8 @@ ManagedService::Outcome ManagedService::prepare_checkout()
         const auto aside = fmt::format("{}.broken-{}", dir, unix_now());
         log::warn("[{}] {} is not a usable checkout ({}); moving it to {} and cloning again",
                   m_config.service, dir, head.error().message, aside);
-        if (::rename(dir.c_str(), aside.c_str()) != 0 || ::mkdir(dir.c_str(), 0755) != 0) {
+        if (::rename(dir.c_str(), aside.c_str()) != 0) {
             return host_failure(fmt::format("move {} aside: {}", dir, std::strerror(errno)));
-        }
-        if (m_user && ::chown(dir.c_str(), m_user->uid, m_user->gid) != 0) {
-            return host_failure(fmt::format("chown {}: {}", dir, std::strerror(errno)));
         }
         return clone_fresh();
     }
@@ -216,18 +212,35 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     return {};
 }
 
+// Clones next to the checkout and renames into place, so a checkout is never half made.
 ManagedService::Outcome ManagedService::clone_fresh()
 {
     const auto dir = m_config.checkout_dir();
-    if (m_user && ::chown(dir.c_str(), m_user->uid, m_user->gid) != 0) {
-        return std::unexpected(
-            Failure{Event::host_failed, fmt::format("chown {}: {}", dir, std::strerror(errno))});
+    const auto fresh = dir + ".gitopper-clone";
+    const auto host_failure = [](std::string message) {
+        return std::unexpected(Failure{Event::host_failed, std::move(message)});
+    };
+    std::error_code ec;
+    fs::remove_all(fresh, ec); // a leftover of an interrupted clone of ours
+    if (::mkdir(fresh.c_str(), 0755) != 0) {
+        return host_failure(fmt::format("create {}: {}", fresh, std::strerror(errno)));
+    }
+    if (m_user && ::chown(fresh.c_str(), m_user->uid, m_user->gid) != 0) {
+        return host_failure(fmt::format("chown {}: {}", fresh, std::strerror(errno)));
     }
     log::info("[{}] cloning {} ({}) into {}", m_config.service, m_config.upstream, m_config.branch,
               dir);
-    auto cloned = m_git->clone(m_config.upstream, m_config.branch, m_config.dirs);
-    auto head = cloned ? m_git->head() : std::unexpected(cloned.error());
+    const Git git(fresh, m_user, m_host.git_timeout);
+    auto cloned = git.clone(m_config.upstream, m_config.branch, m_config.dirs);
+    auto head = cloned ? git.head() : std::unexpected(cloned.error());
+    if (head && fs::exists(dir)) {
+        fs::remove(dir, ec); // only ever an empty directory here
+    }
+    if (head && ::rename(fresh.c_str(), dir.c_str()) != 0) {
+        return host_failure(fmt::format("rename {} to {}: {}", fresh, dir, std::strerror(errno)));
+    }
     if (!head) {
+        fs::remove_all(fresh, ec);
         add_history("", "", Trigger::start, "clone failed: " + head.error().message);
         return std::unexpected(Failure{Event::git_failed, head.error().message});
     }

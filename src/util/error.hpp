@@ -12,6 +12,8 @@ namespace gitopper {
 
 struct Error {
     std::string message;
+
+    bool operator==(const Error&) const = default;
 };
 
 template <typename T = void> using Result = std::expected<T, Error>;

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -376,16 +377,25 @@ int milliseconds_until(Clock::time_point deadline)
     return static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(left.count(), 0, INT_MAX));
 }
 
-// The child's pipes, then its pidfd. Closed pipes are -1, which poll() skips.
-std::array<pollfd, 4> poll_set(const Child& child)
+// Readable once cancel_running_processes() was called; never read, so it stays readable.
+int cancel_fd()
+{
+    static const Fd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    return fd.get();
+}
+
+// The child's pipes, its pidfd, then the cancel eventfd. Closed pipes are -1, which poll()
+// skips.
+std::array<pollfd, 5> poll_set(const Child& child)
 {
     return {{{child.out.fd(), POLLIN, 0},
              {child.err.fd(), POLLIN, 0},
              {child.report.fd(), POLLIN, 0},
-             {child.pidfd.get(), POLLIN, 0}}};
+             {child.pidfd.get(), POLLIN, 0},
+             {cancel_fd(), POLLIN, 0}}};
 }
 
-void read_ready(Child& child, const std::array<pollfd, 4>& fds)
+void read_ready(Child& child, const std::array<pollfd, 5>& fds)
 {
     const std::array captures{&child.out, &child.err, &child.report};
     for (std::size_t i = 0; i < captures.size(); ++i) {
@@ -395,13 +405,15 @@ void read_ready(Child& child, const std::array<pollfd, 4>& fds)
     }
 }
 
-// Reads the pipes until the child exits (true) or the deadline passes (false).
-bool pump_until_exit(Child& child, Clock::time_point deadline)
+enum class Ending { exited, timed_out, cancelled };
+
+// Reads the pipes until the child exits, the deadline passes or we are shutting down.
+Ending pump_until_exit(Child& child, Clock::time_point deadline)
 {
     while (true) {
         const int timeout = milliseconds_until(deadline);
         if (timeout == 0) {
-            return false;
+            return Ending::timed_out;
         }
         auto fds = poll_set(child);
         // EINTR, or ENOMEM which passes: just try again, the deadline bounds the loop.
@@ -410,7 +422,10 @@ bool pump_until_exit(Child& child, Clock::time_point deadline)
         }
         read_ready(child, fds);
         if (fds[3].revents != 0) {
-            return true;
+            return Ending::exited;
+        }
+        if (fds[4].revents != 0) {
+            return Ending::cancelled;
         }
     }
 }
@@ -481,7 +496,9 @@ Result<Output> finish(Child& child, const Command& command, const std::string& p
 {
     Output output;
     output.timeout = command.timeout;
-    output.timed_out = !pump_until_exit(child, deadline);
+    const auto ending = pump_until_exit(child, deadline);
+    output.timed_out = ending == Ending::timed_out;
+    output.cancelled = ending == Ending::cancelled;
     // On timeout this ends the command; after an exit it ends what the command left running
     // in its group, which must not outlive it. Also the child itself, should it have left
     // its group.
@@ -563,7 +580,9 @@ void apply_setting(std::vector<std::string>& environment, const std::string& set
 std::string Output::describe() const
 {
     std::string what;
-    if (timed_out) {
+    if (cancelled) {
+        what = "stopped: gitopper is shutting down";
+    } else if (timed_out) {
         what = "timed out after " + format_duration(timeout);
     } else if (signal_number != 0) {
         what = fmt::format("killed by signal {}", signal_number);
@@ -603,6 +622,12 @@ Result<Output> run(const Command& command)
         return fail("cannot start {}: {}", command.argv[0], child.error().message);
     }
     return finish(*child, command, *program, deadline);
+}
+
+void cancel_running_processes()
+{
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(cancel_fd(), &one, sizeof one);
 }
 
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides)

@@ -37,11 +37,12 @@ struct Output {
     int exit_code = -1;    // exit status, or 128+signal when killed by a signal
     int signal_number = 0; // the signal that killed it, 0 when it exited by itself
     bool timed_out = false;
+    bool cancelled = false;               // killed by cancel_running_processes()
     std::chrono::milliseconds timeout{0}; // the limit it ran under, for describe()
     std::string out;
     std::string err;
 
-    bool ok() const { return exit_code == 0 && !timed_out; }
+    bool ok() const { return exit_code == 0 && !timed_out && !cancelled; }
     // A one-line description for errors: "exited 128: fatal: ..." (stderr's last lines).
     std::string describe() const;
 };
@@ -49,6 +50,9 @@ struct Output {
 // Runs the command to completion. An Error means it could not be started at all (no such
 // program, fork failed); a program that ran and failed is an Output with !ok().
 Result<Output> run(const Command& command);
+
+// Kills every running and future child of run() (at shutdown): they end as cancelled.
+void cancel_running_processes();
 
 // Our environment with `overrides` ("KEY=VALUE" sets, "KEY" alone removes) applied.
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides);

@@ -3,11 +3,21 @@
 set -euo pipefail
 
 : "${GITOPPER:?set by CTest}"
+
+# Scenarios that mount set NEEDS_MOUNTS=1 before sourcing: they run as root inside a private
+# mount namespace, so every mount they make disappears with them.
+if [ "${NEEDS_MOUNTS:-}" = 1 ] && [ -z "${GITOPPER_E2E_NS:-}" ]; then
+    [ "$(id -u)" = 0 ] || { echo "SKIP: needs root for bind mounts" >&2; exit 77; }
+    exec env GITOPPER_E2E_NS=1 unshare --mount --propagation private -- "$0" "$@"
+fi
 T=$(mktemp -d "/tmp/gitopper-e2e-$(basename "$0" .sh).XXXXXX")
 cleanup_hooks=()
 cleanup() {
     local status=$?
     for hook in "${cleanup_hooks[@]}"; do eval "$hook" || true; done
+    # Our mounts live in our private namespace; detach them so the files can go.
+    awk -v t="$T" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$T"
     exit "$status"
 }
@@ -35,3 +45,89 @@ expect_in() {
 expect_not_in() {
     ! grep -qF -- "$2" "$1" || { echo "--- $1"; cat "$1"; fail "did not expect \"$2\" in $1"; }
 }
+
+# ---- a test upstream, a stand-in systemctl, and the daemon -------------------------------
+
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_SYSTEM=/dev/null
+# The test itself (root) reads checkouts owned by other users.
+export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0="*"
+export GIT_AUTHOR_NAME=test GIT_AUTHOR_EMAIL=test@example.org
+export GIT_COMMITTER_NAME=test GIT_COMMITTER_EMAIL=test@example.org
+chmod 755 "$T"
+mkdir -p "$T/bin" "$T/state"
+
+# A stand-in systemctl first on PATH: it records each call as one line in $T/systemctl.log and
+# fails while $T/systemctl.fail exists.
+cat >"$T/bin/systemctl" <<'SH'
+#!/bin/sh
+echo "$*" >>"${0%/bin/systemctl}/systemctl.log"
+[ ! -e "${0%/bin/systemctl}/systemctl.fail" ]
+SH
+chmod +x "$T/bin/systemctl"
+touch "$T/systemctl.log"
+export PATH="$T/bin:$PATH"
+
+# make_upstream [DIR]: a repository served over file:// with partial clone allowed.
+make_upstream() {
+    local dir=${1:-$T/up}
+    git init -q -b main "$dir"
+    git -C "$dir" config uploadpack.allowFilter true
+    git -C "$dir" config uploadpack.allowAnySHA1InWant true
+}
+
+# commit PATH CONTENT [DIR]: writes PATH in the upstream and commits it; prints the hash.
+commit() {
+    local dir=${3:-$T/up}
+    mkdir -p "$(dirname "$dir/$1")"
+    printf '%s\n' "$2" >"$dir/$1"
+    git -C "$dir" add -A
+    git -C "$dir" commit -q -m "change $1"
+    git -C "$dir" rev-parse HEAD
+}
+
+# start_gitopper [ARGS...]: runs the daemon in the background as host "testhost".
+start_gitopper() {
+    "$GITOPPER" -c "$T/config.toml" --state "$T/state" -h testhost -t 1s "$@" \
+        >>"$T/gitopper.log" 2>&1 &
+    GITOPPER_PID=$!
+    cleanup_hooks+=("kill -KILL $GITOPPER_PID 2>/dev/null; wait $GITOPPER_PID 2>/dev/null")
+}
+
+# stop_gitopper [SIGNAL]: signals the daemon and waits; its exit status lands in $EXIT_STATUS.
+stop_gitopper() {
+    EXIT_STATUS=0
+    kill -"${1:-TERM}" "$GITOPPER_PID"
+    wait "$GITOPPER_PID" || EXIT_STATUS=$?
+}
+
+# wait_exit SECONDS: waits for the daemon to end by itself; status in $EXIT_STATUS.
+wait_exit() {
+    wait_until "$1" not_running "$GITOPPER_PID"
+    EXIT_STATUS=0
+    wait "$GITOPPER_PID" || EXIT_STATUS=$?
+}
+not_running() { ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1")" = Z ]; }
+
+# wait_until SECONDS COMMAND...: retries COMMAND every 0.1 s; fails after SECONDS.
+wait_until() {
+    local limit=$1; shift
+    local deadline=$(( $(date +%s%N) + limit * 1000000000 ))
+    until "$@" >/dev/null 2>&1; do
+        if [ "$(date +%s%N)" -gt "$deadline" ]; then
+            echo "--- gitopper.log"; tail -n 40 "$T/gitopper.log" || true
+            echo "--- systemctl.log"; cat "$T/systemctl.log"
+            fail "timed out after ${limit}s waiting for: $*"
+        fi
+        sleep 0.1
+    done
+}
+
+# mounts_on PATH: how many mounts sit on PATH.
+mounts_on() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | wc -l; }
+
+# calls PATTERN: how many recorded systemctl calls match PATTERN exactly.
+calls() { grep -cxF -- "$1" "$T/systemctl.log" || true; }
+
+# For wait_until, which needs commands, not values computed once:
+checkout_at() { [ "$(git -C "$1" rev-parse HEAD)" = "$2" ]; }          # DIR HASH
+calls_above() { [ "$(calls "$1")" -gt "$2" ]; }                         # PATTERN COUNT

@@ -1,0 +1,138 @@
+// The daemon's life: load, start every poll group, wait for a signal (or a changed config
+// with -r), shut down in order.
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "config/config.hpp"
+#include "daemon/options.hpp"
+#include "host/systemd.hpp"
+#include "service/engine.hpp"
+#include "util/atomic_file.hpp"
+#include "util/log.hpp"
+#include "util/process.hpp"
+#include "util/strings.hpp"
+
+namespace gitopper {
+namespace {
+
+constexpr int kExitRestart = 2;
+
+sigset_t blocked_signals()
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (const int signal : {SIGTERM, SIGINT, SIGHUP}) {
+        sigaddset(&set, signal);
+    }
+    return set;
+}
+
+// Watches the config file's content for -r: cheap stat first, read only when it moved.
+class ConfigWatch {
+public:
+    explicit ConfigWatch(std::string path) : m_path(std::move(path)), m_content(read_file(m_path))
+    {
+        m_stat = stat_of();
+    }
+
+    bool changed()
+    {
+        const auto now = stat_of();
+        if (now == m_stat) {
+            return false;
+        }
+        m_stat = now;
+        return read_file(m_path) != m_content;
+    }
+
+private:
+    std::tuple<long, long, long, ino_t> stat_of() const
+    {
+        struct stat st {};
+        if (::stat(m_path.c_str(), &st) != 0) {
+            return {};
+        }
+        return {st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size, st.st_ino};
+    }
+
+    std::string m_path;
+    Result<std::string> m_content;
+    std::tuple<long, long, long, ino_t> m_stat;
+};
+
+// Blocks until SIGTERM/SIGINT (0), SIGHUP (2) or, with -r, a changed config (2).
+int wait_for_exit(const Options& options)
+{
+    const auto set = blocked_signals();
+    ConfigWatch config(options.config);
+    const timespec second{1, 0};
+    while (true) {
+        siginfo_t info{};
+        const int signal = ::sigtimedwait(&set, &info, &second);
+        if (signal == SIGTERM || signal == SIGINT) {
+            log::info("received {}, shutting down", strsignal(signal));
+            return 0;
+        }
+        if (signal == SIGHUP) {
+            log::info("received SIGHUP, exiting with status 2 to be restarted");
+            return kExitRestart;
+        }
+        if (options.restart && config.changed()) {
+            log::info("{} changed, exiting with status 2 to be restarted", options.config);
+            return kExitRestart;
+        }
+    }
+}
+
+} // namespace
+
+int run_daemon(const Options& options)
+{
+    auto config = load_config(options.config);
+    if (!config) {
+        for (const auto& line : split(config.error().message, '\n')) {
+            log::error("{}", line);
+        }
+        return 1;
+    }
+    auto services = services_for_host(*config, options.hosts);
+    if (!services) {
+        for (const auto& line : split(services.error().message, '\n')) {
+            log::error("{}", line);
+        }
+        return 1;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(options.state_dir, ec);
+    if (ec) {
+        log::error("cannot create state directory {}: {}", options.state_dir, ec.message());
+        return 1;
+    }
+    // Signals are taken by the main thread alone; the threads started below inherit the mask.
+    const auto set = blocked_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    log::info("gitopper {} starting as {} with {} of {} services", GITOPPER_VERSION,
+              join(options.hosts, ", "), services->size(), config->services.size());
+    Systemctl systemd;
+    Engine engine(std::move(*services),
+                  EngineOptions{.interval = options.interval, .state_dir = options.state_dir},
+                  systemd);
+    engine.start();
+    sd_notify(0, "READY=1\nSTATUS=tracking upstream");
+    const int status = wait_for_exit(options);
+    sd_notify(0, "STOPPING=1");
+    cancel_running_processes();
+    engine.stop();
+    log::info("stopped");
+    return status;
+}
+
+} // namespace gitopper

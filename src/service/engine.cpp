@@ -1,0 +1,165 @@
+#include "service/engine.hpp"
+
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "git/git.hpp"
+#include "util/atomic_file.hpp"
+#include "util/log.hpp"
+#include "util/strings.hpp"
+
+namespace gitopper {
+namespace {
+
+std::optional<PackageManager> detect_packages(const std::string& os_release)
+{
+    auto text = read_file(os_release);
+    auto manager = text ? package_manager_for(*text) : std::nullopt;
+    if (!manager) {
+        log::warn("cannot tell the package manager from {}: packages will not be installed",
+                  os_release);
+    }
+    return manager;
+}
+
+} // namespace
+
+Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceManager& systemd)
+    : m_options(std::move(options)),
+      m_store(m_options.state_dir + "/gitopper-state.json"), m_host{systemd, std::nullopt,
+                                                                    m_options.state_dir, m_store}
+{
+    if (std::any_of(services.begin(), services.end(),
+                    [](const Service& s) { return !s.package.empty(); })) {
+        m_host.packages = detect_packages(m_options.os_release);
+    }
+    std::set<std::string> names;
+    for (const auto& service : services) {
+        names.insert(service.service);
+    }
+    auto saved = m_store.load(names);
+    std::map<std::tuple<std::string, std::string, std::string>, std::vector<ManagedService*>>
+        groups;
+    for (auto& service : services) {
+        const auto key = std::tuple{service.upstream, service.branch, service.user};
+        auto name = service.service;
+        m_services.push_back(
+            std::make_unique<ManagedService>(std::move(service), m_host, saved[name]));
+        groups[key].push_back(m_services.back().get());
+    }
+    for (auto& [key, members] : groups) {
+        m_groups.push_back(std::make_unique<PollGroup>(members, m_options.interval));
+    }
+}
+
+Engine::~Engine()
+{
+    stop();
+}
+
+void Engine::start()
+{
+    log::info("tracking {} service{} in {} poll group{}, polling every {}", m_services.size(),
+              m_services.size() == 1 ? "" : "s", m_groups.size(), m_groups.size() == 1 ? "" : "s",
+              format_duration(m_options.interval));
+    for (auto& group : m_groups) {
+        group->start();
+    }
+}
+
+void Engine::stop()
+{
+    for (auto& group : m_groups) {
+        group->stop();
+    }
+}
+
+Result<Engine::Where> Engine::find(const std::string& service) const
+{
+    for (const auto& group : m_groups) {
+        const auto& members = group->services();
+        for (std::size_t i = 0; i < members.size(); ++i) {
+            if (members[i]->config().service == service) {
+                return Where{group.get(), i, members[i]};
+            }
+        }
+    }
+    return fail("service {} not found", quote(service));
+}
+
+Result<> Engine::freeze(const std::string& service)
+{
+    auto where = find(service);
+    if (!where) {
+        return std::unexpected(where.error());
+    }
+    where->group->request({Request::Kind::freeze, where->index, ""});
+    return {};
+}
+
+Result<> Engine::unfreeze(const std::string& service)
+{
+    auto where = find(service);
+    if (!where) {
+        return std::unexpected(where.error());
+    }
+    where->group->request({Request::Kind::unfreeze, where->index, ""});
+    return {};
+}
+
+Result<> Engine::pull(const std::string& service)
+{
+    auto where = find(service);
+    if (!where) {
+        return std::unexpected(where.error());
+    }
+    where->group->request({Request::Kind::pull, where->index, ""});
+    return {};
+}
+
+Result<> Engine::rollback(const std::string& service, const std::string& hash)
+{
+    if (!is_commit_hash(hash)) {
+        return fail("{} is not a commit hash (4 to 40 hexadecimal digits)", quote(hash));
+    }
+    auto where = find(service);
+    if (!where) {
+        return std::unexpected(where.error());
+    }
+    where->group->request({Request::Kind::rollback, where->index, hash});
+    return {};
+}
+
+std::size_t Engine::wake(const std::string& upstream, const std::string& branch)
+{
+    std::size_t woken = 0;
+    for (const auto& group : m_groups) {
+        const auto& config = group->services().front()->config();
+        if (config.upstream == upstream && config.branch == branch) {
+            group->request({Request::Kind::webhook, 0, ""});
+            woken += group->services().size();
+        }
+    }
+    return woken;
+}
+
+std::vector<Status> Engine::statuses() const
+{
+    std::vector<Status> all;
+    for (const auto& service : m_services) {
+        all.push_back(service->status());
+    }
+    return all;
+}
+
+Result<std::deque<HistoryEntry>> Engine::history(const std::string& service) const
+{
+    auto where = find(service);
+    if (!where) {
+        return std::unexpected(where.error());
+    }
+    return where->service->history();
+}
+
+} // namespace gitopper

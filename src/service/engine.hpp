@@ -1,0 +1,60 @@
+#pragma once
+// All services of this host: builds them from the config, groups them by (upstream, branch,
+// user) into poll groups, restores their saved state, and is the control interface the API
+// uses (freeze, unfreeze, pull, rollback, status, history). Arguments are validated here,
+// before anything is queued.
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "service/managed.hpp"
+#include "service/poller.hpp"
+#include "service/store.hpp"
+#include "util/duration.hpp"
+
+namespace gitopper {
+
+struct EngineOptions {
+    Duration interval = std::chrono::minutes(5);
+    std::string state_dir;
+    std::string os_release = "/etc/os-release";
+};
+
+class Engine {
+public:
+    Engine(std::vector<Service> services, EngineOptions options, ServiceManager& systemd);
+    ~Engine();
+
+    void start();
+    void stop();
+
+    Result<> freeze(const std::string& service);
+    Result<> unfreeze(const std::string& service);
+    Result<> pull(const std::string& service);
+    Result<> rollback(const std::string& service, const std::string& hash);
+    // Wakes every service that tracks `upstream` (any spelling of it) and `branch`; returns
+    // how many.
+    std::size_t wake(const std::string& upstream, const std::string& branch);
+
+    std::vector<Status> statuses() const;
+    Result<std::deque<HistoryEntry>> history(const std::string& service) const;
+
+private:
+    struct Where {
+        PollGroup* group;
+        std::size_t index;
+        ManagedService* service;
+    };
+    Result<Where> find(const std::string& service) const;
+
+    EngineOptions m_options;
+    StateStore m_store;
+    HostTools m_host;
+    std::vector<std::unique_ptr<ManagedService>> m_services;
+    std::vector<std::unique_ptr<PollGroup>> m_groups;
+};
+
+} // namespace gitopper

@@ -1,0 +1,225 @@
+#include "service/poller.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "util/log.hpp"
+#include "util/user.hpp"
+
+namespace gitopper {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Edits come in bursts (an editor writes, renames, chmods): look once they settle.
+constexpr auto kDriftSettle = 200ms;
+constexpr auto kFirstRetry = 5s;
+
+std::optional<Credentials> group_user(const Service& service)
+{
+    if (service.user.empty()) {
+        return std::nullopt;
+    }
+    auto user = lookup_user(service.user);
+    return user ? std::optional(*user) : std::nullopt;
+}
+
+} // namespace
+
+PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval)
+    : m_services(std::move(services)), m_interval(interval),
+      m_remote("/", group_user(m_services.front()->config())),
+      m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+{
+}
+
+PollGroup::~PollGroup()
+{
+    stop();
+}
+
+void PollGroup::start()
+{
+    m_thread = std::thread([this] { run(); });
+}
+
+void PollGroup::stop()
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_stop = true;
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(m_wake.get(), &one, sizeof one);
+    if (m_thread.joinable()) {
+        m_thread.join();
+    }
+}
+
+void PollGroup::request(Request request)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_requests.push_back(std::move(request));
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(m_wake.get(), &one, sizeof one);
+}
+
+bool PollGroup::stopping()
+{
+    std::lock_guard lock(m_mutex);
+    return m_stop;
+}
+
+// The loop of the group's thread: start the services, then poll, reconcile, revert drift and
+// serve requests until stopped.
+void PollGroup::run()
+{
+    start_services();
+    auto next_poll = Clock::now();
+    while (!stopping()) {
+        wait(std::min(next_poll, m_drift_due));
+        if (stopping()) {
+            break;
+        }
+        std::deque<Request> requests;
+        {
+            std::lock_guard lock(m_mutex);
+            requests.swap(m_requests);
+        }
+        bool poll_now = false;
+        auto trigger = Trigger::poll;
+        for (const auto& request : requests) {
+            handle(request, poll_now, trigger);
+        }
+        if (Clock::now() >= m_drift_due) {
+            fix_drift();
+        }
+        if (poll_now || Clock::now() >= next_poll) {
+            poll_upstream(trigger);
+            next_poll = next_poll_after(m_failures > 0);
+        }
+    }
+}
+
+void PollGroup::start_services()
+{
+    for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
+        m_services[id]->start();
+        rewatch(id);
+    }
+}
+
+// One ls-remote answers for every service of the group; a service whose deployed commit
+// equals it costs nothing more.
+void PollGroup::poll_upstream(Trigger trigger)
+{
+    const auto& first = m_services.front()->config();
+    const auto head = m_remote.remote_head(first.upstream, first.branch);
+    bool failed = !head;
+    for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
+        auto* service = m_services[id];
+        const auto before = service->status().hash;
+        service->reconcile(head, trigger);
+        if (service->status().hash != before) {
+            rewatch(id);
+        }
+        failed = failed || service->status().state == State::diff;
+    }
+    m_failures = failed ? m_failures + 1 : 0;
+}
+
+void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
+{
+    if (request.service >= m_services.size()) {
+        return;
+    }
+    auto* service = m_services[request.service];
+    switch (request.kind) {
+    case Request::Kind::freeze:
+        service->freeze();
+        break;
+    case Request::Kind::unfreeze:
+        service->unfreeze();
+        poll_now = true;
+        break;
+    case Request::Kind::rollback:
+        service->rollback(request.hash);
+        rewatch(request.service);
+        break;
+    case Request::Kind::pull:
+        poll_now = true;
+        trigger = Trigger::pull;
+        break;
+    case Request::Kind::webhook:
+        poll_now = true;
+        trigger = trigger == Trigger::pull ? trigger : Trigger::webhook;
+        break;
+    }
+}
+
+void PollGroup::fix_drift()
+{
+    m_drift_due = Clock::time_point::max();
+    auto dirty = std::exchange(m_dirty, {});
+    for (const auto id : dirty) {
+        m_services[id]->check_drift();
+        rewatch(id);
+    }
+}
+
+// After our own git run in a checkout: watch its (possibly new) directories and forget the
+// events we caused, keeping other services' events.
+void PollGroup::rewatch(std::size_t id)
+{
+    const auto& config = m_services[id]->config();
+    m_drift.watch(id, config.checkout_dir(), config.dirs);
+    for (const auto other : m_drift.drain(id)) {
+        m_dirty.insert(other);
+    }
+    m_dirty.erase(id);
+}
+
+void PollGroup::wait(Clock::time_point until)
+{
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+    const int timeout = until == Clock::time_point::max()
+                            ? -1
+                            : static_cast<int>(std::clamp<long>(left.count(), 0, 3'600'000));
+    std::array<pollfd, 2> fds{{{m_wake.get(), POLLIN, 0}, {m_drift.fd(), POLLIN, 0}}};
+    if (::poll(fds.data(), fds.size(), timeout) <= 0) {
+        return;
+    }
+    if (fds[0].revents != 0) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] auto n = ::read(m_wake.get(), &count, sizeof count);
+    }
+    if (fds[1].revents != 0) {
+        const auto touched = m_drift.drain();
+        if (!touched.empty()) {
+            m_dirty.insert(touched.begin(), touched.end());
+            m_drift_due = Clock::now() + kDriftSettle;
+        }
+    }
+}
+
+// The interval plus up to half of it at random, so a fleet does not poll in step; after a
+// failure, sooner: 5s, 10s, 20s, … up to the interval.
+PollGroup::Clock::time_point PollGroup::next_poll_after(bool failed)
+{
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(m_interval);
+    if (failed) {
+        const auto backoff = kFirstRetry * (1 << std::min(m_failures - 1, 10));
+        return Clock::now() + std::min<std::chrono::milliseconds>(backoff, interval);
+    }
+    std::uniform_int_distribution<long> jitter(0, interval.count() / 2);
+    return Clock::now() + interval + std::chrono::milliseconds(jitter(random));
+}
+
+} // namespace gitopper

@@ -1,0 +1,73 @@
+#pragma once
+// A poll group: the services that share one (upstream, branch, user). Its thread owns their
+// checkouts: it starts them, asks upstream once per cycle with `git ls-remote`, reconciles the
+// services whose deployed commit differs, reverts local drift, and carries out operator
+// requests. Between cycles it sleeps in poll() on an eventfd (requests, shutdown) and the
+// inotify fd of its DriftWatcher.
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "service/drift.hpp"
+#include "service/managed.hpp"
+#include "util/duration.hpp"
+#include "util/fd.hpp"
+
+namespace gitopper {
+
+struct Request {
+    enum class Kind { pull, webhook, freeze, unfreeze, rollback };
+    Kind kind;
+    std::size_t service; // index in the group
+    std::string hash;    // for rollback
+};
+
+class PollGroup {
+public:
+    PollGroup(std::vector<ManagedService*> services, Duration interval);
+    ~PollGroup();
+    PollGroup(const PollGroup&) = delete;
+    PollGroup& operator=(const PollGroup&) = delete;
+
+    void start();
+    void stop(); // wakes the thread and joins it
+
+    // Thread-safe: queues the request and wakes the thread.
+    void request(Request request);
+
+    const std::vector<ManagedService*>& services() const { return m_services; }
+
+private:
+    using Clock = std::chrono::steady_clock;
+
+    void run();
+    void start_services();
+    void poll_upstream(Trigger trigger);
+    void handle(const Request& request, bool& poll_now, Trigger& trigger);
+    void fix_drift();
+    void rewatch(std::size_t id);
+    void wait(Clock::time_point until);
+    bool stopping();
+    Clock::time_point next_poll_after(bool failed);
+
+    std::vector<ManagedService*> m_services;
+    Duration m_interval;
+    Git m_remote; // runs ls-remote for the whole group
+    DriftWatcher m_drift;
+    std::set<std::size_t> m_dirty; // services with unexamined inotify events
+    Clock::time_point m_drift_due = Clock::time_point::max();
+    int m_failures = 0;
+
+    Fd m_wake;
+    std::mutex m_mutex; // guards m_requests and m_stop
+    std::deque<Request> m_requests;
+    bool m_stop = false;
+    std::thread m_thread;
+};
+
+} // namespace gitopper

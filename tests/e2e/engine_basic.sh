@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Start-up and updates: sparse partial clone owned by the service user, directory and file
+# bind mounts, systemctl calls; an update in the service's paths reloads it, one elsewhere
+# does not; a path longer than 80 characters works.
+NEEDS_MOUNTS=1
+. "$(dirname "$0")/lib.sh"
+
+make_upstream
+long="grafana/etc/provisioning/dashboards/a-rather-long-directory-name-for-testing/and-a-long-file-name-too.yaml"
+commit grafana/etc/grafana.ini "v1" >/dev/null
+commit "$long" "long v1" >/dev/null
+commit caddy/Caddyfile "caddy v1" >/dev/null
+commit caddy/other "not ours" >/dev/null
+commit README "top level" >/dev/null
+first=$(commit unrelated/file "x")
+chown -R nobody: "$T/up"
+
+cat >"$T/config.toml" <<TOML
+[global]
+upstream = "file://$T/up"
+mount = "$T/srv"
+
+[[services]]
+machine = "testhost"
+service = "grafana-server"
+user = "nobody"
+action = "reload"
+dirs = [
+  { local = "$T/etc/grafana", link = "grafana/etc" },
+  { local = "$T/etc/caddy/Caddyfile", link = "caddy/Caddyfile", file = true },
+]
+
+[[services]]
+machine = "otherhost"
+service = "ignored"
+dirs = [ { local = "$T/etc/ignored", link = "grafana/etc" } ]
+TOML
+
+start_gitopper
+wait_until 20 grep -qx "start grafana-server" "$T/systemctl.log"
+
+co="$T/srv/grafana-server"
+# Partial (blobs on demand), full history, sparse: only our paths in the work tree.
+[ "$(git -C "$co" config remote.origin.promisor)" = true ] || fail "not a partial clone"
+[ "$(git -C "$co" rev-parse --is-shallow-repository)" = false ] || fail "shallow clone"
+[ "$(git -C "$co" rev-list --count HEAD)" = 6 ] || fail "history is not complete"
+(cd "$co" && find . -path ./.git -prune -o -type f -print | sort) >"$T/tree"
+printf '%s\n' "./$long" ./caddy/Caddyfile ./grafana/etc/grafana.ini | sort >"$T/want"
+diff "$T/want" "$T/tree" || fail "work tree holds more or less than the service's links"
+[ "$(stat -c %U "$co")" = nobody ] || fail "checkout not owned by nobody"
+[ "$(stat -c %U "$co/grafana/etc/grafana.ini")" = nobody ] || fail "files not owned by nobody"
+
+# Mounts: directory and file, created owned by the user, exactly one each.
+[ "$(cat "$T/etc/grafana/grafana.ini")" = v1 ] || fail "directory mount"
+[ "$(cat "$T/etc/caddy/Caddyfile")" = "caddy v1" ] || fail "file mount"
+[ "$(mounts_on "$T/etc/grafana")" = 1 ] || fail "mounts on etc/grafana: $(mounts_on "$T/etc/grafana")"
+[ "$(mounts_on "$T/etc/caddy/Caddyfile")" = 1 ] || fail "mounts on Caddyfile"
+[ "$(stat -c %U "$T/etc/caddy")" = nobody ] || fail "created parent not owned by nobody"
+[ ! -e "$T/etc/ignored" ] || fail "a service for another machine was set up"
+[ ! -e "$T/srv/ignored" ] || fail "a service for another machine was cloned"
+[ "$(calls "daemon-reload")" -ge 1 ] || fail "no daemon-reload before start"
+
+# A change in the service's directory: checkout moves, daemon-reload + reload.
+before=$(calls "reload grafana-server")
+runuser -u nobody -- env GIT_CONFIG_GLOBAL=/dev/null git -C "$T/up" -c user.name=t -c user.email=t@t \
+    commit -q --allow-empty -m noop
+commit grafana/etc/grafana.ini "v2" >/dev/null
+wait_until 20 grep -qx v2 "$T/etc/grafana/grafana.ini"
+wait_until 10 calls_above "reload grafana-server" "$before"
+
+# A change in a single-file link: the file mount shows the new content (new inode).
+commit caddy/Caddyfile "caddy v2" >/dev/null
+wait_until 20 grep -qx "caddy v2" "$T/etc/caddy/Caddyfile"
+[ "$(mounts_on "$T/etc/caddy/Caddyfile")" = 1 ] || fail "file mount stacked after refresh"
+
+# The long path changes.
+commit "$long" "long v2" >/dev/null
+wait_until 20 grep -qx "long v2" "$T/etc/grafana/${long#grafana/etc/}"
+
+# A change elsewhere (even one whose name contains ours): the hash advances, no reload.
+reloads=$(calls "reload grafana-server")
+commit grafana/etcetera/x "not ours" >/dev/null
+head=$(commit caddy/other "still not ours")
+wait_until 20 checkout_at "$co" "$head"
+sleep 1.5
+[ "$(calls "reload grafana-server")" = "$reloads" ] || fail "an unrelated change reloaded"
+[ ! -e "$co/caddy/other" ] || fail "an unrelated path appeared in the checkout"
+
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "SIGTERM: exit $EXIT_STATUS, not 0"
+echo PASS
