@@ -142,6 +142,12 @@ std::variant<Options, int> parse_command_line(int argc, char** argv)
                  "validate the config, print what this host would run, exit 0 or 1");
     app.add_flag("--version", version, "print the version and exit");
 
+    // pflag lets a later flag override an earlier one; so do we.
+    for (auto* option : app.get_options()) {
+        if (option->get_expected_max() == 1 && option->get_type_size() == 1) {
+            option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        }
+    }
     try {
         auto args = normalise_short_equals(argc, argv, app);
         app.parse(args);

@@ -267,7 +267,8 @@ Result<std::vector<std::string>> Git::local_changes() const
     return paths;
 }
 
-Result<std::string> Git::take_local_changes() const
+Result<std::string>
+Git::take_local_changes(const std::function<Result<>(const std::string& patch)>& keep) const
 {
     if (auto r = run_git({"add", "--all"}); !r) {
         return std::unexpected(r.error());
@@ -275,6 +276,12 @@ Result<std::string> Git::take_local_changes() const
     auto patch = run_git({"diff", "--cached", "--binary", "--no-renames", "HEAD"});
     if (!patch) {
         return std::unexpected(patch.error());
+    }
+    if (keep) {
+        if (auto kept = keep(patch->out); !kept) {
+            (void)run_git({"reset", "--quiet"}); // unstage; the files stay as they are
+            return std::unexpected(kept.error());
+        }
     }
     if (auto r = run_git({"reset", "--quiet", "--hard", "HEAD"}); !r) {
         return std::unexpected(r.error());

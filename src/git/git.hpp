@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -60,9 +61,10 @@ public:
 
     // Files in the work tree that differ from HEAD (modified, added or deleted), sparse only.
     Result<std::vector<std::string>> local_changes() const;
-    // A binary patch of every local change (tracked and untracked), then the work tree reset
-    // to HEAD with untracked files removed. The patch is returned for saving.
-    Result<std::string> take_local_changes() const;
+    // A binary patch of every local change (tracked and untracked), handed to `keep` first;
+    // only when `keep` succeeds is the work tree reset to HEAD and untracked files removed.
+    Result<std::string>
+    take_local_changes(const std::function<Result<>(const std::string& patch)>& keep = {}) const;
 
     const std::string& dir() const { return m_dir; }
 

@@ -402,18 +402,23 @@ void ManagedService::check_drift()
     if (!changes || changes->empty()) {
         return;
     }
-    auto patch = m_git->take_local_changes();
-    if (!patch) {
-        record(Event::git_failed, "reverting local changes: " + patch.error().message);
-        return;
-    }
     const auto dir = fmt::format("{}/gitopper-drift/{}", m_host.state_dir, m_config.service);
-    const auto saved_as = fmt::format("{}/{:%Y%m%dT%H%M%SZ}-{}.patch", dir,
-                                      fmt::gmtime(std::time(nullptr)), short_hash(status().hash));
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (auto r = write_file_atomic(saved_as, *patch, 0600); !r) {
-        log::error("[{}] could not save local changes: {}", m_config.service, r.error().message);
+    const auto stem = fmt::format("{}/{:%Y%m%dT%H%M%SZ}-{}", dir, fmt::gmtime(std::time(nullptr)),
+                                  short_hash(status().hash));
+    auto saved_as = stem + ".patch";
+    for (int n = 2; fs::exists(saved_as); ++n) {
+        saved_as = fmt::format("{}-{}.patch", stem, n); // never overwrite an earlier save
+    }
+    // Saved before anything is reverted: if saving fails, the edits stay where they are.
+    auto patch = m_git->take_local_changes([&](const std::string& text) -> Result<> {
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        ::chmod(fmt::format("{}/gitopper-drift", m_host.state_dir).c_str(), 0700);
+        return write_file_atomic(saved_as, text, 0600);
+    });
+    if (!patch) {
+        record(Event::git_failed, "local changes not reverted: " + patch.error().message);
+        return;
     }
     const auto files = join(*changes, ", ");
     log::warn("[{}] local changes reverted to git's version (saved in {}): {}", m_config.service,

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Cheap polls: 20 services on one upstream cost one git process (ls-remote) per idle cycle,
+# counted by a git wrapper first on PATH.
+NEEDS_MOUNTS=1
+. "$(dirname "$0")/lib.sh"
+
+make_upstream
+{
+    printf '[global]\nupstream = "file://%s/up"\nmount = "%s/srv"\n' "$T" "$T"
+    for i in $(seq 1 20); do
+        commit "s$i/conf" "service $i" >/dev/null
+        printf '[[services]]\nmachine = "testhost"\nservice = "s%s"\n' "$i"
+        printf 'dirs = [ { local = "%s/etc/s%s", link = "s%s" } ]\n' "$T" "$i" "$i"
+    done
+} >"$T/config.toml"
+
+real_git=$(command -v git)
+cat >"$T/bin/git" <<SH
+#!/bin/sh
+echo "\$*" >>"$T/git.log"
+exec "$real_git" "\$@"
+SH
+chmod +x "$T/bin/git"
+
+start_gitopper -t 1s
+wait_until 60 grep -qx "start s20" "$T/systemctl.log"
+sleep 1.5 # let the first cycles settle
+: >"$T/git.log"
+sleep 6
+cp "$T/git.log" "$T/idle.log"
+cycles=$(grep -c '^-c .* ls-remote ' "$T/idle.log" || true)
+others=$(grep -vc '^-c .* ls-remote ' "$T/idle.log" || true)
+echo "idle: $cycles ls-remote, $others other git processes in 6 s"
+[ "$others" = 0 ] || { cat "$T/idle.log"; fail "an idle cycle ran git for something else"; }
+[ "$cycles" -ge 3 ] && [ "$cycles" -le 7 ] || fail "expected one ls-remote per 1-1.5 s cycle, got $cycles"
+
+# A push costs more only where it is needed: after it, back to one process per cycle.
+commit s7/conf "service 7 v2" >/dev/null
+wait_until 20 grep -qx "service 7 v2" "$T/etc/s7/conf"
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
+echo PASS

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Restarts keep exactly one mount per target; exit codes: SIGTERM 0, SIGINT 0, SIGHUP 2,
+# -r with a changed config 2, a bad config 1 with nothing written.
+NEEDS_MOUNTS=1
+. "$(dirname "$0")/lib.sh"
+
+make_upstream
+commit svc/a.conf "a" >/dev/null
+commit svc/one.conf "one" >/dev/null
+cat >"$T/config.toml" <<TOML
+[global]
+upstream = "file://$T/up"
+mount = "$T/srv"
+[[services]]
+machine = "testhost"
+service = "svc"
+dirs = [
+  { local = "$T/etc/svc", link = "svc" },
+  { local = "$T/etc/one.conf", link = "svc/one.conf", file = true },
+]
+TOML
+for signal in TERM INT HUP; do
+    start_gitopper
+    wait_until 20 grep -q "start svc" "$T/systemctl.log"
+    sleep 0.3
+    stop_gitopper "$signal"
+    want=0; [ "$signal" = HUP ] && want=2
+    [ "$EXIT_STATUS" = "$want" ] || fail "SIG$signal: exit $EXIT_STATUS, not $want"
+    [ "$(mounts_on "$T/etc/svc")" = 1 ] || fail "after SIG$signal: $(mounts_on "$T/etc/svc") mounts on etc/svc"
+    [ "$(mounts_on "$T/etc/one.conf")" = 1 ] || fail "after SIG$signal: mounts on one.conf"
+    : >"$T/systemctl.log"
+done
+
+# -r: a changed config file ends the daemon with 2.
+start_gitopper -r
+wait_until 20 grep -q "start svc" "$T/systemctl.log"
+touch "$T/config.toml" # same content: not a change
+sleep 1.5
+kill -0 "$GITOPPER_PID" || fail "exited on a touch without a change"
+echo "# a comment" >>"$T/config.toml"
+wait_exit 10
+[ "$EXIT_STATUS" = 2 ] || fail "-r: exit $EXIT_STATUS, not 2"
+expect_in "$T/gitopper.log" "changed, exiting with status 2"
+
+# A bad config: exit 1, the error with its position, nothing created.
+echo 'brokenbranch = "x"' >>"$T/config.toml"
+expect_status 1 "$GITOPPER" -c "$T/config.toml" --state "$T/newstate" -h testhost
+expect_in "$T/err" "config.toml:12:1: unknown key \"brokenbranch\""
+[ ! -e "$T/newstate" ] || fail "a bad config created the state dir"
+echo PASS
