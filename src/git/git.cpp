@@ -133,12 +133,15 @@ Result<std::string> Git::remote_head(const std::string& url, const std::string& 
     if (!output) {
         return std::unexpected(output.error());
     }
-    const auto line = output->out.substr(0, output->out.find('\n'));
-    const auto hash = line.substr(0, line.find('\t'));
-    if (hash.size() != 40 || !is_commit_hash(hash)) {
-        return fail("branch {} not found in {}", quote(branch), url);
+    // ls-remote matches patterns against the tail of each ref ("x/refs/heads/main" too).
+    const auto ref = "\trefs/heads/" + branch;
+    for (const auto& line : split(output->out, '\n')) {
+        auto hash = line.substr(0, 40);
+        if (line.size() == 40 + ref.size() && line.ends_with(ref) && is_commit_hash(hash)) {
+            return hash;
+        }
     }
-    return hash;
+    return fail("branch {} not found in {}", quote(branch), url);
 }
 
 Result<> Git::clone(const std::string& url, const std::string& branch,

@@ -1,0 +1,559 @@
+#include "git/git.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "util/process.hpp"
+#include "util/strings.hpp"
+
+using namespace gitopper;
+using namespace std::chrono_literals;
+
+namespace {
+
+using Paths = std::set<std::string>;
+
+Link dir_link(std::string path)
+{
+    return Link{.local = "/srv/unused", .link = std::move(path), .file = false};
+}
+
+Link file_link(std::string path)
+{
+    return Link{.local = "/srv/unused", .link = std::move(path), .file = true};
+}
+
+Paths as_set(const std::vector<std::string>& paths)
+{
+    return {paths.begin(), paths.end()};
+}
+
+// A real upstream repository (served over file:// so that partial clones work) and an empty
+// work tree for the Git under test, in a temp dir of their own.
+class GitTest : public testing::Test {
+protected:
+    void SetUp() override
+    {
+        std::string pattern = (std::filesystem::temp_directory_path() / "git-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        m_root = std::filesystem::canonical(pattern);
+        m_upstream = m_root / "upstream";
+        m_work = m_root / "work";
+        std::filesystem::create_directory(m_upstream);
+        std::filesystem::create_directory(m_work);
+        m_url = "file://" + m_upstream.string();
+
+        upstream_git({"init", "--quiet", "-b", "main"});
+        upstream_git({"config", "uploadpack.allowFilter", "true"});
+        m_first = commit({{"README", "top level\n"},
+                          {"a/b/one.txt", "one\n"},
+                          {"a/b/sub/two.txt", "two\n"},
+                          {"a/x", "x\n"},
+                          {"a/bc/x", "bc\n"},
+                          {"a/b.txt", "b.txt\n"},
+                          {"c/file.txt", "file\n"},
+                          {"c/other", "other\n"},
+                          {"d*/f", "star\n"},
+                          {"dx/f", "dx\n"}},
+                         "first");
+    }
+
+    void TearDown() override { std::filesystem::remove_all(m_root); }
+
+    // Runs git as a test fixture would, outside the code under test; returns trimmed stdout.
+    std::string git_in(const std::filesystem::path& dir, std::vector<std::string> args) const
+    {
+        std::vector<std::string> argv{"git", "-C", dir.string()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        Command command{.argv = argv,
+                        .timeout = 60s,
+                        .env = environment_with(
+                            {"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+                             "GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
+                             "GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
+                             "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "LC_ALL=C"})};
+        const auto output = run(command);
+        if (!output) {
+            ADD_FAILURE() << printable(argv) << ": " << output.error().message;
+            return {};
+        }
+        if (!output->ok()) {
+            ADD_FAILURE() << printable(argv) << ": " << output->describe();
+            return {};
+        }
+        return std::string(trim(output->out));
+    }
+
+    std::string upstream_git(std::vector<std::string> args) const
+    {
+        return git_in(m_upstream, std::move(args));
+    }
+
+    // Writes (or, with `removed`, deletes) files upstream and commits; returns the new head.
+    std::string commit(const std::map<std::string, std::string>& files, const std::string& message,
+                       const std::vector<std::string>& removed = {}) const
+    {
+        for (const auto& [path, content] : files) {
+            write(m_upstream / path, content);
+        }
+        for (const auto& path : removed) {
+            std::filesystem::remove(m_upstream / path);
+        }
+        upstream_git({"add", "--all"});
+        upstream_git({"commit", "--quiet", "-m", message});
+        return upstream_git({"rev-parse", "HEAD"});
+    }
+
+    static void write(const std::filesystem::path& path, const std::string& content)
+    {
+        std::filesystem::create_directories(path.parent_path());
+        std::ofstream file(path, std::ios::binary);
+        file << content;
+        file.close();
+        ASSERT_TRUE(file) << path;
+    }
+
+    static std::string read(const std::filesystem::path& path)
+    {
+        std::ifstream file(path, std::ios::binary);
+        std::stringstream text;
+        text << file.rdbuf();
+        return text.str();
+    }
+
+    // Every file in the work tree, relative to it, .git left out.
+    Paths work_files() const
+    {
+        Paths files;
+        for (auto entry = std::filesystem::recursive_directory_iterator(m_work);
+             entry != std::filesystem::recursive_directory_iterator(); ++entry) {
+            if (entry->path().filename() == ".git") {
+                entry.disable_recursion_pending();
+                continue;
+            }
+            if (!entry->is_directory()) {
+                files.insert(std::filesystem::relative(entry->path(), m_work).string());
+            }
+        }
+        return files;
+    }
+
+    Git work_git() const { return Git(m_work.string(), std::nullopt, 60s); }
+
+    // A clone of upstream's main into the work tree with `links`.
+    Git cloned(const std::vector<Link>& links) const
+    {
+        auto git = work_git();
+        const auto result = git.clone(m_url, "main", links);
+        EXPECT_TRUE(result) << result.error().message;
+        return git;
+    }
+
+    std::filesystem::path m_root;
+    std::filesystem::path m_upstream;
+    std::filesystem::path m_work;
+    std::string m_url;
+    std::string m_first;
+};
+
+} // namespace
+
+TEST(GitHashTest, AcceptsFourToFortyHexDigits)
+{
+    EXPECT_TRUE(is_commit_hash("abcd"));
+    EXPECT_TRUE(is_commit_hash("0123456789"));
+    EXPECT_TRUE(is_commit_hash("DEADBEEF"));
+    EXPECT_TRUE(is_commit_hash(std::string(40, 'f')));
+    EXPECT_TRUE(is_commit_hash("0123456789abcdef0123456789ABCDEF01234567"));
+}
+
+TEST(GitHashTest, RejectsEverythingElse)
+{
+    EXPECT_FALSE(is_commit_hash(""));
+    EXPECT_FALSE(is_commit_hash("abc"));
+    EXPECT_FALSE(is_commit_hash(std::string(41, 'a')));
+    EXPECT_FALSE(is_commit_hash("xyz1"));
+    EXPECT_FALSE(is_commit_hash("-abc"));
+    EXPECT_FALSE(is_commit_hash("abcd "));
+    EXPECT_FALSE(is_commit_hash("HEAD"));
+    EXPECT_FALSE(is_commit_hash("abcg"));
+}
+
+TEST_F(GitTest, RemoteHeadIsTheBranchHead)
+{
+    const auto head = work_git().remote_head(m_url, "main");
+    ASSERT_TRUE(head) << head.error().message;
+    EXPECT_EQ(*head, m_first);
+    EXPECT_EQ(head->size(), 40u);
+    EXPECT_TRUE(is_commit_hash(*head));
+
+    const auto second = commit({{"a/b/one.txt", "changed\n"}}, "second");
+    EXPECT_EQ(work_git().remote_head(m_url, "main").value_or("<error>"), second);
+}
+
+TEST_F(GitTest, RemoteHeadOfAMissingBranchNamesIt)
+{
+    const auto head = work_git().remote_head(m_url, "no-such-branch");
+    ASSERT_FALSE(head);
+    EXPECT_NE(head.error().message.find("no-such-branch"), std::string::npos)
+        << head.error().message;
+}
+
+TEST_F(GitTest, RemoteHeadMatchesTheWholeRefName)
+{
+    // ls-remote patterns match the tail of a ref: these branches also end in
+    // "refs/heads/main" and "refs/heads/dev", and sort before refs/heads/main.
+    upstream_git({"branch", "a/refs/heads/dev"});
+    commit({{"a/b/one.txt", "moved on\n"}}, "second");
+    upstream_git({"branch", "a/refs/heads/main", m_first});
+    const auto main_head = upstream_git({"rev-parse", "main"});
+
+    const auto head = work_git().remote_head(m_url, "main");
+    ASSERT_TRUE(head) << head.error().message;
+    EXPECT_EQ(*head, main_head);
+
+    const auto dev = work_git().remote_head(m_url, "dev");
+    EXPECT_FALSE(dev) << "found " << dev.value_or("");
+}
+
+TEST_F(GitTest, RemoteHeadOfAnUnreachableUpstreamFails)
+{
+    const auto head = work_git().remote_head("file://" + (m_root / "nowhere").string(), "main");
+    ASSERT_FALSE(head);
+    EXPECT_NE(head.error().message.find("ls-remote"), std::string::npos) << head.error().message;
+}
+
+TEST_F(GitTest, CloneChecksOutOnlyTheLinks)
+{
+    const auto git = cloned({dir_link("a/b"), file_link("c/file.txt")});
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt", "c/file.txt"}));
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "one\n");
+    EXPECT_EQ(read(m_work / "c/file.txt"), "file\n");
+
+    EXPECT_EQ(git.head().value_or("<error>"), m_first);
+    EXPECT_EQ(git.is_repository().value_or(false), true);
+    EXPECT_EQ(git.remote_url().value_or("<error>"), m_url);
+    EXPECT_EQ(git_in(m_work, {"config", "remote.origin.promisor"}), "true");
+    EXPECT_EQ(git_in(m_work, {"config", "remote.origin.partialclonefilter"}), "blob:none");
+}
+
+TEST_F(GitTest, CloneWithoutLinksChecksOutNothing)
+{
+    const auto git = cloned({});
+    EXPECT_EQ(work_files(), Paths{});
+    EXPECT_EQ(git.head().value_or("<error>"), m_first);
+}
+
+TEST_F(GitTest, CloneOfAMissingBranchFails)
+{
+    const std::vector<Link> links{dir_link("a/b")};
+    const auto result = work_git().clone(m_url, "no-such-branch", links);
+    ASSERT_FALSE(result);
+    EXPECT_NE(result.error().message.find("no-such-branch"), std::string::npos)
+        << result.error().message;
+}
+
+TEST_F(GitTest, GlobCharactersInLinksMeanOnlyThemselves)
+{
+    const auto git = cloned({dir_link("d*")});
+    EXPECT_EQ(work_files(), (Paths{"d*/f"}));
+
+    const auto second = commit({{"dx/f", "dx changed\n"}}, "dx");
+    const auto third = commit({{"d*/f", "star changed\n"}}, "star");
+    ASSERT_TRUE(git.fetch("main"));
+    const std::vector<Link> links{dir_link("d*")};
+    EXPECT_EQ(git.changed_paths(m_first, second, links).value_or(std::vector<std::string>{"?"}),
+              std::vector<std::string>{});
+    EXPECT_EQ(git.changed_paths(second, third, links).value_or(std::vector<std::string>{}),
+              std::vector<std::string>{"d*/f"});
+}
+
+TEST_F(GitTest, SetSparseChangesWhatIsCheckedOut)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const std::vector<Link> links{file_link("c/other"), dir_link("a/bc")};
+    ASSERT_TRUE(git.set_sparse(links));
+    EXPECT_EQ(work_files(), (Paths{"c/other", "a/bc/x"}));
+}
+
+TEST_F(GitTest, ChangedPathsUsesExactPathPrefixes)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto neighbours =
+        commit({{"a/bc/x", "bc changed\n"}, {"a/b.txt", "b.txt changed\n"}}, "neighbours of a/b");
+    const auto inside = commit({{"a/b/x", "new\n"}}, "inside a/b");
+    ASSERT_TRUE(git.fetch("main"));
+
+    const std::vector<Link> links{dir_link("a/b")};
+    const auto none = git.changed_paths(m_first, neighbours, links);
+    ASSERT_TRUE(none) << none.error().message;
+    EXPECT_EQ(*none, std::vector<std::string>{});
+
+    const auto some = git.changed_paths(neighbours, inside, links);
+    ASSERT_TRUE(some) << some.error().message;
+    EXPECT_EQ(*some, std::vector<std::string>{"a/b/x"});
+
+    const auto both = git.changed_paths(m_first, inside, links);
+    ASSERT_TRUE(both) << both.error().message;
+    EXPECT_EQ(*both, std::vector<std::string>{"a/b/x"});
+
+    // Without links nothing can have changed.
+    EXPECT_EQ(git.changed_paths(m_first, inside, {}).value_or(std::vector<std::string>{"?"}),
+              std::vector<std::string>{});
+}
+
+TEST_F(GitTest, ChangedPathsOfAFileLinkAndDeletions)
+{
+    const auto git = cloned({file_link("c/file.txt"), dir_link("a/b")});
+    const auto next =
+        commit({{"c/file.txt", "changed\n"}, {"c/other", "changed\n"}}, "c", {"a/b/sub/two.txt"});
+    ASSERT_TRUE(git.fetch("main"));
+    const std::vector<Link> links{file_link("c/file.txt"), dir_link("a/b")};
+    const auto paths = git.changed_paths(m_first, next, links);
+    ASSERT_TRUE(paths) << paths.error().message;
+    EXPECT_EQ(as_set(*paths), (Paths{"a/b/sub/two.txt", "c/file.txt"}));
+}
+
+TEST_F(GitTest, ChangedPathsReportsLongAndUnusualNamesInFull)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const std::string long_path =
+        "a/b/" + std::string(60, 'd') + "/" + std::string(60, 'f') + " with spaces \xc3\xa9.txt";
+    ASSERT_GT(long_path.size(), 100u);
+    const auto next = commit({{long_path, "long\n"}}, "long");
+    ASSERT_TRUE(git.fetch("main"));
+    const std::vector<Link> links{dir_link("a/b")};
+    const auto paths = git.changed_paths(m_first, next, links);
+    ASSERT_TRUE(paths) << paths.error().message;
+    EXPECT_EQ(*paths, std::vector<std::string>{long_path});
+}
+
+TEST_F(GitTest, ChangedPathsBetweenUnknownCommitsFails)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const std::vector<Link> links{dir_link("a/b")};
+    EXPECT_FALSE(git.changed_paths(m_first, std::string(40, 'e'), links));
+}
+
+TEST_F(GitTest, FetchFollowsAForcePush)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto second = commit({{"a/b/one.txt", "second\n"}}, "second");
+    ASSERT_TRUE(git.fetch("main"));
+    ASSERT_TRUE(git.checkout(second));
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "second\n");
+
+    // Upstream rewrites history: "second" is gone, "rewritten" replaces it.
+    upstream_git({"reset", "--quiet", "--hard", "HEAD~1"});
+    const auto rewritten = commit({{"a/b/one.txt", "rewritten\n"}}, "rewritten");
+    ASSERT_NE(rewritten, second);
+    EXPECT_EQ(git.resolve("origin/main").value_or("<error>"), second);
+
+    const auto fetched = git.fetch("main");
+    ASSERT_TRUE(fetched) << fetched.error().message;
+    EXPECT_EQ(git.has_commit(rewritten).value_or(false), true);
+    EXPECT_EQ(git.resolve("origin/main").value_or("<error>"), rewritten);
+
+    const auto moved = git.checkout(rewritten);
+    ASSERT_TRUE(moved) << moved.error().message;
+    EXPECT_EQ(git.head().value_or("<error>"), rewritten);
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "rewritten\n");
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt"}));
+}
+
+TEST_F(GitTest, FetchOfAMissingBranchFails)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto result = git.fetch("no-such-branch");
+    ASSERT_FALSE(result);
+    EXPECT_NE(result.error().message.find("fetch"), std::string::npos) << result.error().message;
+}
+
+TEST_F(GitTest, CheckoutRefusesOptionLikeCommits)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto result = git.checkout("--orphan=x");
+    ASSERT_FALSE(result);
+    EXPECT_EQ(git.head().value_or("<error>"), m_first);
+}
+
+TEST_F(GitTest, CheckoutOfAnOlderCommitAndBack)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto second = commit({{"a/b/new.txt", "new\n"}}, "second", {"a/b/sub/two.txt"});
+    ASSERT_TRUE(git.fetch("main"));
+    ASSERT_TRUE(git.checkout(second));
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/new.txt"}));
+    ASSERT_TRUE(git.checkout(m_first));
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt"}));
+    EXPECT_EQ(git.head().value_or("<error>"), m_first);
+}
+
+TEST_F(GitTest, ResolveExpandsAbbreviatedHashes)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto full = git.resolve(m_first.substr(0, 7));
+    ASSERT_TRUE(full) << full.error().message;
+    EXPECT_EQ(*full, m_first);
+    EXPECT_EQ(git.resolve(m_first).value_or("<error>"), m_first);
+    EXPECT_TRUE(git.has_commit(m_first).value_or(false));
+}
+
+TEST_F(GitTest, ResolveOfAnUnknownCommitFails)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto missing = git.resolve("deadbeef");
+    ASSERT_FALSE(missing);
+    EXPECT_NE(missing.error().message.find("deadbeef"), std::string::npos)
+        << missing.error().message;
+    EXPECT_FALSE(git.resolve("--all"));
+    EXPECT_EQ(git.has_commit(std::string(40, 'e')).value_or(true), false);
+}
+
+TEST_F(GitTest, AnEmptyDirectoryIsNoRepository)
+{
+    EXPECT_EQ(work_git().is_repository().value_or(true), false);
+}
+
+TEST_F(GitTest, RemoteUrlCanBeChanged)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto moved = m_root / "moved";
+    std::filesystem::rename(m_upstream, moved);
+    EXPECT_FALSE(git.fetch("main"));
+    ASSERT_TRUE(git.set_remote_url("file://" + moved.string()));
+    EXPECT_EQ(git.remote_url().value_or("<error>"), "file://" + moved.string());
+    EXPECT_TRUE(git.fetch("main"));
+}
+
+TEST_F(GitTest, LocalChangesListsEditsAdditionsAndDeletions)
+{
+    const auto git = cloned({dir_link("a/b"), file_link("c/file.txt")});
+    const auto clean = git.local_changes();
+    ASSERT_TRUE(clean) << clean.error().message;
+    EXPECT_TRUE(clean->empty());
+
+    write(m_work / "a/b/one.txt", "edited\n");
+    write(m_work / "a/b/new file.txt", "new\n");
+    std::filesystem::remove(m_work / "a/b/sub/two.txt");
+
+    const auto changes = git.local_changes();
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(as_set(*changes), (Paths{"a/b/one.txt", "a/b/new file.txt", "a/b/sub/two.txt"}));
+}
+
+TEST_F(GitTest, TakeLocalChangesReturnsAPatchAndReverts)
+{
+    const auto git = cloned({dir_link("a/b"), file_link("c/file.txt")});
+    write(m_work / "a/b/one.txt", "edited\n");
+    write(m_work / "a/b/new.txt", "new\n");
+    write(m_work / "a/b/deep/er/untracked.bin", std::string("\0\1\2binary", 9));
+    std::filesystem::remove(m_work / "a/b/sub/two.txt");
+
+    const auto patch = git.take_local_changes();
+    ASSERT_TRUE(patch) << patch.error().message;
+    EXPECT_FALSE(patch->empty());
+    for (const auto* path :
+         {"a/b/one.txt", "a/b/new.txt", "a/b/sub/two.txt", "a/b/deep/er/untracked.bin"}) {
+        EXPECT_NE(patch->find(path), std::string::npos) << path << " in\n" << *patch;
+    }
+    EXPECT_NE(patch->find("+edited"), std::string::npos) << *patch;
+
+    const auto after = git.local_changes();
+    ASSERT_TRUE(after) << after.error().message;
+    EXPECT_TRUE(after->empty()) << join(*after, ", ");
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "one\n");
+    EXPECT_EQ(read(m_work / "a/b/sub/two.txt"), "two\n");
+    EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/new.txt"));
+    EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/deep"));
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt", "c/file.txt"}));
+    EXPECT_EQ(git.head().value_or("<error>"), m_first);
+
+    // The patch brings the changes back.
+    const auto patch_file = m_root / "drift.patch";
+    write(patch_file, *patch);
+    git_in(m_work, {"apply", "--binary", patch_file.string()});
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
+    EXPECT_EQ(read(m_work / "a/b/new.txt"), "new\n");
+    EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/sub/two.txt"));
+}
+
+TEST_F(GitTest, TakeLocalChangesHandsThePatchToKeepFirst)
+{
+    const auto git = cloned({dir_link("a/b")});
+    write(m_work / "a/b/one.txt", "edited\n");
+    write(m_work / "a/b/new.txt", "new\n");
+
+    std::string kept;
+    const auto patch = git.take_local_changes([&](const std::string& text) -> Result<> {
+        kept = text;
+        // Called before anything is reverted.
+        EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
+        return {};
+    });
+    ASSERT_TRUE(patch) << patch.error().message;
+    EXPECT_EQ(kept, *patch);
+    EXPECT_NE(kept.find("a/b/new.txt"), std::string::npos) << kept;
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "one\n");
+    EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/new.txt"));
+}
+
+TEST_F(GitTest, TakeLocalChangesLeavesEverythingWhenKeepFails)
+{
+    const auto git = cloned({dir_link("a/b")});
+    write(m_work / "a/b/one.txt", "edited\n");
+    write(m_work / "a/b/new.txt", "new\n");
+    std::filesystem::remove(m_work / "a/b/sub/two.txt");
+
+    const auto patch =
+        git.take_local_changes([](const std::string&) -> Result<> { return fail("disk full"); });
+    ASSERT_FALSE(patch);
+    EXPECT_EQ(patch.error().message, "disk full");
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
+    EXPECT_EQ(read(m_work / "a/b/new.txt"), "new\n");
+    EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/sub/two.txt"));
+    // Nothing stays staged: the changes look as they did before.
+    EXPECT_EQ(git_in(m_work, {"diff", "--cached", "--name-only"}), "");
+    const auto changes = git.local_changes();
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(as_set(*changes), (Paths{"a/b/one.txt", "a/b/new.txt", "a/b/sub/two.txt"}));
+}
+
+TEST_F(GitTest, TakeLocalChangesOfACleanTreeIsEmpty)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto patch = git.take_local_changes();
+    ASSERT_TRUE(patch) << patch.error().message;
+    EXPECT_TRUE(patch->empty()) << *patch;
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt"}));
+}
+
+TEST_F(GitTest, CountersCountOperationsAndErrors)
+{
+    const auto git = cloned({dir_link("a/b")});
+    auto& counters = git_counters();
+
+    const auto ops = counters.ops.load();
+    const auto errors = counters.errors.load();
+    ASSERT_TRUE(git.head());
+    EXPECT_EQ(counters.ops.load(), ops + 1);
+    EXPECT_EQ(counters.errors.load(), errors);
+
+    ASSERT_TRUE(git.local_changes());
+    EXPECT_EQ(counters.ops.load(), ops + 2);
+    EXPECT_EQ(counters.errors.load(), errors);
+
+    ASSERT_FALSE(git.resolve("deadbeef"));
+    EXPECT_EQ(counters.ops.load(), ops + 3);
+    EXPECT_EQ(counters.errors.load(), errors + 1);
+}
