@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -12,6 +13,8 @@
 #include "config/config.hpp"
 #include "daemon/options.hpp"
 #include "host/systemd.hpp"
+#include "server/keys.hpp"
+#include "server/ssh.hpp"
 #include "service/engine.hpp"
 #include "util/atomic_file.hpp"
 #include "util/log.hpp"
@@ -90,22 +93,52 @@ int wait_for_exit(const Options& options)
     }
 }
 
+std::string real_hostname()
+{
+    char name[256] = {};
+    return gethostname(name, sizeof name - 1) == 0 ? name : "localhost";
+}
+
+void log_lines(const std::string& text)
+{
+    for (const auto& line : split(text, '\n')) {
+        log::error("{}", line);
+    }
+}
+
+// Starts the SSH control API unless no keys are configured.
+Result<std::unique_ptr<SshServer>> start_ssh(const Config& config, const Options& options,
+                                             const Router& router)
+{
+    auto keys = load_authorized_keys(config);
+    if (!keys) {
+        return std::unexpected(keys.error());
+    }
+    if (keys->empty()) {
+        log::warn("no keys in the config: the SSH control API is not started");
+        return nullptr;
+    }
+    auto server = std::make_unique<SshServer>(router, std::move(*keys));
+    if (auto r = server->start(options.ssh_address,
+                               options.state_dir + "/gitopper-ssh-host-ed25519-key");
+        !r) {
+        return std::unexpected(r.error());
+    }
+    return server;
+}
+
 } // namespace
 
 int run_daemon(const Options& options)
 {
     auto config = load_config(options.config);
     if (!config) {
-        for (const auto& line : split(config.error().message, '\n')) {
-            log::error("{}", line);
-        }
+        log_lines(config.error().message);
         return 1;
     }
     auto services = services_for_host(*config, options.hosts);
     if (!services) {
-        for (const auto& line : split(services.error().message, '\n')) {
-            log::error("{}", line);
-        }
+        log_lines(services.error().message);
         return 1;
     }
     std::error_code ec;
@@ -125,10 +158,23 @@ int run_daemon(const Options& options)
     Engine engine(std::move(*services),
                   EngineOptions{.interval = options.interval, .state_dir = options.state_dir},
                   systemd);
+    std::vector<std::string> machines;
+    for (const auto& service : config->services) {
+        machines.push_back(service.machine);
+    }
+    const Router router(engine, machines, real_hostname());
+    auto ssh = start_ssh(*config, options, router);
+    if (!ssh) {
+        log_lines(ssh.error().message);
+        return 1;
+    }
     engine.start();
     sd_notify(0, "READY=1\nSTATUS=tracking upstream");
     const int status = wait_for_exit(options);
     sd_notify(0, "STOPPING=1");
+    if (*ssh) {
+        (*ssh)->stop();
+    }
     cancel_running_processes();
     engine.stop();
     log::info("stopped");

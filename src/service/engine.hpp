@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "api/router.hpp"
 #include "config/config.hpp"
 #include "service/managed.hpp"
 #include "service/poller.hpp"
@@ -23,24 +24,24 @@ struct EngineOptions {
     std::string os_release = "/etc/os-release";
 };
 
-class Engine {
+class Engine final : public Control {
 public:
     Engine(std::vector<Service> services, EngineOptions options, ServiceManager& systemd);
-    ~Engine();
+    ~Engine() override;
 
     void start();
     void stop();
 
-    Result<> freeze(const std::string& service);
-    Result<> unfreeze(const std::string& service);
-    Result<> pull(const std::string& service);
-    Result<> rollback(const std::string& service, const std::string& hash);
+    Result<> freeze(const std::string& service) override;
+    Result<> unfreeze(const std::string& service) override;
+    Result<> pull(const std::string& service) override;
+    Result<> rollback(const std::string& service, const std::string& hash) override;
     // Wakes every service that tracks `upstream` (any spelling of it) and `branch`; returns
     // how many.
     std::size_t wake(const std::string& upstream, const std::string& branch);
 
-    std::vector<Status> statuses() const;
-    Result<std::deque<HistoryEntry>> history(const std::string& service) const;
+    std::vector<Status> statuses() const override;
+    Result<std::deque<HistoryEntry>> history(const std::string& service) const override;
 
 private:
     struct Where {

@@ -1,0 +1,202 @@
+#include "api/router.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "git/git.hpp"
+#include "util/strings.hpp"
+
+namespace gitopper {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxRequest = 1024;
+
+struct Route {
+    std::string_view path;
+    std::size_t min_args;
+    std::size_t max_args;
+    bool changes_state; // /do/ routes: read-write keys only
+    Reply (Router::*handler)(const std::vector<std::string>&) const;
+};
+
+Reply ok()
+{
+    return {0, "OK"};
+}
+Reply error(int status, std::string text)
+{
+    return {status, std::move(text)};
+}
+
+std::vector<std::string> words(std::string_view request)
+{
+    std::vector<std::string> out;
+    std::size_t at = 0;
+    while (at < request.size()) {
+        const auto start = request.find_first_not_of(" \t", at);
+        if (start == std::string_view::npos) {
+            break;
+        }
+        const auto end = std::min(request.find_first_of(" \t", start), request.size());
+        out.emplace_back(request.substr(start, end - start));
+        at = end;
+    }
+    return out;
+}
+
+bool has_control_characters(std::string_view text)
+{
+    return std::any_of(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
+    });
+}
+
+} // namespace
+
+std::string rfc1123(std::chrono::system_clock::time_point time)
+{
+    return fmt::format("{:%a, %d %b %Y %H:%M:%S} UTC",
+                       fmt::gmtime(std::chrono::system_clock::to_time_t(time)));
+}
+
+Router::Router(Control& control, std::vector<std::string> machines, std::string actual)
+    : m_control(control), m_machines(std::move(machines)), m_actual(std::move(actual))
+{
+}
+
+Reply Router::handle(std::string_view request, Role role) const
+{
+    static constexpr std::array kRoutes{
+        Route{"/list/machine", 0, 0, false, &Router::list_machines},
+        Route{"/list/service", 0, 1, false, &Router::list_services},
+        Route{"/list/history", 1, 1, false, &Router::list_history},
+        Route{"/do/freeze", 1, 1, true, &Router::freeze},
+        Route{"/do/unfreeze", 1, 1, true, &Router::unfreeze},
+        Route{"/do/pull", 1, 1, true, &Router::pull},
+        Route{"/do/rollback", 2, 2, true, &Router::rollback},
+    };
+    if (request.size() > kMaxRequest || has_control_characters(request)) {
+        return error(400, "bad request");
+    }
+    const auto args = words(request);
+    if (args.empty()) {
+        return error(400, "empty request; try /list/service");
+    }
+    const auto route = std::find_if(kRoutes.begin(), kRoutes.end(),
+                                    [&](const Route& r) { return r.path == args[0]; });
+    if (route == kRoutes.end()) {
+        return error(404, fmt::format("unknown request {}", quote(args[0])));
+    }
+    if (route->changes_state && role != Role::read_write) {
+        return error(401, fmt::format("{} needs a read-write key", route->path));
+    }
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (rest.size() < route->min_args || rest.size() > route->max_args) {
+        return error(400,
+                     fmt::format("{} takes {} argument{}", route->path,
+                                 route->min_args == route->max_args
+                                     ? std::to_string(route->min_args)
+                                     : fmt::format("{} to {}", route->min_args, route->max_args),
+                                 route->max_args == 1 ? "" : "s"));
+    }
+    return (this->*route->handler)(rest);
+}
+
+bool Router::exists(const std::string& service) const
+{
+    const auto all = m_control.statuses();
+    return std::any_of(all.begin(), all.end(),
+                       [&](const Status& s) { return s.service == service; });
+}
+
+Reply Router::list_machines(const std::vector<std::string>&) const
+{
+    json machines = json::array();
+    for (const auto& machine : m_machines) {
+        machines.push_back({{"machine", machine}, {"actual", m_actual}});
+    }
+    return {0, json{{"machines", machines}}.dump()};
+}
+
+Reply Router::list_services(const std::vector<std::string>& args) const
+{
+    json services = json::array();
+    for (const auto& status : m_control.statuses()) {
+        if (!args.empty() && status.service != args[0]) {
+            continue;
+        }
+        services.push_back({{"service", status.service},
+                            {"hash", status.hash},
+                            {"state", state_name(status.state)},
+                            {"stateinfo", status.info},
+                            {"change", rfc1123(status.change)},
+                            {"upstream", status.upstream},
+                            {"branch", status.branch}});
+    }
+    if (!args.empty() && services.empty()) {
+        return error(404, fmt::format("service {} not found", quote(args[0])));
+    }
+    return {0, json{{"services", services}}.dump()};
+}
+
+Reply Router::list_history(const std::vector<std::string>& args) const
+{
+    auto history = m_control.history(args[0]);
+    if (!history) {
+        return error(404, history.error().message);
+    }
+    json entries = json::array();
+    for (const auto& entry : *history) {
+        entries.push_back({{"time", rfc1123(std::chrono::system_clock::from_time_t(entry.time))},
+                           {"from", entry.from},
+                           {"to", entry.to},
+                           {"trigger", entry.trigger},
+                           {"result", entry.result}});
+    }
+    return {0, json{{"service", args[0]}, {"history", entries}}.dump()};
+}
+
+Reply Router::on_service(const std::string& service,
+                         Result<> (Control::*operation)(const std::string&)) const
+{
+    if (!exists(service)) {
+        return error(404, fmt::format("service {} not found", quote(service)));
+    }
+    auto done = (m_control.*operation)(service);
+    return done ? ok() : error(500, done.error().message);
+}
+
+Reply Router::freeze(const std::vector<std::string>& args) const
+{
+    return on_service(args[0], &Control::freeze);
+}
+
+Reply Router::unfreeze(const std::vector<std::string>& args) const
+{
+    return on_service(args[0], &Control::unfreeze);
+}
+
+Reply Router::pull(const std::vector<std::string>& args) const
+{
+    return on_service(args[0], &Control::pull);
+}
+
+Reply Router::rollback(const std::vector<std::string>& args) const
+{
+    if (!is_commit_hash(args[1])) {
+        return error(406, fmt::format("not a valid git hash: {}", quote(args[1])));
+    }
+    if (!exists(args[0])) {
+        return error(404, fmt::format("service {} not found", quote(args[0])));
+    }
+    auto r = m_control.rollback(args[0], args[1]);
+    return r ? ok() : error(500, r.error().message);
+}
+
+} // namespace gitopper

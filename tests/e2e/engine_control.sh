@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The internal control interface through the SSH API with a plain OpenSSH client: rollback
+# (carried out at once, ends in FREEZE, survives a restart), unfreeze, freeze across a
+# restart, bad and unknown hashes, read-only and unknown keys.
+NEEDS_MOUNTS=1
+. "$(dirname "$0")/lib.sh"
+
+make_upstream
+c1=$(commit app/conf "one")
+c2=$(commit app/conf "two")
+c3=$(commit app/conf "three")
+for k in rw ro stranger; do ssh-keygen -q -t ed25519 -N '' -f "$T/$k"; done
+cat >"$T/config.toml" <<TOML
+[global]
+upstream = "file://$T/up"
+mount = "$T/srv"
+keys = [ { path = "rw.pub" }, { path = "ro.pub", ro = true } ]
+[[services]]
+machine = "testhost"
+service = "app"
+action = "reload"
+dirs = [ { local = "$T/etc/app", link = "app" } ]
+TOML
+
+port=""
+start_api() {
+    : >"$T/gitopper.log"
+    start_gitopper -s 127.0.0.1:0 "$@"
+    wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
+    port=$(sed -n 's/.*control API listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
+}
+api() { # KEY REQUEST...: runs one request; output in $T/out, status in $API_STATUS
+    API_STATUS=0
+    ssh -p "$port" -i "$T/$1" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 "${@:2}" \
+        >"$T/out" 2>"$T/err" || API_STATUS=$?
+}
+state_is() { api ro /list/service app; grep -q "\"state\":\"$1\"" "$T/out"; }
+
+start_api
+wait_until 20 grep -qx "start app" "$T/systemctl.log"
+wait_until 10 grep -qx three "$T/etc/app/conf"
+api ro /list/service
+[ "$API_STATUS" = 0 ] || fail "list service: $API_STATUS $(cat "$T/err")"
+expect_in "$T/out" "\"service\":\"app\""
+expect_in "$T/out" "\"hash\":\"$c3\""
+expect_in "$T/out" "\"state\":\"OK\""
+grep -qE '"change":"[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} UTC"' "$T/out" || fail "change time format"
+
+# Keys: an unknown key is refused; a read-only key may not change anything (401 -> 145).
+api stranger /list/service
+[ "$API_STATUS" = 255 ] || fail "an unknown key got in: $API_STATUS"
+api ro /do/rollback app "$c1"
+[ "$API_STATUS" = $((401 % 256)) ] || fail "read-only rollback: $API_STATUS"
+api ro /do/freeze app
+[ "$API_STATUS" = $((401 % 256)) ] || fail "read-only freeze: $API_STATUS"
+expect_in "$T/gitopper.log" "ro.pub, read-only): 401"
+sleep 1
+state_is OK || fail "a read-only key changed the state"
+[ "$(cat "$T/etc/app/conf")" = three ] || fail "a read-only key changed the files"
+
+# Arguments are checked before anything runs.
+api rw /do/rollback app zzzz
+[ "$API_STATUS" = $((406 % 256)) ] || fail "non-hex hash: $API_STATUS"
+api rw /do/rollback app -- --help
+[ "$API_STATUS" = $((400 % 256)) ] || fail "option-like args: $API_STATUS"
+api rw /do/freeze nosuchservice
+[ "$API_STATUS" = $((404 % 256)) ] || fail "unknown service: $API_STATUS"
+
+# Rollback: at once, reloads, ends in FREEZE with ROLLBACK: <hash>.
+reloads=$(calls "reload app")
+start_ns=$(date +%s%N)
+api rw /do/rollback app "${c1:0:8}"
+[ "$API_STATUS" = 0 ] || fail "rollback: $API_STATUS $(cat "$T/out")"
+wait_until 5 grep -qx one "$T/etc/app/conf"
+echo "rollback deployed in $(( ($(date +%s%N) - start_ns) / 1000000 )) ms"
+wait_until 5 calls_above "reload app" "$reloads"
+wait_until 5 state_is FREEZE
+expect_in "$T/out" "\"stateinfo\":\"ROLLBACK: $c1\""
+
+# Frozen: upstream moves, the service stays.
+c4=$(commit app/conf "four")
+sleep 2.5
+[ "$(cat "$T/etc/app/conf")" = one ] || fail "a frozen service followed upstream"
+
+# A real restart keeps the rollback pin and the content.
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
+start_api
+wait_until 20 state_is FREEZE
+expect_in "$T/out" "ROLLBACK: $c1"
+sleep 2.5
+[ "$(cat "$T/etc/app/conf")" = one ] || fail "the restart lost the rollback"
+[ "$(mounts_on "$T/etc/app")" = 1 ] || fail "mounts stacked"
+
+# Unfreeze: follows upstream again, at once.
+api rw /do/unfreeze app
+[ "$API_STATUS" = 0 ] || fail "unfreeze: $API_STATUS"
+wait_until 5 grep -qx four "$T/etc/app/conf"
+wait_until 5 state_is OK
+
+# Freeze survives a restart too.
+api rw /do/freeze app
+wait_until 5 state_is FREEZE
+stop_gitopper TERM
+start_api
+wait_until 20 state_is FREEZE
+commit app/conf "five" >/dev/null
+sleep 2.5
+[ "$(cat "$T/etc/app/conf")" = four ] || fail "a restarted frozen service followed upstream"
+api rw /do/unfreeze app
+wait_until 5 grep -qx five "$T/etc/app/conf"
+
+# An unknown commit: DIFF with git's error, files untouched.
+api rw /do/rollback app deadbeefdeadbeef
+[ "$API_STATUS" = 0 ] || fail "rollback accepted: $API_STATUS"
+wait_until 10 state_is DIFF
+expect_in "$T/out" "not found"
+[ "$(cat "$T/etc/app/conf")" = five ] || fail "a failed rollback touched the files"
+
+# History records what happened.
+api ro /list/history app
+expect_in "$T/out" "\"trigger\":\"rollback\""
+expect_in "$T/out" "\"to\":\"$c1\""
+stop_gitopper TERM
+echo PASS
