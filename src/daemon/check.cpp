@@ -1,11 +1,13 @@
 // gitopper --check: what this host would run, without touching anything.
 
+#include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
 
 #include "config/config.hpp"
 #include "daemon/options.hpp"
+#include "server/keys.hpp"
 #include "util/strings.hpp"
 #include "util/user.hpp"
 
@@ -51,8 +53,18 @@ int run_check(const Options& options)
         fmt::print(stderr, "{}\n", services.error().message);
         return 1;
     }
+    auto keys = load_authorized_keys(*config);
+    if (!keys) {
+        fmt::print(stderr, "{}\n", keys.error().message);
+        return 1;
+    }
     fmt::print("{}: ok; {} of {} services for this host (acting as {})\n", options.config,
                services->size(), config->services.size(), join(options.hosts, ", "));
+    const auto read_only = std::count_if(keys->begin(), keys->end(),
+                                         [](const AuthorizedKey& k) { return k.read_only; });
+    fmt::print("control API: {} key{} ({} read-only){}\n", keys->size(),
+               keys->size() == 1 ? "" : "s", read_only,
+               keys->empty() ? "; not started without keys" : "");
     for (const auto& service : *services) {
         print_service(*config, service);
     }
