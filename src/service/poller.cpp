@@ -19,21 +19,23 @@ using namespace std::chrono_literals;
 constexpr auto kDriftSettle = 200ms;
 constexpr auto kFirstRetry = 5s;
 
-std::optional<Credentials> group_user(const Service& service)
+// Who runs the group's ls-remote: the services' user, never root in its place.
+Result<std::optional<Credentials>> group_user(const Service& service)
 {
     if (service.user.empty()) {
         return std::nullopt;
     }
     auto user = lookup_user(service.user);
-    return user ? std::optional(*user) : std::nullopt;
+    if (!user) {
+        return std::unexpected(user.error());
+    }
+    return std::optional(*user);
 }
 
 } // namespace
 
 PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval)
-    : m_services(std::move(services)), m_interval(interval),
-      m_remote("/", group_user(m_services.front()->config())),
-      m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+    : m_services(std::move(services)), m_interval(interval), m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
 {
 }
 
@@ -120,7 +122,9 @@ void PollGroup::start_services()
 void PollGroup::poll_upstream(Trigger trigger)
 {
     const auto& first = m_services.front()->config();
-    const auto head = m_remote.remote_head(first.upstream, first.branch);
+    const auto user = group_user(first);
+    const auto head = user ? Git("/", *user).remote_head(first.upstream, first.branch)
+                           : Result<std::string>(std::unexpected(user.error()));
     bool failed = !head;
     for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
         auto* service = m_services[id];

@@ -57,7 +57,6 @@ private:
 
     std::vector<ManagedService*> m_services;
     Duration m_interval;
-    Git m_remote; // runs ls-remote for the whole group
     DriftWatcher m_drift;
     std::set<std::size_t> m_dirty; // services with unexamined inotify events
     Clock::time_point m_drift_due = Clock::time_point::max();
