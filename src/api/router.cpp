@@ -72,6 +72,21 @@ Router::Router(Control& control, std::vector<std::string> machines, std::string 
 
 Reply Router::handle(std::string_view request, Role role) const
 {
+    std::string route = "unknown";
+    auto reply = dispatch(request, role, route);
+    std::lock_guard lock(m_mutex);
+    ++m_requests[{route, reply.status}];
+    return reply;
+}
+
+std::map<std::pair<std::string, int>, std::uint64_t> Router::requests() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_requests;
+}
+
+Reply Router::dispatch(std::string_view request, Role role, std::string& route_name) const
+{
     static constexpr std::array kRoutes{
         Route{"/list/machine", 0, 0, false, &Router::list_machines},
         Route{"/list/service", 0, 1, false, &Router::list_services},
@@ -93,6 +108,7 @@ Reply Router::handle(std::string_view request, Role role) const
     if (route == kRoutes.end()) {
         return error(404, fmt::format("unknown request {}", quote(args[0])));
     }
+    route_name = route->path;
     if (route->changes_state && role != Role::read_write) {
         return error(401, fmt::format("{} needs a read-write key", route->path));
     }

@@ -3,6 +3,9 @@
 // an exit status and a body out. The same table serves SSH and the read-only HTTP routes.
 // Every argument is checked here, before anything runs.
 
+#include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,7 +42,11 @@ public:
 
     Reply handle(std::string_view request, Role role) const;
 
+    // Requests served so far, by route ("unknown" for anything else) and status.
+    std::map<std::pair<std::string, int>, std::uint64_t> requests() const;
+
 private:
+    Reply dispatch(std::string_view request, Role role, std::string& route) const;
     Reply list_machines(const std::vector<std::string>& args) const;
     Reply list_services(const std::vector<std::string>& args) const;
     Reply list_history(const std::vector<std::string>& args) const;
@@ -54,6 +61,8 @@ private:
     Control& m_control;
     std::vector<std::string> m_machines;
     std::string m_actual;
+    mutable std::mutex m_mutex; // guards m_requests
+    mutable std::map<std::pair<std::string, int>, std::uint64_t> m_requests;
 };
 
 // "Mon, 02 Jan 2006 15:04:05 UTC", as the Go tool prints times.

@@ -13,6 +13,8 @@
 #include "config/config.hpp"
 #include "daemon/options.hpp"
 #include "host/systemd.hpp"
+#include "server/exposition.hpp"
+#include "server/http.hpp"
 #include "server/keys.hpp"
 #include "server/ssh.hpp"
 #include "service/engine.hpp"
@@ -168,10 +170,16 @@ int run_daemon(const Options& options)
         log_lines(ssh.error().message);
         return 1;
     }
+    HttpServer http(router, [&] { return render_metrics(engine, router); });
+    if (auto r = http.start(options.metric_address); !r) {
+        log_lines(r.error().message);
+        return 1;
+    }
     engine.start();
     sd_notify(0, "READY=1\nSTATUS=tracking upstream");
     const int status = wait_for_exit(options);
     sd_notify(0, "STOPPING=1");
+    http.stop();
     if (*ssh) {
         (*ssh)->stop();
     }

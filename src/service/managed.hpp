@@ -31,6 +31,10 @@ struct Status {
     std::string hash;                             // deployed commit
     std::string upstream;                         // last seen remote head
     std::chrono::system_clock::time_point change; // last change of state or hash
+    std::chrono::system_clock::time_point synced; // last reconcile that ended well
+    std::uint64_t drift_events = 0;               // local edits reverted
+    std::uint64_t actions_ok = 0;                 // systemctl daemon-reload/<action> runs
+    std::uint64_t actions_failed = 0;
 };
 
 // The machine-wide things a service uses; one instance shared by all services.

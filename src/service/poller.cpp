@@ -34,6 +34,12 @@ Result<std::optional<Credentials>> group_user(const Service& service)
 
 } // namespace
 
+Histogram& sync_durations()
+{
+    static Histogram histogram({0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
+    return histogram;
+}
+
 PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval)
     : m_services(std::move(services)), m_interval(interval), m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
 {
@@ -121,6 +127,7 @@ void PollGroup::start_services()
 // equals it costs nothing more.
 void PollGroup::poll_upstream(Trigger trigger)
 {
+    const auto started = Clock::now();
     const auto& first = m_services.front()->config();
     const auto user = group_user(first);
     const auto head = user ? Git("/", *user).remote_head(first.upstream, first.branch)
@@ -136,6 +143,7 @@ void PollGroup::poll_upstream(Trigger trigger)
         failed = failed || service->status().state == State::diff;
     }
     m_failures = failed ? m_failures + 1 : 0;
+    sync_durations().observe(std::chrono::duration<double>(Clock::now() - started).count());
 }
 
 void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)

@@ -17,8 +17,12 @@
 #include "service/managed.hpp"
 #include "util/duration.hpp"
 #include "util/fd.hpp"
+#include "util/prometheus.hpp"
 
 namespace gitopper {
+
+// Durations of poll cycles (ls-remote plus the reconciles it caused), for the metrics.
+Histogram& sync_durations();
 
 struct Request {
     enum class Kind { pull, webhook, freeze, unfreeze, rollback };

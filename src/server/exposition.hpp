@@ -1,0 +1,13 @@
+#pragma once
+// The /metrics page: every metric of SPEC §7, computed at scrape time from the services'
+// published status, so a series that no longer applies (an old hash or state) is simply gone.
+
+#include <string>
+
+#include "api/router.hpp"
+
+namespace gitopper {
+
+std::string render_metrics(const Control& control, const Router& router);
+
+} // namespace gitopper
