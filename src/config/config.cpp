@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <optional>
 
 #include <fmt/format.h>
@@ -32,9 +33,17 @@ constexpr std::array<std::string_view, 8> kStringFields{"machine", "service", "b
                                                         "package", "action",  "mount",  "upstream"};
 constexpr std::array<std::string_view, 9> kServiceKeys{
     "machine", "service", "branch", "user", "package", "action", "mount", "upstream", "dirs"};
-constexpr std::array<std::string_view, 10> kGlobalKeys{"machine", "service", "branch", "user",
-                                                       "package", "action",  "mount",  "upstream",
-                                                       "dirs",    "keys"};
+constexpr std::array<std::string_view, 11> kGlobalKeys{"machine",
+                                                       "service",
+                                                       "branch",
+                                                       "user",
+                                                       "package",
+                                                       "action",
+                                                       "mount",
+                                                       "upstream",
+                                                       "dirs",
+                                                       "keys",
+                                                       "webhook_secret_file"};
 constexpr std::array<std::string_view, 3> kLinkKeys{"local", "link", "file"};
 constexpr std::array<std::string_view, 2> kKeyKeys{"path", "ro"};
 constexpr std::array<std::string_view, 2> kTopKeys{"global", "services"};
@@ -314,6 +323,15 @@ std::string Config::at(Position position) const
     return fmt::format("{}:{}:{}", path, position.line, position.column);
 }
 
+std::string Config::resolve(const std::string& file) const
+{
+    if (file.empty() || file.starts_with('/')) {
+        return file;
+    }
+    const auto dir = std::filesystem::path(path).parent_path();
+    return (dir / file).string();
+}
+
 Result<Config> parse_config(std::string_view text, const std::string& path)
 {
     Config config;
@@ -334,6 +352,10 @@ Result<Config> parse_config(std::string_view text, const std::string& path)
             global = read_layer(reader, *table, "[global]");
             if (const auto* keys = table->get("keys")) {
                 config.keys = read_keys(reader, *keys);
+            }
+            if (const auto* secret = table->get("webhook_secret_file")) {
+                config.webhook_secret_file =
+                    reader.string(*secret, "webhook_secret_file", "[global]").value_or("");
             }
         }
     }

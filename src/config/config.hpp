@@ -57,10 +57,13 @@ struct Service {
 struct Config {
     std::string path; // as given, used in messages
     std::vector<Key> keys;
+    std::string webhook_secret_file; // [global]; relative to the config file; "" = no webhooks
     std::vector<Service> services;
 
     // "config.toml:12:1"
     std::string at(Position position) const;
+    // A path from the config, relative to the config file's directory unless absolute.
+    std::string resolve(const std::string& path) const;
 };
 
 // Parses and validates the file. Every problem found is reported, one per line, each starting

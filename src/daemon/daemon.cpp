@@ -129,6 +129,24 @@ Result<std::unique_ptr<SshServer>> start_ssh(const Config& config, const Options
     return server;
 }
 
+// The secret never reaches a log line: only the file's name does.
+Result<std::string> read_webhook_secret(const Config& config)
+{
+    if (config.webhook_secret_file.empty()) {
+        return std::string();
+    }
+    const auto path = config.resolve(config.webhook_secret_file);
+    auto text = read_file(path);
+    if (!text) {
+        return fail("webhook_secret_file: {}", text.error().message);
+    }
+    auto secret = std::string(trim(*text));
+    if (secret.empty()) {
+        return fail("webhook_secret_file {} is empty", path);
+    }
+    return secret;
+}
+
 } // namespace
 
 int run_daemon(const Options& options)
@@ -170,7 +188,18 @@ int run_daemon(const Options& options)
         log_lines(ssh.error().message);
         return 1;
     }
-    HttpServer http(router, [&] { return render_metrics(engine, router); });
+    auto secret = read_webhook_secret(*config);
+    if (!secret) {
+        log_lines(secret.error().message);
+        return 1;
+    }
+    HttpServer* serving = nullptr; // for the metrics page, which counts webhook requests
+    HttpServer http(
+        router, [&] { return render_metrics(engine, router, serving->webhook_results()); },
+        {*secret, [&](const std::vector<std::string>& repositories, const std::string& branch) {
+             return engine.wake(repositories, branch);
+         }});
+    serving = &http;
     if (auto r = http.start(options.metric_address); !r) {
         log_lines(r.error().message);
         return 1;

@@ -77,3 +77,11 @@ private:
 };
 
 } // namespace gitopper
+
+namespace gitopper {
+
+// The same repository however it is spelled: "https://Host/a/b.git", "ssh://git@host:22/a/b",
+// "git@host:a/b" and "host/a/b/" all become "host/a/b". Used to match webhooks to upstreams.
+std::string normalize_repository_url(std::string_view url);
+
+} // namespace gitopper

@@ -27,23 +27,24 @@ void per_service(MetricsText& out, const std::vector<Status>& statuses, std::str
 
 } // namespace
 
-std::string render_metrics(const Control& control, const Router& router)
+std::string render_metrics(const Control& control, const Router& router,
+                           const std::map<std::string, std::uint64_t>& webhook_results)
 {
     const auto statuses = control.statuses();
     MetricsText out;
     per_service(out, statuses, "gitopper_service_info", "gauge",
                 "The deployed commit and state of a service (always 1).", [&](const Status& s) {
                     out.sample("gitopper_service_info",
-                               {{"service", s.service}, {"hash", s.hash},
+                               {{"service", s.service},
+                                {"hash", s.hash},
                                 {"state", std::string(state_name(s.state))}},
                                1);
                 });
-    per_service(out, statuses, "gitopper_service_state", "gauge",
-                "State of a service: 0 OK, 1 FREEZE, 2 ROLLBACK, 3 BROKEN, 4 DIFF.",
-                [&](const Status& s) {
-                    out.sample("gitopper_service_state", {{"service", s.service}},
-                               state_number(s.state));
-                });
+    per_service(
+        out, statuses, "gitopper_service_state", "gauge",
+        "State of a service: 0 OK, 1 FREEZE, 2 ROLLBACK, 3 BROKEN, 4 DIFF.", [&](const Status& s) {
+            out.sample("gitopper_service_state", {{"service", s.service}}, state_number(s.state));
+        });
     per_service(out, statuses, "gitopper_service_change_time_seconds", "gauge",
                 "When the state or deployed commit of a service last changed (Unix time).",
                 [&](const Status& s) {
@@ -92,6 +93,12 @@ std::string render_metrics(const Control& control, const Router& router)
         out.sample("gitopper_api_requests_total",
                    {{"route", key.first}, {"code", std::to_string(key.second)}},
                    static_cast<double>(count));
+    }
+    out.family("gitopper_webhook_requests_total", "counter", "Webhook requests by result.");
+    for (const auto& result : {"ok", "unauthorized", "bad_request", "too_large"}) {
+        const auto found = webhook_results.find(result);
+        out.sample("gitopper_webhook_requests_total", {{"result", result}},
+                   found == webhook_results.end() ? 0 : static_cast<double>(found->second));
     }
     out.family("gitopper_build_info", "gauge", "The running gitopper's version (always 1).");
     out.sample("gitopper_build_info", {{"version", GITOPPER_VERSION}}, 1);

@@ -2,12 +2,15 @@
 // The /metrics page: every metric of SPEC §7, computed at scrape time from the services'
 // published status, so a series that no longer applies (an old hash or state) is simply gone.
 
+#include <cstdint>
+#include <map>
 #include <string>
 
 #include "api/router.hpp"
 
 namespace gitopper {
 
-std::string render_metrics(const Control& control, const Router& router);
+std::string render_metrics(const Control& control, const Router& router,
+                           const std::map<std::string, std::uint64_t>& webhook_results);
 
 } // namespace gitopper

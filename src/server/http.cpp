@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include "server/address.hpp"
+#include "server/webhook.hpp"
 #include "util/log.hpp"
 
 namespace gitopper {
@@ -22,17 +23,22 @@ void answer(httplib::Response& response, const Reply& reply)
 
 } // namespace
 
-HttpServer::HttpServer(const Router& router, std::function<std::string()> metrics)
-    : m_router(router), m_metrics(std::move(metrics)), m_server(std::make_unique<httplib::Server>())
+HttpServer::HttpServer(const Router& router, std::function<std::string()> metrics,
+                       Webhooks webhooks)
+    : m_router(router), m_metrics(std::move(metrics)), m_webhooks(std::move(webhooks)),
+      m_server(std::make_unique<httplib::Server>())
 {
     m_server->new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
-    m_server->set_payload_max_length(64 * 1024);
+    m_server->set_payload_max_length(kMaxBody);
     m_server->set_read_timeout(5, 0);
     m_server->set_write_timeout(5, 0);
     routes();
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer()
+{
+    stop();
+}
 
 void HttpServer::routes()
 {
@@ -48,11 +54,64 @@ void HttpServer::routes()
     m_server->Get("/list/service", [this](const httplib::Request&, httplib::Response& response) {
         answer(response, m_router.handle("/list/service", Role::read_only));
     });
+    m_server->Post("/webhook", [this](const httplib::Request& request,
+                                      httplib::Response& response) { webhook(request, response); });
+    // httplib answers 413 itself for bodies over kMaxBody; count those too.
+    m_server->set_error_handler(
+        [this](const httplib::Request& request, httplib::Response& response) {
+            if (request.path == "/webhook" && response.status == 413) {
+                count("too_large");
+            }
+        });
     m_server->Get(R"(/list/service/([^/]+))",
                   [this](const httplib::Request& request, httplib::Response& response) {
                       answer(response, m_router.handle("/list/service " + request.matches[1].str(),
                                                        Role::read_only));
                   });
+}
+
+void HttpServer::count(const std::string& result)
+{
+    std::lock_guard lock(m_mutex);
+    ++m_webhook_results[result];
+}
+
+std::map<std::string, std::uint64_t> HttpServer::webhook_results() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_webhook_results;
+}
+
+void HttpServer::webhook(const httplib::Request& request, httplib::Response& response)
+{
+    if (m_webhooks.secret.empty()) {
+        response.status = 404; // webhooks are off without a secret
+        response.set_content("webhooks are not configured (webhook_secret_file)\n", kText);
+        return;
+    }
+    const WebhookHeaders headers{request.get_header_value("X-Hub-Signature-256"),
+                                 request.get_header_value("X-Gitea-Signature"),
+                                 request.get_header_value("X-Gitlab-Token")};
+    if (!verify_webhook(m_webhooks.secret, request.body, headers)) {
+        log::warn("webhook: refused a request from {} with a missing or bad signature",
+                  request.remote_addr);
+        count("unauthorized");
+        response.status = 401;
+        response.set_content("bad or missing signature\n", kText);
+        return;
+    }
+    auto push = parse_push(request.body);
+    if (!push) {
+        count("bad_request");
+        response.status = 400;
+        response.set_content(push.error().message + "\n", kText);
+        return;
+    }
+    const auto woken = m_webhooks.wake(push->repositories, push->branch);
+    log::info("webhook: push to {} of {}: woke {} service{}", push->branch,
+              push->repositories.front(), woken, woken == 1 ? "" : "s");
+    count("ok");
+    response.set_content(fmt::format("woke {} service{}\n", woken, woken == 1 ? "" : "s"), kText);
 }
 
 Result<> HttpServer::start(const std::string& address)

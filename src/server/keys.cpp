@@ -61,11 +61,8 @@ Result<std::shared_ptr<ssh_key_struct>> parse_authorized_key(std::string_view li
 Result<std::vector<AuthorizedKey>> load_authorized_keys(const Config& config)
 {
     std::vector<AuthorizedKey> keys;
-    const auto base = std::filesystem::path(config.path).parent_path();
     for (const auto& entry : config.keys) {
-        const auto path = std::filesystem::path(entry.path).is_absolute()
-                              ? std::filesystem::path(entry.path)
-                              : base / entry.path;
+        const std::filesystem::path path = config.resolve(entry.path);
         auto text = read_file(path.string());
         if (!text) {
             return fail("{}: key file: {}", config.at(entry.position), text.error().message);

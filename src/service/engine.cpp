@@ -131,12 +131,14 @@ Result<> Engine::rollback(const std::string& service, const std::string& hash)
     return {};
 }
 
-std::size_t Engine::wake(const std::string& upstream, const std::string& branch)
+std::size_t Engine::wake(const std::vector<std::string>& repositories, const std::string& branch)
 {
     std::size_t woken = 0;
     for (const auto& group : m_groups) {
         const auto& config = group->services().front()->config();
-        if (config.upstream == upstream && config.branch == branch) {
+        const auto upstream = normalize_repository_url(config.upstream);
+        if (config.branch == branch &&
+            std::find(repositories.begin(), repositories.end(), upstream) != repositories.end()) {
             group->request({Request::Kind::webhook, 0, ""});
             woken += group->services().size();
         }

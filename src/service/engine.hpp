@@ -36,9 +36,9 @@ public:
     Result<> unfreeze(const std::string& service) override;
     Result<> pull(const std::string& service) override;
     Result<> rollback(const std::string& service, const std::string& hash) override;
-    // Wakes every service that tracks `upstream` (any spelling of it) and `branch`; returns
-    // how many.
-    std::size_t wake(const std::string& upstream, const std::string& branch);
+    // Wakes every service that tracks `branch` of one of `repositories` (normalised URLs,
+    // see normalize_repository_url); returns how many.
+    std::size_t wake(const std::vector<std::string>& repositories, const std::string& branch);
 
     std::vector<Status> statuses() const override;
     Result<std::deque<HistoryEntry>> history(const std::string& service) const override;

@@ -41,7 +41,8 @@ Histogram& sync_durations()
 }
 
 PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval)
-    : m_services(std::move(services)), m_interval(interval), m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+    : m_services(std::move(services)), m_interval(interval),
+      m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
 {
 }
 

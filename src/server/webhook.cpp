@@ -1,0 +1,98 @@
+#include "server/webhook.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <array>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "git/git.hpp"
+
+namespace gitopper {
+namespace {
+
+// Lengths first: CRYPTO_memcmp compares a fixed number of bytes.
+bool same(std::string_view a, std::string_view b)
+{
+    return !a.empty() && a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string lower(std::string_view text)
+{
+    std::string out(text);
+    for (auto& c : out) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+} // namespace
+
+std::string hmac_sha256_hex(std::string_view secret, std::string_view body)
+{
+    std::array<unsigned char, 32> mac{};
+    std::size_t length = 0;
+    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret.data(), secret.size(),
+                  reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac.data(),
+                  mac.size(), &length) == nullptr) {
+        return {};
+    }
+    std::string hex;
+    for (std::size_t i = 0; i < length; ++i) {
+        hex += fmt::format("{:02x}", mac[i]);
+    }
+    return hex;
+}
+
+bool verify_webhook(std::string_view secret, std::string_view body, const WebhookHeaders& headers)
+{
+    if (secret.empty()) {
+        return false;
+    }
+    if (!headers.github.empty()) {
+        return headers.github.starts_with("sha256=") &&
+               same(lower(headers.github.substr(7)), hmac_sha256_hex(secret, body));
+    }
+    if (!headers.gitea.empty()) {
+        return same(lower(headers.gitea), hmac_sha256_hex(secret, body));
+    }
+    return same(headers.gitlab, secret);
+}
+
+Result<Push> parse_push(std::string_view body)
+{
+    const auto json = nlohmann::json::parse(body, nullptr, false);
+    if (json.is_discarded() || !json.is_object()) {
+        return fail("the payload is not a JSON object");
+    }
+    const auto ref = json.value("ref", "");
+    if (!ref.starts_with("refs/heads/")) {
+        return fail("not a branch push (ref {})", ref.empty() ? "missing" : ref);
+    }
+    Push push;
+    push.branch = ref.substr(11);
+    // GitHub and Gitea: repository.{clone_url,ssh_url,html_url,git_url};
+    // GitLab: project.{git_http_url,git_ssh_url,web_url} and repository.{url,homepage}.
+    constexpr std::array kFields{"clone_url", "ssh_url",      "html_url",    "git_url", "url",
+                                 "homepage",  "git_http_url", "git_ssh_url", "web_url"};
+    for (const auto* object : {"repository", "project"}) {
+        const auto found = json.find(object);
+        if (found == json.end() || !found->is_object()) {
+            continue;
+        }
+        for (const auto* field : kFields) {
+            const auto url = found->find(field);
+            if (url != found->end() && url->is_string() && !url->get<std::string>().empty()) {
+                push.repositories.push_back(normalize_repository_url(url->get<std::string>()));
+            }
+        }
+    }
+    if (push.repositories.empty()) {
+        return fail("the payload names no repository URL");
+    }
+    return push;
+}
+
+} // namespace gitopper
