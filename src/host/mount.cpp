@@ -146,6 +146,17 @@ Result<MountResult> ensure_bind_mount(const std::string& source, const std::stri
     return stale ? MountResult::refreshed : MountResult::mounted;
 }
 
+Result<> release_bind_mount(const std::string& source, const std::string& target)
+{
+    if (mount_count(target) == 0 || !same_inode(source, target)) {
+        return {};
+    }
+    if (::umount2(target.c_str(), MNT_DETACH) != 0) {
+        return fail("unmount {}: {}", target, std::strerror(errno));
+    }
+    return {};
+}
+
 int mount_count(const std::string& target)
 {
     auto table = read_mounts();

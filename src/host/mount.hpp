@@ -20,6 +20,9 @@ enum class MountResult {
 Result<MountResult> ensure_bind_mount(const std::string& source, const std::string& target,
                                       bool file, const std::optional<Credentials>& owner);
 
+// Detaches the mount on `target` if it shows `source`; nothing else mounted there is touched.
+Result<> release_bind_mount(const std::string& source, const std::string& target);
+
 // How many mounts sit on `target` (0 when it is not a mount point); for tests and checks.
 int mount_count(const std::string& target);
 

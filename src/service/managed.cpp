@@ -68,6 +68,44 @@ Result<> chown_tree(const std::string& dir, const Credentials& owner)
     return {};
 }
 
+// Only we run git in a checkout, so a lock in it is the leftover of a killed git (the index,
+// HEAD, a ref a fetch was moving, the config): left there, every later git run fails on it.
+void remove_stale_locks(const std::string& git_dir, const std::string& service)
+{
+    std::vector<fs::path> locks;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(git_dir, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it->path().extension() == ".lock" && fs::is_regular_file(it->symlink_status(ec))) {
+            locks.push_back(it->path());
+        }
+    }
+    for (const auto& lock : locks) {
+        log::warn("[{}] removing stale {}", service, lock.string());
+        fs::remove(lock, ec);
+    }
+}
+
+// Moves an unusable checkout out of the way: kept for the operator, never deleted. Our mounts
+// of its work tree are detached too; left in place, each would stay underneath the mount of
+// the new checkout, a second mount on the same target.
+Result<> move_aside(const Service& config, const std::string& why)
+{
+    const auto dir = config.checkout_dir();
+    const auto aside = fmt::format("{}.broken-{}", dir, unix_now());
+    log::warn("[{}] {} is not a usable checkout ({}); moving it to {} and cloning again",
+              config.service, dir, why, aside);
+    if (::rename(dir.c_str(), aside.c_str()) != 0) {
+        return fail("move {} aside: {}", dir, std::strerror(errno));
+    }
+    for (const auto& link : config.dirs) {
+        if (auto r = release_bind_mount(aside + "/" + link.link, link.local); !r) {
+            log::warn("[{}] {}: the new mount goes on top", config.service, r.error().message);
+        }
+    }
+    return {};
+}
+
 } // namespace
 
 std::string_view trigger_name(Trigger trigger)
@@ -159,11 +197,17 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     if (ec) {
         return host_failure(fmt::format("create {}: {}", m_config.mount, ec.message()));
     }
+    const auto replace = [&](const std::string& why) -> Outcome {
+        if (auto r = move_aside(m_config, why); !r) {
+            return host_failure(r.error().message);
+        }
+        return clone_fresh();
+    };
     if (!fs::exists(dir)) {
         return clone_fresh();
     }
     if (!fs::is_directory(dir)) {
-        return host_failure(fmt::format("{} exists and is not a directory", dir));
+        return replace("not a directory");
     }
     struct stat st {};
     const uid_t uid = m_user ? m_user->uid : ::geteuid();
@@ -177,21 +221,10 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     if (fs::is_empty(dir, ec)) {
         return clone_fresh();
     }
-    // Only we run git in this checkout, so a lock file is a leftover of a killed run.
-    const auto lock = dir + "/.git/index.lock";
-    if (fs::exists(lock, ec)) {
-        log::warn("[{}] removing stale {}", m_config.service, lock);
-        fs::remove(lock, ec);
-    }
+    remove_stale_locks(dir + "/.git", m_config.service);
     auto head = fs::exists(dir + "/.git") ? m_git->head() : fail("not a git checkout");
     if (!head) {
-        const auto aside = fmt::format("{}.broken-{}", dir, unix_now());
-        log::warn("[{}] {} is not a usable checkout ({}); moving it to {} and cloning again",
-                  m_config.service, dir, head.error().message, aside);
-        if (::rename(dir.c_str(), aside.c_str()) != 0) {
-            return host_failure(fmt::format("move {} aside: {}", dir, std::strerror(errno)));
-        }
-        return clone_fresh();
+        return replace(head.error().message);
     }
     const auto git_failure = [](const Error& e) {
         return std::unexpected(Failure{Event::git_failed, e.message});

@@ -87,7 +87,10 @@ commit() {
 
 # start_gitopper [ARGS...]: runs the daemon in the background as host "testhost".
 start_gitopper() {
-    "$GITOPPER" -c "$T/config.toml" --state "$T/state" -h testhost -t 1s "$@" \
+    # Ephemeral loopback ports, so scenarios running side by side never collide; a scenario's
+    # own -m/-s (later on the line) wins.
+    "$GITOPPER" -c "$T/config.toml" --state "$T/state" -h testhost -t 1s \
+        -m 127.0.0.1:0 -s 127.0.0.1:0 "$@" \
         >>"$T/gitopper.log" 2>&1 &
     GITOPPER_PID=$!
     cleanup_hooks+=("kill -KILL $GITOPPER_PID 2>/dev/null; wait $GITOPPER_PID 2>/dev/null")
