@@ -1,6 +1,7 @@
 #include "host/package.hpp"
 
 #include <array>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -131,6 +132,9 @@ std::optional<PackageManager> package_manager_for(std::string_view os_release)
 
 Result<bool> ensure_package(const PackageManager& manager, const std::string& package)
 {
+    // Package managers hold a system-wide lock: one install at a time, whoever asks.
+    static std::mutex one_at_a_time;
+    std::lock_guard lock(one_at_a_time);
     auto query = run(Command{.argv = manager.query(package), .timeout = std::chrono::seconds(60)});
     if (!query) {
         return std::unexpected(query.error());

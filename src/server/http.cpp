@@ -1,5 +1,7 @@
 #include "server/http.hpp"
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 
 #include "server/address.hpp"
@@ -30,6 +32,12 @@ HttpServer::HttpServer(const Router& router, std::function<std::string()> metric
 {
     m_server->new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
     m_server->set_payload_max_length(kMaxBody);
+    // httplib's default adds SO_REUSEPORT, which lets a second daemon share our port without
+    // an error; an administrator wants "address in use" instead.
+    m_server->set_socket_options([](int socket) {
+        const int yes = 1;
+        ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     m_server->set_read_timeout(5, 0);
     m_server->set_write_timeout(5, 0);
     routes();

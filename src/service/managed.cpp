@@ -353,12 +353,16 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
         std::lock_guard lock(m_mutex);
         m_status.upstream = head;
     }
+    if (head == status().hash && state() != State::broken) {
+        std::lock_guard lock(m_mutex);
+        m_status.synced = std::chrono::system_clock::now(); // in sync, nothing to do
+    }
     if (head == status().hash) {
         if (state() == State::diff) {
             record(Event::succeeded, "");
         } else if (state() == State::broken && is_manual(trigger)) {
             auto outcome = mount_all();
-            finish(outcome ? act(false) : outcome);
+            finish(outcome ? act() : outcome);
         }
         return;
     }
@@ -403,25 +407,30 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
               changed->size() == 1 ? "" : "s");
     auto outcome = mount_all();
     if (outcome && (force_action || !changed->empty())) {
-        outcome = act(false);
+        outcome = act();
     }
     add_history(from, commit, trigger, outcome ? "ok" : outcome.error().message);
     return outcome;
 }
 
-ManagedService::Outcome ManagedService::act(bool daemon_reload_only)
+ManagedService::Outcome ManagedService::act()
 {
-    if (auto r = m_host.systemd.daemon_reload(); !r) {
-        return std::unexpected(Failure{Event::host_failed, r.error().message});
-    }
-    if (daemon_reload_only || m_config.action.empty()) {
+    auto outcome = [&]() -> Outcome {
+        if (auto r = m_host.systemd.daemon_reload(); !r) {
+            return std::unexpected(Failure{Event::host_failed, r.error().message});
+        }
+        if (m_config.action.empty()) {
+            return {};
+        }
+        if (auto r = m_host.systemd.run(m_config.action, m_config.service); !r) {
+            return std::unexpected(Failure{Event::host_failed, r.error().message});
+        }
+        log::info("[{}] systemctl {} {}", m_config.service, m_config.action, m_config.service);
         return {};
-    }
-    if (auto r = m_host.systemd.run(m_config.action, m_config.service); !r) {
-        return std::unexpected(Failure{Event::host_failed, r.error().message});
-    }
-    log::info("[{}] systemctl {} {}", m_config.service, m_config.action, m_config.service);
-    return {};
+    }();
+    std::lock_guard lock(m_mutex);
+    ++(outcome ? m_status.actions_ok : m_status.actions_failed);
+    return outcome;
 }
 
 // ---- local drift ---------------------------------------------------------------------------
@@ -454,12 +463,16 @@ void ManagedService::check_drift()
         return;
     }
     const auto files = join(*changes, ", ");
+    {
+        std::lock_guard lock(m_mutex);
+        ++m_status.drift_events;
+    }
     log::warn("[{}] local changes reverted to git's version (saved in {}): {}", m_config.service,
               saved_as, files);
     const auto hash = status().hash;
     auto outcome = mount_all();
     if (outcome) {
-        outcome = act(false);
+        outcome = act();
     }
     add_history(hash, hash, Trigger::drift,
                 outcome ? "reverted " + files : outcome.error().message);
@@ -533,6 +546,10 @@ void ManagedService::rollback(const std::string& hash)
 void ManagedService::finish(const Outcome& outcome, const std::string& success_info)
 {
     if (outcome) {
+        {
+            std::lock_guard lock(m_mutex);
+            m_status.synced = std::chrono::system_clock::now();
+        }
         record(Event::succeeded, success_info);
     } else {
         record(outcome.error().event, outcome.error().message);

@@ -80,7 +80,7 @@ private:
     Outcome mount_all();
     Outcome restore_pin();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
-    Outcome act(bool daemon_reload_only);
+    Outcome act(); // systemctl daemon-reload, then the action
 
     bool wants_attempt(const std::string& head, Trigger trigger) const;
     void finish(const Outcome& outcome, const std::string& success_info = "");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <random>
 
 #include "util/log.hpp"
@@ -18,6 +19,7 @@ using namespace std::chrono_literals;
 // Edits come in bursts (an editor writes, renames, chmods): look once they settle.
 constexpr auto kDriftSettle = 200ms;
 constexpr auto kFirstRetry = 5s;
+constexpr std::size_t kStartWorkers = 4;
 
 // Who runs the group's ls-remote: the services' user, never root in its place.
 Result<std::optional<Credentials>> group_user(const Service& service)
@@ -116,10 +118,25 @@ void PollGroup::run()
     }
 }
 
+// Services own separate checkouts, so a few start side by side: start-up is mostly waiting
+// for git. Watching for drift stays on this thread.
 void PollGroup::start_services()
 {
-    for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
-        m_services[id]->start();
+    std::atomic<std::size_t> next{0};
+    const auto worker = [&] {
+        for (auto id = next++; id < m_services.size() && !stopping(); id = next++) {
+            m_services[id]->start();
+        }
+    };
+    std::vector<std::thread> helpers;
+    for (std::size_t i = 1; i < std::min(kStartWorkers, m_services.size()); ++i) {
+        helpers.emplace_back(worker);
+    }
+    worker();
+    for (auto& helper : helpers) {
+        helper.join();
+    }
+    for (std::size_t id = 0; id < m_services.size(); ++id) {
         rewatch(id);
     }
 }

@@ -69,13 +69,18 @@ wait_until 20 grep -qx v2 "$T/etc/grafana/grafana.ini"
 wait_until 10 calls_above "reload grafana-server" "$before"
 
 # A change in a single-file link: the file mount shows the new content (new inode).
+before=$(calls "reload grafana-server")
 commit caddy/Caddyfile "caddy v2" >/dev/null
 wait_until 20 grep -qx "caddy v2" "$T/etc/caddy/Caddyfile"
+wait_until 10 calls_above "reload grafana-server" "$before"
 [ "$(mounts_on "$T/etc/caddy/Caddyfile")" = 1 ] || fail "file mount stacked after refresh"
 
 # The long path changes.
+before=$(calls "reload grafana-server")
 commit "$long" "long v2" >/dev/null
 wait_until 20 grep -qx "long v2" "$T/etc/grafana/${long#grafana/etc/}"
+# The files show before the reload is asked for: wait for it, so it is not counted below.
+wait_until 10 calls_above "reload grafana-server" "$before"
 
 # A change elsewhere (even one whose name contains ours): the hash advances, no reload.
 reloads=$(calls "reload grafana-server")

@@ -44,7 +44,9 @@ info_is_second() { get /metrics >/dev/null; grep -q "hash=\"$second\",state=\"OK
 wait_until 10 info_is_second
 [ "$(grep -c '^gitopper_service_info{' "$T/body")" = 1 ] || fail "more than one info series"
 expect_not_in "$T/body" "hash=\"$first\",state"
-expect_in "$T/body" 'gitopper_service_actions_total{service="app",result="ok"}'
+expect_in "$T/body" 'gitopper_service_actions_total{service="app",result="ok"} 1'
+grep -qE '^gitopper_service_last_sync_timestamp_seconds\{service="app"\} [0-9]{10}' "$T/body" ||
+    fail "no last sync time"
 promtool check metrics <"$T/body" || fail "promtool rejects /metrics after a change"
 
 [ "$(get /list/service)" = "200 application/json" ] || fail "list service"
