@@ -240,6 +240,20 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     if (auto r = m_git->set_sparse(m_config.dirs); !r) {
         return git_failure(r.error());
     }
+    if (!url || *url != m_config.upstream) {
+        // The service must not start on the old upstream's files.
+        auto moved = m_git->fetch(m_config.branch);
+        if (moved) {
+            moved = m_git->checkout("origin/" + m_config.branch);
+        }
+        if (!moved) {
+            return git_failure(moved.error());
+        }
+        head = m_git->head();
+        if (!head) {
+            return git_failure(head.error());
+        }
+    }
     std::lock_guard lock_status(m_mutex);
     m_status.hash = *head;
     return {};
