@@ -54,10 +54,23 @@ api ro /do/rollback app "$c1"
 [ "$API_STATUS" = $((401 % 256)) ] || fail "read-only rollback: $API_STATUS"
 api ro /do/freeze app
 [ "$API_STATUS" = $((401 % 256)) ] || fail "read-only freeze: $API_STATUS"
+api ro /do/pull app
+[ "$API_STATUS" = $((401 % 256)) ] || fail "read-only pull: $API_STATUS"
 expect_in "$T/gitopper.log" "ro.pub, read-only): 401"
 sleep 1
 state_is OK || fail "a read-only key changed the state"
 [ "$(cat "$T/etc/app/conf")" = three ] || fail "a read-only key changed the files"
+
+# 30 clients at once: every one answered.
+for i in $(seq 1 30); do
+    ( ssh -p "$port" -i "$T/ro" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 /list/service app \
+        >"$T/c$i.out" 2>&1 && echo ok >"$T/c$i.status" || echo "fail $?" >"$T/c$i.status" ) &
+done
+wait_n() { [ "$(ls "$T"/c*.status 2>/dev/null | wc -l)" -ge 30 ]; }
+wait_until 60 wait_n
+[ "$(cat "$T"/c*.status | grep -c '^ok$')" = 30 ] || fail "concurrent clients: $(cat "$T"/c*.status | sort | uniq -c)"
+grep -l '"service":"app"' "$T"/c*.out | wc -l | grep -qx 30 || fail "a concurrent client got a wrong answer"
 
 # Arguments are checked before anything runs.
 api rw /do/rollback app zzzz
