@@ -179,6 +179,8 @@ Result<> SshServer::start(const std::string& address, const std::string& host_ke
             ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
     }
+    // libssh listens with a backlog of 10; a burst of clients needs more room to wait.
+    ::listen(ssh_bind_get_fd(m_bind), 128);
     log::info("ssh: control API listening on {}:{} ({} key{})", where->host, m_port, m_keys.size(),
               m_keys.size() == 1 ? "" : "s");
     m_acceptor = std::thread([this] { accept_loop(); });
@@ -187,7 +189,11 @@ Result<> SshServer::start(const std::string& address, const std::string& host_ke
 
 void SshServer::stop()
 {
-    m_stopping = true;
+    {
+        std::lock_guard lock(m_mutex);
+        m_stopping = true;
+    }
+    m_idle.notify_all();
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(m_wake.get(), &one, sizeof one);
     if (m_acceptor.joinable()) {
@@ -204,6 +210,17 @@ void SshServer::accept_loop()
             {{ssh_bind_get_fd(m_bind), POLLIN, 0}, {m_wake.get(), POLLIN, 0}}};
         if (::poll(fds.data(), fds.size(), -1) <= 0 || fds[1].revents != 0) {
             continue;
+        }
+        {
+            // At the cap, leave the connection in the kernel's queue until a session ends,
+            // rather than refusing it.
+            std::unique_lock lock(m_mutex);
+            m_idle.wait_for(lock, kSessionLimit, [this] {
+                return m_active < kMaxSessions || m_stopping;
+            });
+        }
+        if (m_stopping) {
+            break;
         }
         ssh_session session = ssh_new();
         if (ssh_bind_accept(m_bind, session) != SSH_OK) {
