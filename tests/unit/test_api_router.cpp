@@ -1,0 +1,111 @@
+#include "api/router.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace gitopper;
+
+namespace {
+
+// Records what the routes asked for.
+class FakeControl final : public Control {
+public:
+    std::vector<std::string> calls;
+
+    Result<> freeze(const std::string& s) override { return note("freeze " + s); }
+    Result<> unfreeze(const std::string& s) override { return note("unfreeze " + s); }
+    Result<> pull(const std::string& s) override { return note("pull " + s); }
+    Result<> rollback(const std::string& s, const std::string& h) override
+    {
+        return note("rollback " + s + " " + h);
+    }
+    std::vector<Status> statuses() const override
+    {
+        Status status;
+        status.service = "grafana-server";
+        status.hash = "606eb576c1b91248e4c1c4cd0d720f27ac0deb70";
+        status.state = State::freeze;
+        status.info = "ROLLBACK: 606eb576";
+        status.change = std::chrono::system_clock::from_time_t(1668762892);
+        return {status};
+    }
+    Result<std::deque<HistoryEntry>> history(const std::string& s) const override
+    {
+        if (s != "grafana-server") {
+            return fail("service \"{}\" not found", s);
+        }
+        return std::deque<HistoryEntry>{{1668762892, "aaaa", "bbbb", "poll", "ok"}};
+    }
+
+private:
+    Result<> note(std::string call)
+    {
+        calls.push_back(std::move(call));
+        return {};
+    }
+};
+
+struct RouterTest : testing::Test {
+    FakeControl control;
+    Router router{control, {"grafana.example.org", "web1"}, "thishost"};
+};
+
+} // namespace
+
+TEST_F(RouterTest, ListServiceUsesTheGoFieldNames)
+{
+    const auto reply = router.handle("/list/service", Role::read_only);
+    EXPECT_EQ(reply.status, 0);
+    EXPECT_NE(reply.body.find(R"("service":"grafana-server")"), std::string::npos) << reply.body;
+    EXPECT_NE(reply.body.find(R"("hash":"606eb576c1b91248e4c1c4cd0d720f27ac0deb70")"),
+              std::string::npos);
+    EXPECT_NE(reply.body.find(R"("state":"FREEZE")"), std::string::npos);
+    EXPECT_NE(reply.body.find(R"("stateinfo":"ROLLBACK: 606eb576")"), std::string::npos);
+    EXPECT_NE(reply.body.find(R"("change":"Fri, 18 Nov 2022 09:14:52 UTC")"), std::string::npos);
+    EXPECT_EQ(router.handle("/list/service nope", Role::read_only).status, 404);
+    EXPECT_EQ(router.handle("/list/service grafana-server", Role::read_only).status, 0);
+}
+
+TEST_F(RouterTest, ListMachineAndHistory)
+{
+    const auto machines = router.handle("/list/machine", Role::read_only);
+    EXPECT_EQ(machines.body,
+              R"({"machines":[{"actual":"thishost","machine":"grafana.example.org"},)"
+              R"({"actual":"thishost","machine":"web1"}]})");
+    const auto history = router.handle("/list/history grafana-server", Role::read_only);
+    EXPECT_EQ(history.status, 0);
+    EXPECT_NE(history.body.find(R"("trigger":"poll")"), std::string::npos);
+    EXPECT_EQ(router.handle("/list/history other", Role::read_only).status, 404);
+}
+
+TEST_F(RouterTest, ReadOnlyKeysCannotChangeAnything)
+{
+    for (const auto* request : {"/do/freeze grafana-server", "/do/unfreeze grafana-server",
+                                "/do/pull grafana-server", "/do/rollback grafana-server abcd"}) {
+        EXPECT_EQ(router.handle(request, Role::read_only).status, 401) << request;
+    }
+    EXPECT_TRUE(control.calls.empty());
+}
+
+TEST_F(RouterTest, ArgumentsAreCheckedBeforeAnythingRuns)
+{
+    EXPECT_EQ(router.handle("/do/rollback grafana-server xyz1", Role::read_write).status, 406);
+    EXPECT_EQ(router.handle("/do/rollback grafana-server --force", Role::read_write).status, 406);
+    EXPECT_EQ(router.handle("/do/rollback nope abcd", Role::read_write).status, 404);
+    EXPECT_EQ(router.handle("/do/freeze", Role::read_write).status, 400);
+    EXPECT_EQ(router.handle("/do/freeze a b", Role::read_write).status, 400);
+    EXPECT_EQ(router.handle("/do/freeze nope", Role::read_write).status, 404);
+    EXPECT_EQ(router.handle("/do/explode x", Role::read_write).status, 404);
+    EXPECT_EQ(router.handle("", Role::read_write).status, 400);
+    EXPECT_EQ(router.handle("/do/freeze grafana-server\n/do/pull x", Role::read_write).status, 400);
+    EXPECT_TRUE(control.calls.empty());
+}
+
+TEST_F(RouterTest, DoRoutesReachTheControl)
+{
+    EXPECT_EQ(router.handle("/do/freeze grafana-server", Role::read_write).body, "OK");
+    EXPECT_EQ(router.handle("/do/rollback  grafana-server\tABCD1234", Role::read_write).status, 0);
+    EXPECT_EQ(control.calls, (std::vector<std::string>{"freeze grafana-server",
+                                                       "rollback grafana-server ABCD1234"}));
+    const auto counted = router.requests();
+    EXPECT_EQ(counted.at({"/do/freeze", 0}), 1u);
+}
