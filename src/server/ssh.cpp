@@ -215,9 +215,8 @@ void SshServer::accept_loop()
             // At the cap, leave the connection in the kernel's queue until a session ends,
             // rather than refusing it.
             std::unique_lock lock(m_mutex);
-            m_idle.wait_for(lock, kSessionLimit, [this] {
-                return m_active < kMaxSessions || m_stopping;
-            });
+            m_idle.wait_for(lock, kSessionLimit,
+                            [this] { return m_active < kMaxSessions || m_stopping; });
         }
         if (m_stopping) {
             break;
