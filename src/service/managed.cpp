@@ -454,6 +454,14 @@ void ManagedService::check_drift()
     if (!m_ready) {
         return;
     }
+    if (!fs::exists(m_config.checkout_dir() + "/.git")) {
+        // Someone removed the checkout under us: clone it again and remount, now.
+        log::warn("[{}] checkout {} disappeared; cloning it again", m_config.service,
+                  m_config.checkout_dir());
+        m_ready = false;
+        finish(prepare());
+        return;
+    }
     auto changes = m_git->local_changes();
     if (!changes || changes->empty()) {
         return;
