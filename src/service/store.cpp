@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <ctime>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "util/atomic_file.hpp"
@@ -13,6 +16,16 @@ namespace {
 using nlohmann::json;
 
 constexpr int kVersion = 1;
+
+// An unreadable (or newer) state file is kept for the operator rather than overwritten by the
+// next save.
+void keep_aside(const std::string& path)
+{
+    const auto aside = fmt::format("{}.unreadable-{}", path, std::time(nullptr));
+    if (::rename(path.c_str(), aside.c_str()) == 0) {
+        log::warn("kept the unreadable state file as {}", aside);
+    }
+}
 
 json to_json(const SavedService& saved)
 {
@@ -63,6 +76,7 @@ std::map<std::string, SavedService> StateStore::load(const std::set<std::string>
         if (root.value("version", 0) != kVersion) {
             log::warn("state file {}: version {} is not {}; starting with default state", m_path,
                       root.value("version", 0), kVersion);
+            keep_aside(m_path);
             return services;
         }
         for (const auto& [name, object] : root.at("services").items()) {
@@ -75,6 +89,7 @@ std::map<std::string, SavedService> StateStore::load(const std::set<std::string>
         }
     } catch (const json::exception& e) {
         log::warn("state file {} is damaged ({}); starting with default state", m_path, e.what());
+        keep_aside(m_path);
         services.clear();
     }
     std::lock_guard lock(m_mutex);

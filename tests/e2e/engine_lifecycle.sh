@@ -47,4 +47,19 @@ echo 'brokenbranch = "x"' >>"$T/config.toml"
 expect_status 1 "$GITOPPER" -c "$T/config.toml" --state "$T/newstate" -h testhost
 expect_in "$T/err" "config.toml:12:1: unknown key \"brokenbranch\""
 [ ! -e "$T/newstate" ] || fail "a bad config created the state dir"
+
+# A truncated state file: a warning, default state, the daemon runs.
+sed -i '$d' "$T/config.toml" # drop the bad line again
+cp "$T/state/gitopper-state.json" "$T/state/saved"
+head -c 20 "$T/state/saved" >"$T/state/gitopper-state.json"
+: >"$T/systemctl.log"
+start_gitopper
+wait_until 20 grep -q "start svc" "$T/systemctl.log"
+expect_in "$T/gitopper.log" "is damaged"
+kill -0 "$GITOPPER_PID" || fail "a damaged state file stopped the daemon"
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS after a damaged state file"
+expect_in "$T/gitopper.log" "kept the unreadable state file"
+[ "$(cat "$T"/state/gitopper-state.json.unreadable-*)" = "$(head -c 20 "$T/state/saved")" ] ||
+    fail "the damaged state file was not kept as it was"
 echo PASS

@@ -179,6 +179,14 @@ TEST_F(StateStoreTest, TruncatedFileIsAnEmptyState)
     std::map<std::string, SavedService> loaded;
     EXPECT_NO_THROW(loaded = store.load({"web"}));
     EXPECT_TRUE(loaded.empty());
+
+    // Nothing lost: the damaged file is kept aside, not overwritten by the next save.
+    int kept = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(m_dir)) {
+        kept += entry.path().filename().string().find(".unreadable-") != std::string::npos;
+    }
+    EXPECT_EQ(kept, 1);
+    EXPECT_FALSE(std::filesystem::exists(m_path));
 }
 
 TEST_F(StateStoreTest, GarbageIsAnEmptyState)
