@@ -88,34 +88,29 @@ Result<Engine::Where> Engine::find(const std::string& service) const
     return fail("service {} not found", quote(service));
 }
 
-Result<> Engine::freeze(const std::string& service)
+Result<> Engine::queue(const std::string& service, Request::Kind kind, const std::string& hash)
 {
     auto where = find(service);
     if (!where) {
         return std::unexpected(where.error());
     }
-    where->group->request({Request::Kind::freeze, where->index, ""});
+    where->group->request({kind, where->index, hash});
     return {};
+}
+
+Result<> Engine::freeze(const std::string& service)
+{
+    return queue(service, Request::Kind::freeze);
 }
 
 Result<> Engine::unfreeze(const std::string& service)
 {
-    auto where = find(service);
-    if (!where) {
-        return std::unexpected(where.error());
-    }
-    where->group->request({Request::Kind::unfreeze, where->index, ""});
-    return {};
+    return queue(service, Request::Kind::unfreeze);
 }
 
 Result<> Engine::pull(const std::string& service)
 {
-    auto where = find(service);
-    if (!where) {
-        return std::unexpected(where.error());
-    }
-    where->group->request({Request::Kind::pull, where->index, ""});
-    return {};
+    return queue(service, Request::Kind::pull);
 }
 
 Result<> Engine::rollback(const std::string& service, const std::string& hash)
@@ -123,12 +118,7 @@ Result<> Engine::rollback(const std::string& service, const std::string& hash)
     if (!is_commit_hash(hash)) {
         return fail("{} is not a commit hash (4 to 40 hexadecimal digits)", quote(hash));
     }
-    auto where = find(service);
-    if (!where) {
-        return std::unexpected(where.error());
-    }
-    where->group->request({Request::Kind::rollback, where->index, hash});
-    return {};
+    return queue(service, Request::Kind::rollback, hash);
 }
 
 std::size_t Engine::wake(const std::vector<std::string>& repositories, const std::string& branch)

@@ -50,6 +50,8 @@ private:
         ManagedService* service;
     };
     Result<Where> find(const std::string& service) const;
+    // Validated and handed to the service's poll thread.
+    Result<> queue(const std::string& service, Request::Kind kind, const std::string& hash = "");
 
     EngineOptions m_options;
     StateStore m_store;
