@@ -13,6 +13,7 @@
 #include <toml++/toml.h>
 
 #include "util/atomic_file.hpp"
+#include "util/duration.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -33,7 +34,7 @@ constexpr std::array<std::string_view, 8> kStringFields{"machine", "service", "b
                                                         "package", "action",  "mount",  "upstream"};
 constexpr std::array<std::string_view, 9> kServiceKeys{
     "machine", "service", "branch", "user", "package", "action", "mount", "upstream", "dirs"};
-constexpr std::array<std::string_view, 11> kGlobalKeys{"machine",
+constexpr std::array<std::string_view, 12> kGlobalKeys{"machine",
                                                        "service",
                                                        "branch",
                                                        "user",
@@ -43,7 +44,8 @@ constexpr std::array<std::string_view, 11> kGlobalKeys{"machine",
                                                        "upstream",
                                                        "dirs",
                                                        "keys",
-                                                       "webhook_secret_file"};
+                                                       "webhook_secret_file",
+                                                       "git_timeout"};
 constexpr std::array<std::string_view, 3> kLinkKeys{"local", "link", "file"};
 constexpr std::array<std::string_view, 2> kKeyKeys{"path", "ro"};
 constexpr std::array<std::string_view, 2> kTopKeys{"global", "services"};
@@ -304,6 +306,24 @@ void read_services(Reader& reader, const toml::node& node, const Layer& global, 
     }
 }
 
+// How long one git command may run before it is killed and the service goes to DIFF.
+void read_git_timeout(Reader& reader, const toml::node& node, Config& config)
+{
+    const auto text = reader.string(node, "git_timeout", "[global]");
+    if (!text) {
+        return;
+    }
+    const auto timeout = parse_duration(*text);
+    if (!timeout) {
+        reader.problem(position_of(node.source()), "git_timeout: " + timeout.error().message);
+    } else if (*timeout < std::chrono::seconds(1) || *timeout > std::chrono::hours(1)) {
+        reader.problem(position_of(node.source()),
+                       fmt::format("git_timeout {} is out of range (1s to 1h)", quote(*text)));
+    } else {
+        config.git_timeout = *timeout;
+    }
+}
+
 } // namespace
 
 std::string Service::label() const
@@ -356,6 +376,9 @@ Result<Config> parse_config(std::string_view text, const std::string& path)
             if (const auto* secret = table->get("webhook_secret_file")) {
                 config.webhook_secret_file =
                     reader.string(*secret, "webhook_secret_file", "[global]").value_or("");
+            }
+            if (const auto* timeout = table->get("git_timeout")) {
+                read_git_timeout(reader, *timeout, config);
             }
         }
     }

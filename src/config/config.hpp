@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "util/duration.hpp"
 #include "util/error.hpp"
 
 namespace gitopper {
@@ -58,6 +59,7 @@ struct Config {
     std::string path; // as given, used in messages
     std::vector<Key> keys;
     std::string webhook_secret_file; // [global]; relative to the config file; "" = no webhooks
+    Duration git_timeout = std::chrono::minutes(2); // [global]; per git command
     std::vector<Service> services;
 
     // "config.toml:12:1"

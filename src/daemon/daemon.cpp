@@ -176,7 +176,9 @@ int run_daemon(const Options& options)
               join(options.hosts, ", "), services->size(), config->services.size());
     Systemctl systemd;
     Engine engine(std::move(*services),
-                  EngineOptions{.interval = options.interval, .state_dir = options.state_dir},
+                  EngineOptions{.interval = options.interval,
+                                .git_timeout = config->git_timeout,
+                                .state_dir = options.state_dir},
                   systemd);
     std::vector<std::string> machines;
     for (const auto& service : config->services) {

@@ -30,6 +30,8 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
       m_store(m_options.state_dir + "/gitopper-state.json"), m_host{systemd, std::nullopt,
                                                                     m_options.state_dir, m_store}
 {
+    m_host.git_timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(m_options.git_timeout);
     if (std::any_of(services.begin(), services.end(),
                     [](const Service& s) { return !s.package.empty(); })) {
         m_host.packages = detect_packages(m_options.os_release);
@@ -49,7 +51,8 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
         groups[key].push_back(m_services.back().get());
     }
     for (auto& [key, members] : groups) {
-        m_groups.push_back(std::make_unique<PollGroup>(members, m_options.interval));
+        m_groups.push_back(
+            std::make_unique<PollGroup>(members, m_options.interval, m_host.git_timeout));
     }
 }
 

@@ -20,6 +20,7 @@ namespace gitopper {
 
 struct EngineOptions {
     Duration interval = std::chrono::minutes(5);
+    Duration git_timeout = std::chrono::minutes(2); // per git command
     std::string state_dir;
     std::string os_release = "/etc/os-release";
 };

@@ -42,8 +42,9 @@ Histogram& sync_durations()
     return histogram;
 }
 
-PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval)
-    : m_services(std::move(services)), m_interval(interval),
+PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval,
+                     std::chrono::milliseconds git_timeout)
+    : m_services(std::move(services)), m_interval(interval), m_git_timeout(git_timeout),
       m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
 {
 }
@@ -148,8 +149,9 @@ void PollGroup::poll_upstream(Trigger trigger)
     const auto started = Clock::now();
     const auto& first = m_services.front()->config();
     const auto user = group_user(first);
-    const auto head = user ? Git("/", *user).remote_head(first.upstream, first.branch)
-                           : Result<std::string>(std::unexpected(user.error()));
+    const auto head = user
+                          ? Git("/", *user, m_git_timeout).remote_head(first.upstream, first.branch)
+                          : Result<std::string>(std::unexpected(user.error()));
     bool failed = !head;
     for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
         auto* service = m_services[id];

@@ -33,7 +33,8 @@ struct Request {
 
 class PollGroup {
 public:
-    PollGroup(std::vector<ManagedService*> services, Duration interval);
+    PollGroup(std::vector<ManagedService*> services, Duration interval,
+              std::chrono::milliseconds git_timeout);
     ~PollGroup();
     PollGroup(const PollGroup&) = delete;
     PollGroup& operator=(const PollGroup&) = delete;
@@ -61,6 +62,7 @@ private:
 
     std::vector<ManagedService*> m_services;
     Duration m_interval;
+    std::chrono::milliseconds m_git_timeout;
     DriftWatcher m_drift;
     std::set<std::size_t> m_dirty; // services with unexamined inotify events
     Clock::time_point m_drift_due = Clock::time_point::max();

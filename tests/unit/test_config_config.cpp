@@ -299,6 +299,22 @@ action = "bogus"
     EXPECT_CONTAINS(error, "\nconfig.toml:13:10: action \"bogus\"");
 }
 
+TEST(Config, GitTimeoutIsAGoDurationInRange)
+{
+    EXPECT_EQ(parse_ok(service()).git_timeout, std::chrono::minutes(2));
+    const auto text = [](const std::string& value) {
+        return kGlobal + "git_timeout = " + value + "\n" + service().substr(kGlobal.size());
+    };
+    EXPECT_EQ(parse_ok(text("\"90s\"")).git_timeout, std::chrono::seconds(90));
+    EXPECT_EQ(parse_ok(text("\"1s\"")).git_timeout, std::chrono::seconds(1));
+    EXPECT_CONTAINS(parse_error(text("\"500ms\"")),
+                    "config.toml:4:15: git_timeout \"500ms\" is out of range (1s to 1h)");
+    EXPECT_CONTAINS(parse_error(text("\"2h\"")), "out of range (1s to 1h)");
+    EXPECT_CONTAINS(parse_error(text("\"soon\"")), "config.toml:4:15: git_timeout: ");
+    EXPECT_CONTAINS(parse_error(text("30")), "config.toml:4:15: ");
+    EXPECT_CONTAINS(parse_error(text("30")), "git_timeout");
+}
+
 TEST(Config, MissingFileNamesThePath)
 {
     auto config = load_config("/nonexistent/gitopper.toml");
