@@ -182,6 +182,9 @@ ManagedService::Outcome ManagedService::prepare()
     if (auto r = m_host.systemd.run("start", m_config.service); !r) {
         return host_failure(r.error());
     }
+    if (auto r = act_if_owed(); !r) {
+        return r;
+    }
     m_ready = true;
     return {};
 }
@@ -423,6 +426,9 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     if (outcome && (force_action || !changed->empty())) {
         outcome = act();
     }
+    if (outcome) {
+        mark_applied(commit);
+    }
     add_history(from, commit, trigger, outcome ? "ok" : outcome.error().message);
     return outcome;
 }
@@ -445,6 +451,36 @@ ManagedService::Outcome ManagedService::act()
     std::lock_guard lock(m_mutex);
     ++(outcome ? m_status.actions_ok : m_status.actions_failed);
     return outcome;
+}
+
+// A daemon stopped (kill -9, power loss) between a checkout and its action leaves the service
+// running on the old files; `systemctl start` at start-up does nothing to a running service.
+ManagedService::Outcome ManagedService::act_if_owed()
+{
+    const auto head = status().hash;
+    const auto applied = [&] {
+        std::lock_guard lock(m_mutex);
+        return m_saved.applied;
+    }();
+    if (!applied.empty() && applied != head) {
+        auto changed = m_git->changed_paths(applied, head, m_config.dirs);
+        if (!changed || !changed->empty()) {
+            log::warn("[{}] {} was checked out but its action never ran; running it now",
+                      m_config.service, short_hash(head));
+            if (auto r = act(); !r) {
+                return r;
+            }
+        }
+    }
+    mark_applied(head);
+    persist();
+    return {};
+}
+
+void ManagedService::mark_applied(const std::string& commit)
+{
+    std::lock_guard lock(m_mutex);
+    m_saved.applied = commit;
 }
 
 // ---- local drift ---------------------------------------------------------------------------

@@ -81,6 +81,8 @@ private:
     Outcome restore_pin();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
     Outcome act(); // systemctl daemon-reload, then the action
+    Outcome act_if_owed();
+    void mark_applied(const std::string& commit);
 
     bool wants_attempt(const std::string& head, Trigger trigger) const;
     void finish(const Outcome& outcome, const std::string& success_info = "");

@@ -37,8 +37,11 @@ json to_json(const SavedService& saved)
                            {"trigger", entry.trigger},
                            {"result", entry.result}});
     }
-    return {
-        {"frozen", saved.frozen}, {"pin", saved.pin}, {"info", saved.info}, {"history", history}};
+    return {{"frozen", saved.frozen},
+            {"pin", saved.pin},
+            {"info", saved.info},
+            {"applied", saved.applied},
+            {"history", history}};
 }
 
 SavedService from_json(const json& object)
@@ -47,6 +50,7 @@ SavedService from_json(const json& object)
     saved.frozen = object.value("frozen", false);
     saved.pin = object.value("pin", "");
     saved.info = object.value("info", "");
+    saved.applied = object.value("applied", "");
     for (const auto& entry : object.value("history", json::array())) {
         saved.history.push_back({entry.value("time", std::int64_t{0}), entry.value("from", ""),
                                  entry.value("to", ""), entry.value("trigger", ""),

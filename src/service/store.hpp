@@ -26,6 +26,9 @@ struct SavedService {
     bool frozen = false;
     std::string pin;  // the commit a freeze or rollback holds
     std::string info; // "ROLLBACK: <hash>" after a rollback
+    // The last commit the service was told about: checked out and its action run (or none
+    // was needed). A checkout ahead of it means the action is still owed.
+    std::string applied;
     std::deque<HistoryEntry> history;
 };
 

@@ -60,6 +60,7 @@ SavedService sample()
     saved.frozen = true;
     saved.pin = "0123456789abcdef0123456789abcdef01234567";
     saved.info = "ROLLBACK: 0123456789abcdef0123456789abcdef01234567";
+    saved.applied = "89abcdef0123456789abcdef0123456789abcdef";
     saved.history.push_back(entry(1700000000, "", "aaaa", "start", "ok"));
     saved.history.push_back(
         entry(1700000060, "aaaa", "bbbb", "poll", "git fetch: exited 128: fatal: \"quoted\"\n"));
@@ -71,6 +72,7 @@ void expect_same(const SavedService& actual, const SavedService& expected)
     EXPECT_EQ(actual.frozen, expected.frozen);
     EXPECT_EQ(actual.pin, expected.pin);
     EXPECT_EQ(actual.info, expected.info);
+    EXPECT_EQ(actual.applied, expected.applied);
     ASSERT_EQ(actual.history.size(), expected.history.size());
     for (std::size_t i = 0; i < expected.history.size(); ++i) {
         EXPECT_EQ(actual.history[i].time, expected.history[i].time) << i;
