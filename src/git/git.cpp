@@ -122,7 +122,9 @@ Result<Output> Git::run_git(std::vector<std::string> args, bool in_tree) const
     }
     if (!output->ok()) {
         ++counters.errors;
-        return fail("git {}: {}", subcommand, output->describe());
+        // A slow but working upstream needs a longer timeout, not a repair: say where it is.
+        return fail("git {}: {}{}", subcommand, output->describe(),
+                    output->timed_out ? " (see git_timeout in [global])" : "");
     }
     return output;
 }

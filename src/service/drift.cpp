@@ -17,6 +17,9 @@ namespace fs = std::filesystem;
 
 constexpr std::uint32_t kMask = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
                                 IN_MOVED_TO | IN_DELETE_SELF | IN_ATTRIB;
+// The checkout's top directory: only entries going away (`.git` last of all, in an `rm -rf`)
+// and the directory itself, so that a removal is seen whenever it ends.
+constexpr std::uint32_t kRootMask = IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF;
 
 } // namespace
 
@@ -28,9 +31,9 @@ DriftWatcher::DriftWatcher() : m_fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
     }
 }
 
-void DriftWatcher::add(std::size_t id, const std::string& path)
+void DriftWatcher::add(std::size_t id, const std::string& path, std::uint32_t mask)
 {
-    const int wd = ::inotify_add_watch(m_fd.get(), path.c_str(), kMask | IN_DONT_FOLLOW);
+    const int wd = ::inotify_add_watch(m_fd.get(), path.c_str(), mask | IN_DONT_FOLLOW);
     if (wd < 0) {
         log::warn("cannot watch {} for local changes: {}", path, std::strerror(errno));
         return;
@@ -43,6 +46,9 @@ void DriftWatcher::watch(std::size_t id, const std::string& dir, const std::vect
     if (!m_fd) {
         return;
     }
+    if (std::error_code ec; fs::is_directory(dir, ec)) {
+        add(id, dir, kRootMask);
+    }
     for (const auto& link : links) {
         const fs::path path = fs::path(dir) / link.link;
         std::error_code ec;
@@ -50,20 +56,20 @@ void DriftWatcher::watch(std::size_t id, const std::string& dir, const std::vect
             if (!fs::is_directory(path.parent_path(), ec)) {
                 continue;
             }
-            add(id, path.parent_path().string());
+            add(id, path.parent_path().string(), kMask);
             if (fs::exists(path, ec)) {
-                add(id, path.string());
+                add(id, path.string(), kMask);
             }
             continue;
         }
         if (!fs::is_directory(path, ec)) {
             continue;
         }
-        add(id, path.string());
+        add(id, path.string(), kMask);
         for (auto it = fs::recursive_directory_iterator(path, ec);
              !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
             if (it->is_directory(ec) && !it->is_symlink(ec)) {
-                add(id, it->path().string());
+                add(id, it->path().string(), kMask);
             }
         }
     }

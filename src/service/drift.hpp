@@ -5,6 +5,7 @@
 // Owned and used by one poll thread.
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -31,7 +32,7 @@ public:
     std::set<std::size_t> drain(std::optional<std::size_t> ignore = std::nullopt);
 
 private:
-    void add(std::size_t id, const std::string& path);
+    void add(std::size_t id, const std::string& path, std::uint32_t mask);
 
     Fd m_fd;
     std::map<int, std::size_t> m_owner; // watch descriptor -> service id

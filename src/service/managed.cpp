@@ -70,19 +70,26 @@ Result<> chown_tree(const std::string& dir, const Credentials& owner)
 
 // Only we run git in a checkout, so a lock in it is the leftover of a killed git (the index,
 // HEAD, a ref a fetch was moving, the config): left there, every later git run fails on it.
-void remove_stale_locks(const std::string& git_dir, const std::string& service)
+// What a git killed by us (timeout), by a full disk or by a crash leaves behind: lock files
+// that fail every later command, and half-written packs (tmp_pack_*, tmp_idx_*, tmp_obj_*)
+// that keep a full disk full. Only our own poll thread runs git in this checkout.
+void remove_git_leftovers(const std::string& git_dir, const std::string& service)
 {
-    std::vector<fs::path> locks;
+    std::vector<fs::path> leftovers;
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(git_dir, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (it->path().extension() == ".lock" && fs::is_regular_file(it->symlink_status(ec))) {
-            locks.push_back(it->path());
+        const auto name = it->path().filename().string();
+        const bool lock = it->path().extension() == ".lock";
+        const bool partial =
+            name.starts_with("tmp_") && it->path().string().find("/objects/") != std::string::npos;
+        if ((lock || partial) && fs::is_regular_file(it->symlink_status(ec))) {
+            leftovers.push_back(it->path());
         }
     }
-    for (const auto& lock : locks) {
-        log::warn("[{}] removing stale {}", service, lock.string());
-        fs::remove(lock, ec);
+    for (const auto& file : leftovers) {
+        log::warn("[{}] removing stale {}", service, file.string());
+        fs::remove(file, ec);
     }
 }
 
@@ -224,7 +231,7 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     if (fs::is_empty(dir, ec)) {
         return clone_fresh();
     }
-    remove_stale_locks(dir + "/.git", m_config.service);
+    remove_git_leftovers(dir + "/.git", m_config.service);
     auto head = fs::exists(dir + "/.git") ? m_git->head() : fail("not a git checkout");
     if (!head) {
         return replace(head.error().message);
@@ -611,6 +618,9 @@ void ManagedService::finish(const Outcome& outcome, const std::string& success_i
         record(Event::succeeded, success_info);
     } else {
         record(outcome.error().event, outcome.error().message);
+        if (outcome.error().event == Event::git_failed) {
+            remove_git_leftovers(m_config.checkout_dir() + "/.git", m_config.service);
+        }
     }
 }
 

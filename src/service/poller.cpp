@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <random>
 
 #include "util/log.hpp"
@@ -206,7 +207,8 @@ void PollGroup::fix_drift()
 }
 
 // After our own git run in a checkout: watch its (possibly new) directories and forget the
-// events we caused, keeping other services' events.
+// events we caused, keeping other services' events. A checkout removed while we worked in
+// it (an `rm -rf` still running) took its watches along: look again once it settles.
 void PollGroup::rewatch(std::size_t id)
 {
     const auto& config = m_services[id]->config();
@@ -215,6 +217,10 @@ void PollGroup::rewatch(std::size_t id)
         m_dirty.insert(other);
     }
     m_dirty.erase(id);
+    if (m_services[id]->ready() && !std::filesystem::exists(config.checkout_dir() + "/.git")) {
+        m_dirty.insert(id);
+        m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
+    }
 }
 
 void PollGroup::wait(Clock::time_point until)

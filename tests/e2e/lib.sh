@@ -18,7 +18,7 @@ cleanup() {
     # Our mounts live in our private namespace; detach them so the files can go.
     awk -v t="$T" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
         while read -r m; do umount -l "$m" 2>/dev/null || true; done
-    rm -rf "$T"
+    [ -n "${KEEP_T:-}" ] || rm -rf "$T" # KEEP_T=1: keep it for a post-mortem
     exit "$status"
 }
 trap cleanup EXIT
