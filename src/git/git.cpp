@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "util/atomic_file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 
@@ -224,6 +225,17 @@ Result<std::string> Git::resolve(const std::string& commit) const
 Result<std::string> Git::head() const
 {
     return resolve("HEAD");
+}
+
+Result<std::string> Git::detached_head() const
+{
+    if (auto text = read_file(m_dir + "/.git/HEAD")) {
+        const auto hash = trim(*text);
+        if (hash.size() == 40 && is_commit_hash(hash)) {
+            return std::string(hash);
+        }
+    }
+    return head();
 }
 
 Result<std::vector<std::string>> Git::changed_paths(const std::string& from, const std::string& to,

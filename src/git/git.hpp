@@ -52,6 +52,8 @@ public:
     // The full hash of a commit given by a (possibly abbreviated) hash or ref.
     Result<std::string> resolve(const std::string& commit) const;
     Result<std::string> head() const;
+    // After our own detached checkout .git/HEAD holds the commit: read without a process.
+    Result<std::string> detached_head() const;
 
     // Paths under `links` that differ between the two commits (exact path prefixes).
     Result<std::vector<std::string>> changed_paths(const std::string& from, const std::string& to,

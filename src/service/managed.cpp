@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -142,7 +143,9 @@ ManagedService::ManagedService(Service config, HostTools& host, SavedService sav
 void ManagedService::start()
 {
     finish(prepare());
-    check_drift(); // edits made while we were not running
+    if (!std::exchange(m_cloned, false)) {
+        check_drift(); // edits made while we were not running
+    }
 }
 
 ManagedService::Outcome ManagedService::prepare()
@@ -289,7 +292,7 @@ ManagedService::Outcome ManagedService::clone_fresh()
               dir);
     const Git git(fresh, m_user, m_host.git_timeout);
     auto cloned = git.clone(m_config.upstream, m_config.branch, m_config.dirs);
-    auto head = cloned ? git.head() : std::unexpected(cloned.error());
+    auto head = cloned ? git.detached_head() : std::unexpected(cloned.error());
     if (head && fs::exists(dir)) {
         fs::remove(dir, ec); // only ever an empty directory here
     }
@@ -307,6 +310,7 @@ ManagedService::Outcome ManagedService::clone_fresh()
         m_status.change = std::chrono::system_clock::now();
     }
     add_history("", *head, Trigger::start, "ok");
+    m_cloned = true;
     return {};
 }
 

@@ -98,6 +98,7 @@ private:
     std::optional<Git> m_git;
     bool m_package_done = false;
     bool m_ready = false;      // checkout, mounts and first start done
+    bool m_cloned = false;     // start() made a fresh clone: no local edits to look for
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
 
     mutable std::mutex m_mutex; // guards the members below
