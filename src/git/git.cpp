@@ -186,13 +186,20 @@ Result<> Git::set_remote_url(const std::string& url) const
 
 Result<> Git::set_sparse(std::span<const Link> links) const
 {
-    std::vector<std::string> args{"sparse-checkout", "set", "--no-cone", "--end-of-options"};
+    std::vector<std::string> patterns;
     for (const auto& link : links) {
-        args.push_back(sparse_pattern(link));
+        patterns.push_back(sparse_pattern(link));
     }
     if (links.empty()) {
-        args.push_back("!/*"); // nothing of the repository in the work tree
+        patterns.push_back("!/*"); // nothing of the repository in the work tree
     }
+    // Unchanged links (every restart): the file git wrote last time says so, no process needed.
+    const auto current = read_file(m_dir + "/.git/info/sparse-checkout");
+    if (current && *current == join(patterns, "\n") + "\n") {
+        return {};
+    }
+    std::vector<std::string> args{"sparse-checkout", "set", "--no-cone", "--end-of-options"};
+    args.insert(args.end(), patterns.begin(), patterns.end());
     auto output = run_git(std::move(args));
     return output ? Result<>{} : std::unexpected(output.error());
 }

@@ -7,6 +7,7 @@ NEEDS_MOUNTS=1
 make_upstream
 commit svc/a.conf "a" >/dev/null
 commit svc/one.conf "one" >/dev/null
+commit extra/x.conf "extra" >/dev/null
 cat >"$T/config.toml" <<TOML
 [global]
 upstream = "file://$T/up"
@@ -62,4 +63,13 @@ stop_gitopper TERM
 expect_in "$T/gitopper.log" "kept the unreadable state file"
 [ "$(cat "$T"/state/gitopper-state.json.unreadable-*)" = "$(head -c 20 "$T/state/saved")" ] ||
     fail "the damaged state file was not kept as it was"
+
+# Another link at a restart: the existing checkout's sparse set grows, the new link is mounted.
+sed -i "s|^  { local = \"$T/etc/svc\", link = \"svc\" },|&\n  { local = \"$T/etc/extra\", link = \"extra\" },|" "$T/config.toml"
+expect_in "$T/config.toml" "link = \"extra\""
+start_gitopper
+wait_until 20 grep -qx "extra" "$T/etc/extra/x.conf"
+[ "$(mounts_on "$T/etc/extra")" = 1 ] || fail "the new link is not mounted once"
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS after adding a link"
 echo PASS
