@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <array>
+#include <exception>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "git/git.hpp"
+#include "util/log.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -50,6 +52,13 @@ std::vector<std::string> words(std::string_view request)
     return out;
 }
 
+// What the engine publishes comes from git's output, which need not be UTF-8; JSON must be, so
+// bad bytes become U+FFFD instead of an exception that would end the connection's thread.
+std::string dump(const json& value)
+{
+    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 bool has_control_characters(std::string_view text)
 {
     return std::any_of(text.begin(), text.end(), [](char c) {
@@ -73,7 +82,14 @@ Router::Router(Control& control, std::vector<std::string> machines, std::string 
 Reply Router::handle(std::string_view request, Role role) const
 {
     std::string route = "unknown";
-    auto reply = dispatch(request, role, route);
+    Reply reply;
+    try {
+        reply = dispatch(request, role, route);
+    } catch (const std::exception& e) {
+        // A bug in one request must not end the daemon (SSH sessions have no other catch).
+        log::error("api: {} failed: {}", quote(request), e.what());
+        reply = {500, "internal error"};
+    }
     std::lock_guard lock(m_mutex);
     ++m_requests[{route, reply.status}];
     return reply;
@@ -137,7 +153,7 @@ Reply Router::list_machines(const std::vector<std::string>&) const
     for (const auto& machine : m_machines) {
         machines.push_back({{"machine", machine}, {"actual", m_actual}});
     }
-    return {0, json{{"machines", machines}}.dump()};
+    return {0, dump(json{{"machines", machines}})};
 }
 
 Reply Router::list_services(const std::vector<std::string>& args) const
@@ -158,7 +174,7 @@ Reply Router::list_services(const std::vector<std::string>& args) const
     if (!args.empty() && services.empty()) {
         return error(404, fmt::format("service {} not found", quote(args[0])));
     }
-    return {0, json{{"services", services}}.dump()};
+    return {0, dump(json{{"services", services}})};
 }
 
 Reply Router::list_history(const std::vector<std::string>& args) const
@@ -175,7 +191,7 @@ Reply Router::list_history(const std::vector<std::string>& args) const
                            {"trigger", entry.trigger},
                            {"result", entry.result}});
     }
-    return {0, json{{"service", args[0]}, {"history", entries}}.dump()};
+    return {0, dump(json{{"service", args[0]}, {"history", entries}})};
 }
 
 Reply Router::on_service(const std::string& service,

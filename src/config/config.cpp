@@ -360,7 +360,8 @@ Result<Config> parse_config(std::string_view text, const std::string& path)
     try {
         root = toml::parse(text, path);
     } catch (const toml::parse_error& e) {
-        return fail("{}: {}", config.at(position_of(e.source())), e.description());
+        // toml++ shows the offending input, newlines included; a problem is one line.
+        return fail("{}: {}", config.at(position_of(e.source())), escape_controls(e.description()));
     }
 
     Reader reader(config);

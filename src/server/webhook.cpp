@@ -67,7 +67,11 @@ Result<Push> parse_push(std::string_view body)
     if (json.is_discarded() || !json.is_object()) {
         return fail("the payload is not a JSON object");
     }
-    const auto ref = json.value("ref", "");
+    // Not json.value("ref", ""): that throws when "ref" is there but is not a string.
+    const auto found_ref = json.find("ref");
+    const auto ref = found_ref != json.end() && found_ref->is_string()
+                         ? found_ref->get<std::string>()
+                         : std::string();
     if (!ref.starts_with("refs/heads/")) {
         return fail("not a branch push (ref {})", ref.empty() ? "missing" : ref);
     }
@@ -84,8 +88,14 @@ Result<Push> parse_push(std::string_view body)
         }
         for (const auto* field : kFields) {
             const auto url = found->find(field);
-            if (url != found->end() && url->is_string() && !url->get<std::string>().empty()) {
-                push.repositories.push_back(normalize_repository_url(url->get<std::string>()));
+            if (url == found->end() || !url->is_string()) {
+                continue;
+            }
+            // Checked after normalising: "git@" or "/" name no repository, and an empty one
+            // would match any upstream that normalises to nothing.
+            auto normal = normalize_repository_url(url->get<std::string>());
+            if (!normal.empty()) {
+                push.repositories.push_back(std::move(normal));
             }
         }
     }

@@ -108,4 +108,21 @@ std::string quote(std::string_view text)
     return out + "\"";
 }
 
+std::string escape_controls(std::string_view text)
+{
+    std::string out;
+    for (const char c : text) {
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 } // namespace gitopper

@@ -24,4 +24,7 @@ std::optional<std::string> closest_match(std::string_view word,
 // Quotes a value for messages: "value" with backslash escapes for quotes and controls.
 std::string quote(std::string_view text);
 
+// Control characters escaped as quote() does, without the quotes: keeps a message on one line.
+std::string escape_controls(std::string_view text);
+
 } // namespace gitopper

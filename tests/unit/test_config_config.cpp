@@ -157,6 +157,14 @@ TEST(Config, DuplicateKeysAndSyntaxErrorsHavePositions)
     EXPECT_CONTAINS(parse_error("[global]\nupstream = \n"), "config.toml:2:");
 }
 
+// Found by fuzz/fuzz_config: toml++ quoted the newline it saw, splitting the problem in two.
+TEST(Config, SyntaxErrorsStayOnOneLine)
+{
+    const auto error = parse_error("[global]\nmount = t\n");
+    EXPECT_CONTAINS(error, "config.toml:2:");
+    EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
 TEST(Config, MissingRequiredFields)
 {
     for (const std::string field : {"machine", "service"}) {

@@ -49,6 +49,28 @@ TEST(Webhook, ParsesGithubAndGitlabPushes)
     EXPECT_FALSE(parse_push("[1,2]"));
 }
 
+// Found by fuzz/fuzz_webhook: URLs that normalise to nothing were kept as "".
+TEST(Webhook, UrlsThatNormaliseToNothingAreSkipped)
+{
+    auto push = parse_push(R"({"ref":"refs/heads/main","repository":{
+        "clone_url":"https://github.com/ops/config.git","ssh_url":"git@","url":" / "}})");
+    ASSERT_TRUE(push) << push.error().message;
+    EXPECT_EQ(push->repositories, (std::vector<std::string>{"github.com/ops/config"}));
+    EXPECT_FALSE(parse_push(R"({"ref":"refs/heads/main","repository":{"ssh_url":"git@"}})"));
+}
+
+// Found by fuzz/fuzz_webhook: a "ref" that is not a string threw json::type_error.
+TEST(Webhook, RefOfTheWrongTypeIsRefused)
+{
+    for (const auto* body :
+         {R"({"ref":{"o":"x"},"repository":{"clone_url":"https://a/b"}})",
+          R"({"ref":7,"repository":{"clone_url":"https://a/b"}})", R"({"ref":null})"}) {
+        const auto push = parse_push(body);
+        ASSERT_FALSE(push) << body;
+        EXPECT_EQ(push.error().message, "not a branch push (ref missing)");
+    }
+}
+
 TEST(Webhook, NormalisesRepositoryUrls)
 {
     for (const auto* url :

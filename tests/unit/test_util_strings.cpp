@@ -43,3 +43,9 @@ TEST(Strings, QuotedEscapes)
     EXPECT_EQ(quote("x\ny"), "\"x\\ny\"");
     EXPECT_EQ(quote(std::string_view("\x01", 1)), "\"\\x01\"");
 }
+
+TEST(Strings, EscapeControlsKeepsOneLine)
+{
+    EXPECT_EQ(escape_controls("saw 't\n' \"q\" \\"), "saw 't\\n' \"q\" \\");
+    EXPECT_EQ(escape_controls(std::string_view("a\tb\x7f\x01", 5)), "a\\tb\\x7f\\x01");
+}
