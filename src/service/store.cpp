@@ -114,7 +114,11 @@ Result<> StateStore::write_locked()
     for (const auto& [name, saved] : m_services) {
         services[name] = to_json(saved);
     }
-    const auto text = json{{"version", kVersion}, {"services", services}}.dump(1) + "\n";
+    // History results and infos quote git's output, which need not be UTF-8 (or is cut
+    // inside a character): replace such bytes instead of throwing on the poll thread.
+    const auto text = json{{"version", kVersion}, {"services", services}}.dump(
+                          1, ' ', false, json::error_handler_t::replace) +
+                      "\n";
     if (text == m_written) {
         return {};
     }

@@ -539,7 +539,11 @@ std::string tail_of(std::string_view text)
     }
     auto tail = join(picked, "; ");
     if (tail.size() > tail_chars) {
-        tail = tail.substr(0, tail_chars) + "...";
+        auto cut = tail_chars; // not inside a UTF-8 character: back off its continuation bytes
+        while (cut > 0 && (static_cast<unsigned char>(tail[cut]) & 0xC0) == 0x80) {
+            --cut;
+        }
+        tail = tail.substr(0, cut) + "...";
     }
     return tail;
 }

@@ -10,10 +10,19 @@ namespace {
 class FakeControl final : public Control {
 public:
     std::vector<std::string> calls;
+    std::string info = "ROLLBACK: 606eb576"; // what git said, as the engine publishes it
+    std::string result = "ok";
+    bool throws = false; // a bug somewhere below the router
 
     Result<> freeze(const std::string& s) override { return note("freeze " + s); }
     Result<> unfreeze(const std::string& s) override { return note("unfreeze " + s); }
-    Result<> pull(const std::string& s) override { return note("pull " + s); }
+    Result<> pull(const std::string& s) override
+    {
+        if (throws) {
+            throw std::runtime_error("bug");
+        }
+        return note("pull " + s);
+    }
     Result<> rollback(const std::string& s, const std::string& h) override
     {
         return note("rollback " + s + " " + h);
@@ -24,7 +33,7 @@ public:
         status.service = "grafana-server";
         status.hash = "606eb576c1b91248e4c1c4cd0d720f27ac0deb70";
         status.state = State::freeze;
-        status.info = "ROLLBACK: 606eb576";
+        status.info = info;
         status.change = std::chrono::system_clock::from_time_t(1668762892);
         return {status};
     }
@@ -33,7 +42,7 @@ public:
         if (s != "grafana-server") {
             return fail("service \"{}\" not found", s);
         }
-        return std::deque<HistoryEntry>{{1668762892, "aaaa", "bbbb", "poll", "ok"}};
+        return std::deque<HistoryEntry>{{1668762892, "aaaa", "bbbb", "poll", result}};
     }
 
 private:
@@ -108,4 +117,28 @@ TEST_F(RouterTest, DoRoutesReachTheControl)
                                                        "rollback grafana-server ABCD1234"}));
     const auto counted = router.requests();
     EXPECT_EQ(counted.at({"/do/freeze", 0}), 1u);
+}
+
+// Found by fuzz/fuzz_router: git's messages need not be UTF-8 and json::dump() threw on them,
+// which ended the daemon from the SSH connection's thread.
+TEST_F(RouterTest, TextThatIsNotUtf8StillGivesJson)
+{
+    control.info = "BROKEN: git fetch: exited 128: fatal: caf\xe9";
+    control.result = "checkout failed: \xff\xfe";
+    const auto services = router.handle("/list/service", Role::read_only);
+    EXPECT_EQ(services.status, 0);
+    EXPECT_NE(services.body.find("fatal: caf\xef\xbf\xbd"), std::string::npos) << services.body;
+    const auto history = router.handle("/list/history grafana-server", Role::read_only);
+    EXPECT_EQ(history.status, 0);
+    EXPECT_NE(history.body.find("failed: \xef\xbf\xbd\xef\xbf\xbd"), std::string::npos)
+        << history.body;
+}
+
+TEST_F(RouterTest, AThrowingHandlerIsA500NotACrash)
+{
+    control.throws = true;
+    const auto reply = router.handle("/do/pull grafana-server", Role::read_write);
+    EXPECT_EQ(reply.status, 500);
+    EXPECT_EQ(reply.body, "internal error");
+    EXPECT_EQ(router.requests().at({"/do/pull", 500}), 1u);
 }

@@ -131,6 +131,19 @@ TEST_F(StateStoreTest, SaveThenLoadRoundTrips)
     expect_same(loaded.at("db"), db);
 }
 
+TEST_F(StateStoreTest, TextThatIsNotUtf8IsSavedReplaced)
+{
+    SavedService saved;
+    saved.info = "fatal: \xff\xfe bad";
+    saved.history.push_back(entry(42, "cccc", "dddd", "poll", "git fetch: caf\xc3")); // cut é
+    StateStore store(m_path);
+    ASSERT_TRUE(store.save("web", saved));
+    const auto loaded = StateStore(m_path).load({"web"});
+    ASSERT_TRUE(loaded.contains("web"));
+    EXPECT_EQ(loaded.at("web").info, "fatal: \xef\xbf\xbd\xef\xbf\xbd bad"); // U+FFFD twice
+    EXPECT_EQ(loaded.at("web").history.at(0).result, "git fetch: caf\xef\xbf\xbd");
+}
+
 TEST_F(StateStoreTest, SavingOneServiceKeepsTheOthers)
 {
     write(file_with_history(3));

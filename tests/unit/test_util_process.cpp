@@ -375,3 +375,11 @@ TEST(ProcessPrintable, QuotesOnlyWhenNeeded)
         "git -C /srv/a-b_c.d fetch origin +refs/x:refs/y a=b@c%d,e");
     EXPECT_EQ(printable({"echo", "a b", "", "it's", "$HOME"}), "echo 'a b' '' 'it'\\''s' '$HOME'");
 }
+
+TEST(ProcessDescribe, ShorteningNeverCutsACharacter)
+{
+    Output output;
+    output.exit_code = 1;
+    output.err = std::string(299, 'x') + "\xc3\xa9" + std::string(50, 'y'); // é at bytes 299-300
+    EXPECT_EQ(output.describe(), "exited 1: " + std::string(299, 'x') + "...");
+}
