@@ -521,9 +521,24 @@ Result<Output> finish(Child& child, const Command& command, const std::string& p
 
 // The last non-empty lines of a program's output, which is where git and most tools say why
 // they failed, as one line.
+bool is_error_line(std::string_view line)
+{
+    return line.starts_with("fatal:") || line.starts_with("error:");
+}
+
+// The last lines, unless the error line comes earlier and is followed by advice (git's lock
+// message ends in five lines of it): then from the error line on.
 std::string tail_of(std::string_view text)
 {
-    const auto lines = split(text, '\n');
+    auto lines = split(text, '\n');
+    std::erase_if(lines, [](const std::string& line) { return trim(line).empty(); });
+    const auto error = std::find_if(lines.rbegin(), lines.rend(), [](const std::string& line) {
+        return is_error_line(trim(line));
+    });
+    constexpr auto kept = static_cast<std::ptrdiff_t>(tail_lines);
+    if (error != lines.rend() && error - lines.rbegin() >= kept) {
+        lines.erase(error.base() - 1 + kept, lines.end());
+    }
     std::vector<std::string> picked;
     std::size_t length = 0;
     for (auto line = lines.rbegin(); line != lines.rend() && picked.size() < tail_lines; ++line) {

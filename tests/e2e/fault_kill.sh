@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kill -9 of the daemon in the middle of an update, at each step (first clone, fetch, checkout,
 # the action), then a restart: it converges on upstream, the action the killed daemon owed is
-# carried out, the state file is intact, and every target has exactly one mount.
+# carried out, the state file is intact, and every target has exactly one mount. A lock left
+# behind under the running daemon is removed after the failure it causes.
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 
@@ -93,6 +94,14 @@ for step in fetch checkout systemctl; do
     done
 done
 expect_in "$T/gitopper.log" "was checked out but its action never ran; running it now"
+
+# A lock left by a git killed under the running daemon: the next update fails once, naming the
+# lock, the leftover is removed, and the one after that deploys.
+touch "$T/srv/svc/.git/index.lock"
+hash=$(commit svc/app.conf "v-lock")
+wait_until 20 converged "$hash"
+expect_in "$T/gitopper.log" "index.lock': File exists."
+expect_in "$T/gitopper.log" "[svc] removing stale $T/srv/svc/.git/index.lock"
 
 # A restart with nothing owed does not reload: the action runs once per change, not per start.
 stop_gitopper TERM

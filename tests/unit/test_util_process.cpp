@@ -383,3 +383,19 @@ TEST(ProcessDescribe, ShorteningNeverCutsACharacter)
     output.err = std::string(299, 'x') + "\xc3\xa9" + std::string(50, 'y'); // é at bytes 299-300
     EXPECT_EQ(output.describe(), "exited 1: " + std::string(299, 'x') + "...");
 }
+
+TEST(ProcessDescribe, TheErrorLineWinsOverTheAdviceAfterIt)
+{
+    Output output;
+    output.exit_code = 128;
+    output.err = "fatal: Unable to create '/x/.git/index.lock': File exists.\n\n"
+                 "Another git process seems to be running in this repository, e.g.\n"
+                 "an editor opened by 'git commit'. Please make sure all processes\n"
+                 "are terminated then try again. If it still fails, a git process\n"
+                 "may have crashed in this repository earlier:\n"
+                 "remove the file manually to continue.\n";
+    EXPECT_EQ(output.describe(),
+              "exited 128: fatal: Unable to create '/x/.git/index.lock': File exists.; "
+              "Another git process seems to be running in this repository, e.g.; "
+              "an editor opened by 'git commit'. Please make sure all processes");
+}
