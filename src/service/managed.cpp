@@ -309,6 +309,15 @@ ManagedService::Outcome ManagedService::clone_fresh()
         m_status.hash = *head;
         m_status.change = std::chrono::system_clock::now();
     }
+    {
+        // A first clone is what `systemctl start` will start on; saved with the history
+        // entry, so a clone costs one state write. A clone replacing an applied commit
+        // leaves the comparison to act_if_owed().
+        std::lock_guard lock(m_mutex);
+        if (m_saved.applied.empty()) {
+            m_saved.applied = *head;
+        }
+    }
     add_history("", *head, Trigger::start, "ok");
     m_cloned = true;
     return {};
@@ -473,7 +482,10 @@ ManagedService::Outcome ManagedService::act_if_owed()
         std::lock_guard lock(m_mutex);
         return m_saved.applied;
     }();
-    if (!applied.empty() && applied != head) {
+    if (applied == head) {
+        return {};
+    }
+    if (!applied.empty()) {
         auto changed = m_git->changed_paths(applied, head, m_config.dirs);
         if (!changed || !changed->empty()) {
             log::warn("[{}] {} was checked out but its action never ran; running it now",
