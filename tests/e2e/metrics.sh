@@ -40,7 +40,12 @@ expect_in "$T/body" 'gitopper_service_state{service="app"} 0'
 
 second=$(commit app/conf "two")
 wait_until 20 grep -qx two "$T/etc/app/conf"
-info_is_second() { get /metrics >/dev/null; grep -q "hash=\"$second\",state=\"OK\"} 1" "$T/body"; }
+# The hash is published at checkout, the action count after the reload: wait for both.
+info_is_second() {
+    get /metrics >/dev/null
+    grep -q "hash=\"$second\",state=\"OK\"} 1" "$T/body" &&
+        grep -q 'gitopper_service_actions_total{service="app",result="ok"} 1' "$T/body"
+}
 wait_until 10 info_is_second
 [ "$(grep -c '^gitopper_service_info{' "$T/body")" = 1 ] || fail "more than one info series"
 expect_not_in "$T/body" "hash=\"$first\",state"
