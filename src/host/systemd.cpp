@@ -24,7 +24,25 @@ Result<> systemctl(std::vector<std::string> args)
 
 Result<> Systemctl::daemon_reload()
 {
-    return systemctl({"daemon-reload"});
+    std::unique_lock lock(m_mutex);
+    const auto ticket = ++m_asked;
+    while (m_covered < ticket) {
+        if (m_running) {
+            m_done_cv.wait(lock);
+            continue;
+        }
+        // This run starts after every ticket handed out so far: it covers them all.
+        m_running = true;
+        const auto covers = m_asked;
+        lock.unlock();
+        auto outcome = systemctl({"daemon-reload"});
+        lock.lock();
+        m_running = false;
+        m_covered = covers;
+        m_last = std::move(outcome);
+        m_done_cv.notify_all();
+    }
+    return m_last;
 }
 
 Result<> Systemctl::run(const std::string& verb, const std::string& unit)

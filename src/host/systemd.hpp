@@ -2,6 +2,9 @@
 // Telling services about their files: `systemctl` through util/process. An interface so tests
 // of the reconcile step can count calls without a system manager.
 
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "util/error.hpp"
@@ -16,11 +19,22 @@ public:
     virtual Result<> run(const std::string& verb, const std::string& unit) = 0;
 };
 
-// Runs `systemctl` found on PATH.
+// Runs `systemctl` found on PATH. Thread-safe.
 class Systemctl final : public ServiceManager {
 public:
+    // Concurrent callers share one run: a daemon-reload takes systemd a good fraction of a
+    // second on a real host and reloads everything, so a caller needs only one that started
+    // after it asked. Services starting side by side thus cost one or two, not one each.
     Result<> daemon_reload() override;
     Result<> run(const std::string& verb, const std::string& unit) override;
+
+private:
+    std::mutex m_mutex;
+    std::condition_variable m_done_cv;
+    std::uint64_t m_asked = 0;   // tickets handed out
+    std::uint64_t m_covered = 0; // every ticket up to this one has had its reload
+    bool m_running = false;
+    Result<> m_last; // the outcome of the reload that covered m_covered
 };
 
 bool is_template_instance(const std::string& unit); // "name@instance"
