@@ -80,29 +80,33 @@ std::optional<std::string> closest_match(std::string_view word,
     return best;
 }
 
+namespace {
+
+// Appends c, escaped if it is a control character: one line, every byte visible.
+void append_visible(std::string& out, char c)
+{
+    if (c == '\n') {
+        out += "\\n";
+    } else if (c == '\t') {
+        out += "\\t";
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+        out += c;
+    }
+}
+
+} // namespace
+
 std::string quote(std::string_view text)
 {
     std::string out = "\"";
     for (const char c : text) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-                out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-            } else {
-                out += c;
-            }
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else {
+            append_visible(out, c);
         }
     }
     return out + "\"";
@@ -112,15 +116,7 @@ std::string escape_controls(std::string_view text)
 {
     std::string out;
     for (const char c : text) {
-        if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-            out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-        } else {
-            out += c;
-        }
+        append_visible(out, c);
     }
     return out;
 }
