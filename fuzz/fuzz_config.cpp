@@ -68,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(validate(*config).empty(), "an accepted config validates again");
     if (!config->services.empty()) {
         const std::string host = config->services.front().machine;
-        const auto mine = services_for_host(*config, std::span(&host, 1));
+        const auto mine = services_for_host(*config, std::span(&host, 1), "");
         check(mine ? !mine->empty() : !mine.error().message.empty(),
               "the first service's machine runs something, or the conflict is explained");
     }

@@ -30,23 +30,17 @@ struct Layer {
     std::optional<Located<std::vector<Link>>> dirs;
 };
 
-constexpr std::array<std::string_view, 8> kStringFields{"machine", "service", "branch", "user",
-                                                        "package", "action",  "mount",  "upstream"};
-constexpr std::array<std::string_view, 9> kServiceKeys{
-    "machine", "service", "branch", "user", "package", "action", "mount", "upstream", "dirs"};
-constexpr std::array<std::string_view, 12> kGlobalKeys{"machine",
-                                                       "service",
-                                                       "branch",
-                                                       "user",
-                                                       "package",
-                                                       "action",
-                                                       "mount",
-                                                       "upstream",
-                                                       "dirs",
-                                                       "keys",
-                                                       "webhook_secret_file",
-                                                       "git_timeout"};
-constexpr std::array<std::string_view, 3> kLinkKeys{"local", "link", "file"};
+constexpr std::array<std::string_view, 9> kStringFields{"machine", "service",  "branch",
+                                                        "user",    "package",  "action",
+                                                        "mount",   "upstream", "max_file_size"};
+constexpr std::array<std::string_view, 10> kServiceKeys{
+    "machine", "service", "branch",   "user", "package",
+    "action",  "mount",   "upstream", "dirs", "max_file_size"};
+constexpr std::array<std::string_view, 13> kGlobalKeys{
+    "max_file_size", "machine", "service",  "branch", "user", "package",
+    "action",        "mount",   "upstream", "dirs",   "keys", "webhook_secret_file",
+    "git_timeout"};
+constexpr std::array<std::string_view, 4> kLinkKeys{"local", "link", "file", "mode"};
 constexpr std::array<std::string_view, 2> kKeyKeys{"path", "ro"};
 constexpr std::array<std::string_view, 2> kTopKeys{"global", "services"};
 
@@ -174,6 +168,8 @@ Link read_link(Reader& reader, const toml::table& table, const std::string& wher
             link.link = reader.string(node, "link", where).value_or("");
         } else if (key.str() == "file") {
             link.file = reader.boolean(node, "file", where).value_or(false);
+        } else if (key.str() == "mode") {
+            link.mode = reader.string(node, "mode", where).value_or("");
         }
     }
     return link;
@@ -255,7 +251,7 @@ Service merge(const Layer& global, const Layer& own, std::size_t index, Position
     Service service;
     service.index = index;
     service.position = position;
-    const std::array<std::pair<std::string_view, std::string*>, 8> fields{{
+    const std::array<std::pair<std::string_view, std::string*>, 9> fields{{
         {"machine", &service.machine},
         {"service", &service.service},
         {"branch", &service.branch},
@@ -264,6 +260,7 @@ Service merge(const Layer& global, const Layer& own, std::size_t index, Position
         {"action", &service.action},
         {"mount", &service.mount},
         {"upstream", &service.upstream},
+        {"max_file_size", &service.max_file_size},
     }};
     for (const auto& [name, target] : fields) {
         auto found = own.strings.find(name);
@@ -325,6 +322,21 @@ void read_git_timeout(Reader& reader, const toml::node& node, Config& config)
 }
 
 } // namespace
+
+std::uint64_t Service::file_size_limit() const
+{
+    constexpr std::uint64_t kDefault = 100ULL << 20;
+    return max_file_size.empty() ? kDefault : parse_size(max_file_size).value_or(kDefault);
+}
+
+std::optional<unsigned> Link::mode_bits() const
+{
+    if (mode.empty() || mode.size() > 4 ||
+        mode.find_first_not_of("01234567") != std::string::npos) {
+        return std::nullopt;
+    }
+    return static_cast<unsigned>(std::stoul(mode, nullptr, 8));
+}
 
 std::string Service::label() const
 {

@@ -3,7 +3,9 @@
 // Loading parses, merges and validates; nothing else in gitopper reads TOML.
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,7 +26,11 @@ struct Link {
     std::string local;
     std::string link;
     bool file = false; // a single file rather than a directory
+    std::string mode;  // octal permission bits of the mounted directory ("0750"); "" = git's
     Position position;
+
+    // The bits of `mode`, once validated; nullopt when unset.
+    std::optional<unsigned> mode_bits() const;
 };
 
 // An SSH public key file allowed on the control API.
@@ -44,12 +50,14 @@ struct Service {
     std::string mount;
     std::string upstream;
     std::vector<Link> dirs;
+    std::string max_file_size; // "100MiB" (the default when empty): larger files are refused
 
     std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
     Position position;                                  // of the [[services]] header
     std::map<std::string, Position, std::less<>> where; // field -> position of its value
 
     std::string checkout_dir() const { return mount + "/" + service; }
+    std::uint64_t file_size_limit() const; // max_file_size in bytes
     // "[[services]] #1 (grafana-server)", for messages.
     std::string label() const;
     Position position_of(std::string_view field) const;
@@ -74,9 +82,12 @@ Result<Config> load_config(const std::string& path);
 Result<Config> parse_config(std::string_view text, const std::string& path);
 
 // The services that apply to this host (machine equals one of `hosts`), checked for conflicts
-// that only show on one host: the same service twice, two mounts on the same local path.
+// that only show on one host: the same service twice, and the mount targets of SPEC §11 (not
+// /, a top-level system directory, the state dir `state_dir` or a mount base, nor inside
+// another target or a checkout; the same target spelled twice).
 Result<std::vector<Service>> services_for_host(const Config& config,
-                                               std::span<const std::string> hosts);
+                                               std::span<const std::string> hosts,
+                                               const std::string& state_dir);
 
 // Checks the merged services; returns the problems found (empty when all is well).
 std::vector<std::string> validate(const Config& config);

@@ -57,29 +57,123 @@ void check_conflicts(const Config& config, const std::vector<Service>& services,
     }
 }
 
-void check_targets(const Config& config, const std::vector<Service>& services,
-                   std::vector<std::string>& problems)
+// The path with its existing part resolved (symlinks included): two spellings of one target
+// compare equal. Only for comparing; nothing is ever opened through it.
+std::string resolved(const std::string& path)
 {
-    std::vector<std::pair<std::string, const Link*>> seen;
-    for (const auto& service : services) {
-        for (const auto& link : service.dirs) {
-            const auto target = normal(link.local);
-            const auto earlier = std::find_if(seen.begin(), seen.end(),
-                                              [&](const auto& s) { return s.first == target; });
-            if (earlier != seen.end()) {
-                problems.push_back(fmt::format("{}: local {} is already a mount target at {}",
-                                               config.at(link.position), quote(link.local),
-                                               config.at(earlier->second->position)));
+    std::error_code ec;
+    auto canonical = std::filesystem::weakly_canonical(path, ec);
+    return normal(ec ? path : canonical.string());
+}
+
+// `path` is `dir` or lies below it.
+bool within(const std::string& path, const std::string& dir)
+{
+    return path == dir || dir == "/" || path.starts_with(dir + "/");
+}
+
+struct Target {
+    std::string path; // resolved
+    const Link* link;
+    const Service* service;
+};
+
+class TargetRules {
+public:
+    TargetRules(const Config& config, const std::vector<Service>& services,
+                const std::string& state_dir, std::vector<std::string>& problems)
+        : m_config(config), m_services(services),
+          m_state_dir(state_dir.empty() ? "" : resolved(state_dir)), m_problems(problems)
+    {
+        for (const auto& service : services) {
+            for (const auto& link : service.dirs) {
+                m_targets.push_back({resolved(link.local), &link, &service});
             }
-            seen.emplace_back(target, &link);
         }
     }
-}
+
+    void check()
+    {
+        for (const auto& service : m_services) {
+            check_mount_base(service);
+        }
+        for (std::size_t i = 0; i < m_targets.size(); ++i) {
+            check_target(m_targets[i], i);
+        }
+    }
+
+private:
+    void report(Position at, const std::string& what)
+    {
+        m_problems.push_back(fmt::format("{}: {}", m_config.at(at), what));
+    }
+
+    void check_mount_base(const Service& service)
+    {
+        const auto base = resolved(service.mount);
+        const auto at = service.position_of("mount");
+        if (!m_state_dir.empty() && base == m_state_dir &&
+            service.service.starts_with("gitopper-")) {
+            report(service.position_of("service"),
+                   fmt::format("service {} collides with the state directory's own entries "
+                               "(gitopper-*) in {}; rename it or use another mount",
+                               quote(service.service), service.mount));
+        }
+        for (const auto& target : m_targets) {
+            if (within(base, target.path)) {
+                report(at,
+                       fmt::format("mount {} of {} lies inside local {} (at {}), which a "
+                                   "mount covers",
+                                   quote(service.mount), service.label(), quote(target.link->local),
+                                   m_config.at(target.link->position)));
+            }
+        }
+    }
+
+    void check_target(const Target& target, std::size_t index)
+    {
+        const auto& local = target.link->local;
+        const auto at = target.link->position;
+        if (!m_state_dir.empty() &&
+            (within(target.path, m_state_dir) || within(m_state_dir, target.path))) {
+            report(at,
+                   fmt::format("local {} must not be, hold or lie inside the state directory {}",
+                               quote(local), m_state_dir));
+        }
+        for (const auto& service : m_services) {
+            if (within(target.path, resolved(service.mount))) {
+                report(at, fmt::format("local {} lies inside the mount base {} of {}, where "
+                                       "checkouts live",
+                                       quote(local), service.mount, service.label()));
+                break;
+            }
+        }
+        for (std::size_t j = 0; j < m_targets.size(); ++j) {
+            const auto& other = m_targets[j];
+            if (j < index && other.path == target.path) {
+                report(at, fmt::format("local {} is already a mount target at {}", quote(local),
+                                       m_config.at(other.link->position)));
+            } else if (j != index && other.path != target.path && within(target.path, other.path)) {
+                report(at, fmt::format("local {} lies inside local {} (at {}), which is "
+                                       "mounted over",
+                                       quote(local), quote(other.link->local),
+                                       m_config.at(other.link->position)));
+            }
+        }
+    }
+
+    const Config& m_config;
+    const std::vector<Service>& m_services;
+    std::string m_state_dir;
+    std::vector<std::string>& m_problems;
+    std::vector<Target> m_targets;
+};
 
 } // namespace
 
 Result<std::vector<Service>> services_for_host(const Config& config,
-                                               std::span<const std::string> hosts)
+                                               std::span<const std::string> hosts,
+                                               const std::string& state_dir)
 {
     std::vector<Service> selected;
     for (const auto& service : config.services) {
@@ -91,7 +185,7 @@ Result<std::vector<Service>> services_for_host(const Config& config,
     }
     std::vector<std::string> problems;
     check_conflicts(config, selected, problems);
-    check_targets(config, selected, problems);
+    TargetRules(config, selected, state_dir, problems).check();
     if (!problems.empty()) {
         return std::unexpected(Error{join(problems, "\n")});
     }

@@ -16,6 +16,14 @@ namespace {
 
 using Problem = std::optional<std::string>;
 
+bool strings_equal_nocase(std::string_view a, std::string_view b)
+{
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
 bool all_of_chars(std::string_view text, std::string_view extra)
 {
     return std::all_of(text.begin(), text.end(), [&](char c) {
@@ -36,6 +44,12 @@ Problem check_service_name(std::string_view name)
         name.size() > 255) {
         return fmt::format("service {} is not a valid name (letters, digits and \":_.@\\-\"; "
                            "not starting with '-' or '.')",
+                           quote(name));
+    }
+    // Next to a checkout, <service>.gitopper-clone and <service>.broken-<time> are ours.
+    if (name.ends_with(".gitopper-clone") || name.find(".broken-") != std::string_view::npos) {
+        return fmt::format("service {} is reserved: \".gitopper-clone\" and \".broken-\" name "
+                           "gitopper's own directories next to a checkout",
                            quote(name));
     }
     return std::nullopt;
@@ -102,10 +116,36 @@ Problem check_action(std::string_view action)
     return what;
 }
 
+// "/", and the top-level directories that a bind mount must never cover and in which
+// gitopper must never make or move aside checkouts.
+bool is_system_dir(std::string_view path)
+{
+    static constexpr std::array<std::string_view, 12> kSystem{"/etc",  "/usr",  "/bin",  "/sbin",
+                                                              "/boot", "/dev",  "/proc", "/sys",
+                                                              "/run",  "/root", "/var",  "/home"};
+    auto normal = std::filesystem::path(path).lexically_normal().string();
+    while (normal.size() > 1 && normal.ends_with('/')) {
+        normal.pop_back();
+    }
+    if (normal == "/") {
+        return true;
+    }
+    if (normal.find('/', 1) != std::string::npos) {
+        return false;
+    }
+    return normal.starts_with("/lib") ||
+           std::find(kSystem.begin(), kSystem.end(), normal) != kSystem.end();
+}
+
 Problem check_mount(std::string_view mount)
 {
     if (!mount.starts_with('/')) {
         return fmt::format("mount {} must be an absolute path", quote(mount));
+    }
+    if (is_system_dir(mount)) {
+        return fmt::format("mount {} must not be / or a top-level system directory (checkouts "
+                           "are made and moved aside there)",
+                           quote(mount));
     }
     return std::nullopt;
 }
@@ -126,31 +166,88 @@ Problem check_upstream(std::string_view upstream)
     return std::nullopt;
 }
 
-Problem check_link(const Link& link)
+bool is_control(char c)
+{
+    return static_cast<unsigned char>(c) < ' ' || c == 0x7f;
+}
+
+Problem check_local(const Link& link)
 {
     if (!link.local.starts_with('/')) {
         return fmt::format("local {} must be an absolute path", quote(link.local));
     }
+    if (std::any_of(link.local.begin(), link.local.end(), is_control)) {
+        return fmt::format("local {} must not contain control characters", quote(link.local));
+    }
     if (std::filesystem::path(link.local).lexically_normal() == "/") {
         return fmt::format("local {} must not be the root directory", quote(link.local));
     }
+    if (is_system_dir(link.local)) {
+        return fmt::format("local {} must not be a top-level system directory", quote(link.local));
+    }
+    return std::nullopt;
+}
+
+// `link` names a path inside the repository's tree: not the tree itself, not git's own data.
+Problem check_link_path(const Link& link)
+{
     if (link.link.empty() || link.link.starts_with('/')) {
         return fmt::format("link {} must be a relative path inside the repository",
                            quote(link.link));
     }
+    bool inside = false;
     for (const auto& part : split(link.link, '/')) {
         if (part == "..") {
             return fmt::format("link {} must not leave the repository (\"..\")", quote(link.link));
         }
+        if (strings_equal_nocase(part, ".git")) {
+            return fmt::format("link {} must not point into .git", quote(link.link));
+        }
+        inside = inside || (!part.empty() && part != ".");
     }
-    if (const auto first = split(link.link, '/').front(); first == ".git") {
-        return fmt::format("link {} must not point into .git", quote(link.link));
+    if (!inside) {
+        return fmt::format("link {} must name a path inside the repository, not its root",
+                           quote(link.link));
     }
-    if (std::any_of(link.link.begin(), link.link.end(),
-                    [](char c) { return static_cast<unsigned char>(c) < ' ' || c == 0x7f; })) {
+    if (std::any_of(link.link.begin(), link.link.end(), is_control)) {
         return fmt::format("link {} must not contain control characters", quote(link.link));
     }
     return std::nullopt;
+}
+
+Problem check_mode(const Link& link)
+{
+    if (link.mode.empty()) {
+        return std::nullopt;
+    }
+    if (link.file) {
+        return fmt::format("mode {} applies to directories only; a file keeps git's mode",
+                           quote(link.mode));
+    }
+    const auto bits = link.mode_bits();
+    if (!bits || *bits > 0777) {
+        return fmt::format("mode {} must be octal permission bits such as \"0750\" (no "
+                           "setuid, setgid or sticky bit)",
+                           quote(link.mode));
+    }
+    if ((*bits & 0700) != 0700) {
+        return fmt::format("mode {} must leave the owner rwx (0700), or git cannot update the "
+                           "directory",
+                           quote(link.mode));
+    }
+    return std::nullopt;
+}
+
+constexpr std::array kLinkRules{check_local, check_link_path, check_mode};
+
+Problem check_file_size(std::string_view text)
+{
+    if (text.empty() || parse_size(text).value_or(0) > 0) {
+        return std::nullopt;
+    }
+    return fmt::format("max_file_size {} is not a size such as \"100MiB\", \"512K\" or "
+                       "\"1G\"",
+                       quote(text));
 }
 
 struct FieldRule {
@@ -168,6 +265,7 @@ constexpr std::array kFieldRules{
     FieldRule{"action", check_action, &Service::action},
     FieldRule{"mount", check_mount, &Service::mount},
     FieldRule{"upstream", check_upstream, &Service::upstream},
+    FieldRule{"max_file_size", check_file_size, &Service::max_file_size},
 };
 
 constexpr std::array<std::string_view, 4> kRequired{"machine", "service", "upstream", "mount"};
@@ -196,8 +294,10 @@ void check_service(const Config& config, const Service& service, std::vector<std
         }
     }
     for (const auto& link : service.dirs) {
-        if (auto problem = check_link(link)) {
-            report(link.position, *problem);
+        for (const auto rule : kLinkRules) {
+            if (auto problem = rule(link)) {
+                report(link.position, *problem);
+            }
         }
     }
 }

@@ -48,7 +48,7 @@ int run_check(const Options& options)
         fmt::print(stderr, "{}\n", config.error().message);
         return 1;
     }
-    auto services = services_for_host(*config, options.hosts);
+    auto services = services_for_host(*config, options.hosts, options.state_dir);
     if (!services) {
         fmt::print(stderr, "{}\n", services.error().message);
         return 1;

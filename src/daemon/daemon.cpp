@@ -156,7 +156,7 @@ int run_daemon(const Options& options)
         log_lines(config.error().message);
         return 1;
     }
-    auto services = services_for_host(*config, options.hosts);
+    auto services = services_for_host(*config, options.hosts, options.state_dir);
     if (!services) {
         log_lines(services.error().message);
         return 1;

@@ -1,11 +1,18 @@
 #include "git/git.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
 
 #include <fmt/format.h>
 
 #include "util/atomic_file.hpp"
 #include "util/log.hpp"
+#include "util/safe_path.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -49,7 +56,11 @@ std::vector<std::string> split_nul(const std::string& text)
     return parts;
 }
 
-std::vector<std::string> git_environment(const std::optional<Credentials>& user)
+// The git environment: the host's git config neutralised, and, for a URL with a password,
+// one config entry (url.<full>.insteadOf = <public>) that puts the password back for this
+// process alone. The environment of a process is readable only by its user and root.
+std::vector<std::string> git_environment(const std::optional<Credentials>& user,
+                                         const std::string& url)
 {
     std::vector<std::string> overrides{"GIT_CONFIG_GLOBAL=/dev/null",
                                        "GIT_CONFIG_SYSTEM=/dev/null",
@@ -63,9 +74,15 @@ std::vector<std::string> git_environment(const std::optional<Credentials>& user)
                                        "GIT_INDEX_FILE",
                                        "GIT_OBJECT_DIRECTORY",
                                        "GIT_CONFIG_PARAMETERS",
-                                       "GIT_CONFIG_COUNT",
                                        "GIT_NAMESPACE",
                                        "GIT_CEILING_DIRECTORIES"};
+    if (const auto shown = public_url(url); shown != url) {
+        overrides.insert(overrides.end(),
+                         {"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=url." + url + ".insteadOf",
+                          "GIT_CONFIG_VALUE_0=" + shown});
+    } else {
+        overrides.emplace_back("GIT_CONFIG_COUNT");
+    }
     if (user && !user->home.empty()) {
         overrides.push_back("HOME=" + user->home);
     }
@@ -88,20 +105,44 @@ bool is_commit_hash(std::string_view text)
            });
 }
 
-Git::Git(std::string dir, std::optional<Credentials> user, std::chrono::milliseconds timeout)
-    : m_dir(std::move(dir)), m_user(std::move(user)), m_timeout(timeout)
+std::string public_url(std::string_view url)
+{
+    const auto scheme = url.find("://");
+    if (scheme == std::string_view::npos) {
+        return std::string(url); // scp-like user@host:path holds no password
+    }
+    const auto start = scheme + 3;
+    const auto authority = url.substr(start, url.find('/', start) - start);
+    const auto at = authority.rfind('@');
+    const auto colon = authority.find(':');
+    if (at == std::string_view::npos || colon == std::string_view::npos || colon > at) {
+        return std::string(url);
+    }
+    return fmt::format("{}{}{}", url.substr(0, start + colon), authority.substr(at),
+                       url.substr(start + authority.size()));
+}
+
+Git::Git(std::string dir, std::optional<Credentials> user, std::chrono::milliseconds timeout,
+         std::string upstream)
+    : m_dir(std::move(dir)), m_user(std::move(user)), m_timeout(timeout),
+      m_upstream(std::move(upstream))
 {
 }
 
-Result<Output> Git::run_git(std::vector<std::string> args, bool in_tree) const
+// No safe.directory: git runs as the owner of the tree, and a tree owned by someone else is
+// one gitopper does not use (it clones anew instead).
+Result<Output> Git::run_git(std::vector<std::string> args, bool in_tree,
+                            const std::string* url) const
 {
+    return run_git(std::move(args), RunOptions{.in_tree = in_tree, .url = url});
+}
+
+Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& options) const
+{
+    const bool in_tree = options.in_tree;
+    const auto* url = options.url;
     const std::string subcommand = args.front();
-    std::vector<std::string> argv{"git",
-                                  "-c",
-                                  "safe.directory=" + m_dir,
-                                  "-c",
-                                  "advice.detachedHead=false",
-                                  "-c",
+    std::vector<std::string> argv{"git", "-c", "advice.detachedHead=false", "-c",
                                   "core.quotePath=false"};
     if (in_tree) {
         argv.insert(argv.end(), {"-C", m_dir});
@@ -111,8 +152,9 @@ Result<Output> Git::run_git(std::vector<std::string> args, bool in_tree) const
     Command command{.argv = std::move(argv),
                     .timeout = m_timeout,
                     .as_user = m_user,
-                    .env = git_environment(m_user),
-                    .cwd = in_tree ? std::nullopt : std::optional<std::string>("/")};
+                    .env = git_environment(m_user, url != nullptr ? *url : m_upstream),
+                    .cwd = in_tree ? std::nullopt : std::optional<std::string>("/"),
+                    .max_output = options.max_output};
     log::debug("running {}", printable(command.argv));
     auto& counters = git_counters();
     ++counters.ops;
@@ -127,12 +169,17 @@ Result<Output> Git::run_git(std::vector<std::string> args, bool in_tree) const
         return fail("git {}: {}{}", subcommand, output->describe(),
                     output->timed_out ? " (see git_timeout in [global])" : "");
     }
+    if (output->truncated) {
+        ++counters.errors;
+        return fail("git {}: more than {} bytes of output", subcommand, options.max_output);
+    }
     return output;
 }
 
 Result<std::string> Git::remote_head(const std::string& url, const std::string& branch) const
 {
-    auto output = run_git({"ls-remote", "--end-of-options", url, "refs/heads/" + branch}, false);
+    auto output = run_git(
+        {"ls-remote", "--end-of-options", public_url(url), "refs/heads/" + branch}, false, &url);
     if (!output) {
         return std::unexpected(output.error());
     }
@@ -144,23 +191,63 @@ Result<std::string> Git::remote_head(const std::string& url, const std::string& 
             return hash;
         }
     }
-    return fail("branch {} not found in {}", quote(branch), url);
+    return fail("branch {} not found in {}", quote(branch), public_url(url));
 }
 
-Result<> Git::clone(const std::string& url, const std::string& branch,
-                    std::span<const Link> links) const
+Result<> Git::clone(const std::string& url, const std::string& branch, std::span<const Link> links,
+                    const std::function<Result<>(const std::string& commit)>& vet) const
 {
     // Clone into the existing (empty) directory: it already has the right owner and mode.
     if (auto r = run_git({"clone", "--quiet", "--filter=blob:none", "--no-checkout", "--branch",
-                          branch, "--end-of-options", url, m_dir},
-                         false);
+                          branch, "--end-of-options", public_url(url), m_dir},
+                         false, &url);
         !r) {
         return std::unexpected(r.error());
+    }
+    if (auto r = protect_config(); !r) {
+        return r;
+    }
+    if (vet) {
+        auto head = resolve("origin/" + branch);
+        if (!head) {
+            return std::unexpected(head.error());
+        }
+        if (auto r = vet(*head); !r) {
+            return r;
+        }
     }
     if (auto r = set_sparse(links); !r) {
         return r;
     }
     return checkout("origin/" + branch);
+}
+
+Result<> Git::protect_config() const
+{
+    auto dir = open_no_symlinks(m_dir, O_PATH | O_DIRECTORY);
+    auto config = dir ? open_beneath(dir->get(), ".git/config", O_RDONLY | O_NONBLOCK)
+                      : std::unexpected(dir.error());
+    struct stat st {};
+    if (!config || ::fstat(config->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return fail("{}/.git/config: {}", m_dir,
+                    config ? "not a regular file" : config.error().message);
+    }
+    if ((st.st_mode & 077) != 0 && ::fchmod(config->get(), 0600) != 0) {
+        return fail("chmod {}/.git/config: {}", m_dir, std::strerror(errno));
+    }
+    return {};
+}
+
+// A file of the checkout's repository, read as root: opened without following symlinks and
+// read with a bound, since the user can put anything there (a symlink, a FIFO, /dev/zero).
+Result<std::string> Git::read_git_file(const std::string& name) const
+{
+    constexpr std::size_t kLimit = 1 << 20;
+    auto dir = open_no_symlinks(m_dir, O_PATH | O_DIRECTORY);
+    if (!dir) {
+        return std::unexpected(dir.error());
+    }
+    return read_beneath(dir->get(), ".git/" + name, kLimit);
 }
 
 Result<bool> Git::is_repository() const
@@ -180,8 +267,8 @@ Result<std::string> Git::remote_url() const
 
 Result<> Git::set_remote_url(const std::string& url) const
 {
-    auto output = run_git({"remote", "set-url", "--end-of-options", "origin", url});
-    return output ? Result<>{} : std::unexpected(output.error());
+    auto output = run_git({"remote", "set-url", "--end-of-options", "origin", public_url(url)});
+    return output ? protect_config() : std::unexpected(output.error());
 }
 
 Result<> Git::set_sparse(std::span<const Link> links) const
@@ -194,7 +281,7 @@ Result<> Git::set_sparse(std::span<const Link> links) const
         patterns.push_back("!/*"); // nothing of the repository in the work tree
     }
     // Unchanged links (every restart): the file git wrote last time says so, no process needed.
-    const auto current = read_file(m_dir + "/.git/info/sparse-checkout");
+    const auto current = read_git_file("info/sparse-checkout");
     if (current && *current == join(patterns, "\n") + "\n") {
         return {};
     }
@@ -236,7 +323,7 @@ Result<std::string> Git::head() const
 
 Result<std::string> Git::detached_head() const
 {
-    if (auto text = read_file(m_dir + "/.git/HEAD")) {
+    if (auto text = read_git_file("HEAD")) {
         const auto hash = trim(*text);
         if (hash.size() == 40 && is_commit_hash(hash)) {
             return std::string(hash);
@@ -273,6 +360,172 @@ Result<> Git::checkout(const std::string& commit) const
     }
     auto output = run_git({"checkout", "--quiet", "--force", "--detach", commit});
     return output ? Result<>{} : std::unexpected(output.error());
+}
+
+namespace {
+
+constexpr auto kEmptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+struct TreeEntry {
+    std::string mode;
+    std::string type;
+    std::uint64_t size = 0;
+};
+
+// `git ls-tree -z [-l]` records: "<mode> <type> <object>[ <size>]\t<path>".
+std::map<std::string, TreeEntry> parse_tree(const std::string& text)
+{
+    std::map<std::string, TreeEntry> entries;
+    for (const auto& record : split_nul(text)) {
+        const auto tab = record.find('\t');
+        if (tab == std::string::npos) {
+            continue;
+        }
+        std::vector<std::string> meta;
+        for (auto& field : split(record.substr(0, tab), ' ')) {
+            if (!field.empty()) {
+                meta.push_back(std::move(field));
+            }
+        }
+        if (meta.size() < 3) {
+            continue;
+        }
+        TreeEntry entry{meta[0], meta[1], 0};
+        if (meta.size() > 3 && meta[3] != "-") {
+            entry.size = std::strtoull(meta[3].c_str(), nullptr, 10);
+        }
+        entries.emplace(record.substr(tab + 1), std::move(entry));
+    }
+    return entries;
+}
+
+std::string symlink_refusal(const Link& link, const std::string& at, const std::string& commit)
+{
+    const auto link_path = join(path_components(link.link), "/");
+    return fmt::format("link {} is a symlink in {}{}", quote(link.link), commit.substr(0, 8),
+                       at == link_path ? "" : fmt::format(" (at {})", quote(at)));
+}
+
+// One link against the listed tree: every directory on its way must be a tree, the link
+// itself a tree or a regular file as configured; a symlink anywhere is refused.
+// `entry_of` lists one path alone (ls-tree without -r), for what -t does not show.
+Result<std::optional<std::string>> vet_link(
+    const Link& link, const std::string& commit, const std::map<std::string, TreeEntry>& entries,
+    const std::function<Result<std::map<std::string, TreeEntry>>(const std::string&)>& entry_of)
+{
+    const auto parts = path_components(link.link);
+    const auto short_commit = commit.substr(0, 8);
+    std::string at;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        at += (i == 0 ? "" : "/") + parts[i];
+        auto found = entries.find(at);
+        if (found == entries.end()) {
+            // ls-tree -t shows only trees on the way: ask what `at` is (a symlink or nothing).
+            auto what = entry_of(at);
+            if (!what) {
+                return std::unexpected(what.error());
+            }
+            if (auto it = what->find(at); it != what->end() && it->second.mode == "120000") {
+                return symlink_refusal(link, at, commit);
+            }
+            return fmt::format("link {} does not exist in {}", quote(link.link), short_commit);
+        }
+        const auto& entry = found->second;
+        if (entry.mode == "120000") {
+            return symlink_refusal(link, at, commit);
+        }
+        const bool last = i + 1 == parts.size();
+        if (entry.type == "commit") {
+            return fmt::format("link {} is a submodule in {}", quote(link.link), short_commit);
+        }
+        if (!last && entry.type != "tree") {
+            return fmt::format("link {} does not exist in {} ({} is a file)", quote(link.link),
+                               short_commit, quote(at));
+        }
+        if (last && link.file && entry.type != "blob") {
+            return fmt::format("link {} is not a file in {} (file = true)", quote(link.link),
+                               short_commit);
+        }
+        if (last && !link.file && entry.type != "tree") {
+            return fmt::format("link {} is not a directory in {} (set file = true for a file)",
+                               quote(link.link), short_commit);
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+Result<std::optional<std::string>> Git::vet_tree(const std::string& from, const std::string& commit,
+                                                 std::span<const Link> links,
+                                                 std::uint64_t max_file_size) const
+{
+    if (links.empty()) {
+        return std::nullopt;
+    }
+    const auto paths = pathspecs(links);
+    // The diff reads the blobs it compares, so a partial clone fetches the missing ones in one
+    // batch: sizes below are then read locally, and the checkout needs no fetch of its own.
+    std::vector<std::string> prefetch{
+        "diff", "--shortstat", "--no-renames", "--end-of-options", from.empty() ? kEmptyTree : from,
+        commit, "--"};
+    prefetch.insert(prefetch.end(), paths.begin(), paths.end());
+    if (auto r = run_git(std::move(prefetch)); !r) {
+        return std::unexpected(r.error());
+    }
+    std::vector<std::string> list{"ls-tree",          "-r",   "-t", "-l", "-z",
+                                  "--end-of-options", commit, "--"};
+    list.insert(list.end(), paths.begin(), paths.end());
+    auto listed = run_git(std::move(list), RunOptions{.max_output = std::size_t(256) << 20});
+    if (!listed) {
+        return std::unexpected(listed.error());
+    }
+    const auto entries = parse_tree(listed->out);
+    const auto entry_of = [&](const std::string& path) -> Result<std::map<std::string, TreeEntry>> {
+        auto alone =
+            run_git({"ls-tree", "-z", "--end-of-options", commit, "--", ":(literal)" + path});
+        if (!alone) {
+            return std::unexpected(alone.error());
+        }
+        return parse_tree(alone->out);
+    };
+    for (const auto& link : links) {
+        auto refusal = vet_link(link, commit, entries, entry_of);
+        if (!refusal) {
+            return std::unexpected(refusal.error());
+        }
+        if (*refusal) {
+            return refusal;
+        }
+    }
+    for (const auto& [path, entry] : entries) {
+        if (entry.type == "blob" && entry.size > max_file_size) {
+            return fmt::format("file {} is {} bytes in {}, over max_file_size ({} bytes)",
+                               quote(path), entry.size, commit.substr(0, 8), max_file_size);
+        }
+    }
+    return std::nullopt;
+}
+
+void Git::remove_leftovers(const std::string& service) const
+{
+    // find(1) as the user, argv only: -P (the default) follows no symlink, not even .git.
+    auto found = run(
+        Command{.argv = {"find", m_dir + "/.git", "-xdev", "(", "-name", "*.lock", "-o", "-path",
+                         "*/objects/*", "-name", "tmp_*", ")", "-type", "f", "-print", "-delete"},
+                .timeout = m_timeout,
+                .as_user = m_user,
+                .env = git_environment(m_user, ""),
+                .cwd = "/"});
+    if (!found) {
+        log::warn("[{}] cannot look for stale git files: {}", service, found.error().message);
+        return;
+    }
+    for (const auto& file : split(found->out, '\n')) {
+        if (!file.empty()) {
+            log::warn("[{}] removing stale {}", service, escape_controls(file));
+        }
+    }
 }
 
 Result<std::vector<std::string>> Git::local_changes() const

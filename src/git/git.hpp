@@ -27,19 +27,41 @@ GitCounters& git_counters();
 
 bool is_commit_hash(std::string_view text); // 4..40 lowercase or uppercase hex digits
 
+// The URL without its password, as git keeps it in .git/config and shows it in argv:
+// "https://user:token@host/x" -> "https://user@host/x". The password reaches git only through
+// the environment of its own process (see git_environment), never a file or a command line.
+std::string public_url(std::string_view url);
+
 class Git {
 public:
-    // `dir` is the work tree; `user` is who git runs as (nullopt: ourselves).
+    // `dir` is the work tree; `user` is who git runs as (nullopt: ourselves); `upstream` the
+    // URL "origin" stands for, with its credentials if any.
     Git(std::string dir, std::optional<Credentials> user,
-        std::chrono::milliseconds timeout = std::chrono::minutes(2));
+        std::chrono::milliseconds timeout = std::chrono::minutes(2), std::string upstream = "");
 
     // The commit `branch` points to upstream; an error when the branch does not exist.
     Result<std::string> remote_head(const std::string& url, const std::string& branch) const;
 
     // A partial clone (blobs on demand, full history) of `branch` into the (empty) work tree,
-    // checked out sparsely: only `links` are written.
-    Result<> clone(const std::string& url, const std::string& branch,
-                   std::span<const Link> links) const;
+    // checked out sparsely: only `links` are written. `vet`, when given, sees the branch head
+    // before anything is checked out; its error ends the clone there.
+    Result<> clone(const std::string& url, const std::string& branch, std::span<const Link> links,
+                   const std::function<Result<>(const std::string& commit)>& vet = {}) const;
+
+    // Why the tree of `commit` must not be checked out for `links` (SPEC §11), or nullopt: a
+    // link, or a directory on its way, that is a symlink in git; a link that is missing or a
+    // file where a directory is wanted (or the reverse); a file over `max_file_size` bytes.
+    // The blobs the checkout needs are fetched first in one request (those changed since
+    // `from`, or all when `from` is empty), so sizes are read without a fetch per file.
+    Result<std::optional<std::string>> vet_tree(const std::string& from, const std::string& commit,
+                                                std::span<const Link> links,
+                                                std::uint64_t max_file_size) const;
+
+    // Removes what a killed git leaves in .git (lock files, half-written packs), running as
+    // the user: root never walks a tree the user can change. Logged per file.
+    void remove_leftovers(const std::string& service) const;
+    // .git/config 0600: the checkout's repository settings are nobody else's business.
+    Result<> protect_config() const;
 
     Result<bool> is_repository() const;
     Result<std::string> remote_url() const;
@@ -71,11 +93,20 @@ public:
     const std::string& dir() const { return m_dir; }
 
 private:
-    Result<Output> run_git(std::vector<std::string> args, bool in_tree = true) const;
+    struct RunOptions {
+        bool in_tree = true;
+        const std::string* url = nullptr; // the upstream whose credentials git needs
+        std::size_t max_output = 1 << 20; // more is an error, never a silently short answer
+    };
+    Result<Output> run_git(std::vector<std::string> args, bool in_tree = true,
+                           const std::string* url = nullptr) const;
+    Result<Output> run_git(std::vector<std::string> args, const RunOptions& options) const;
+    Result<std::string> read_git_file(const std::string& name) const;
 
     std::string m_dir;
     std::optional<Credentials> m_user;
     std::chrono::milliseconds m_timeout;
+    std::string m_upstream;
 };
 
 } // namespace gitopper

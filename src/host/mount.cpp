@@ -1,7 +1,12 @@
 // Whether a target is already right is decided by inode: a bind mount shows the source's own
 // inode. A file bind mount pins the inode it was made with, so after git replaces the file the
-// mount shows the old, deleted one ("//deleted" in mountinfo); such a stale mount of ours is
-// detached before mounting again. Anything else mounted there is left alone underneath.
+// mount shows the old, deleted one (no links left); such a stale mount of ours is detached
+// before mounting again. Anything else mounted there is left alone underneath.
+//
+// Every step works on file descriptors from util/safe_path: the source opened beneath the
+// checkout, the target resolved from "/" with no symlink in any component, the mount moved
+// onto the target's descriptor, and an unmount aimed at /proc/self/fd/N of the descriptor we
+// checked, so no path can be swapped between a check and the act.
 
 #include "host/mount.hpp"
 
@@ -15,9 +20,11 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <vector>
+
+#include <fmt/format.h>
 
 #include "util/fd.hpp"
+#include "util/safe_path.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -39,122 +46,199 @@ Table read_mounts()
     return table;
 }
 
-bool same_inode(const std::string& a, const std::string& b)
+std::string proc_fd(int fd)
 {
-    struct stat sa {};
-    struct stat sb {};
-    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
+    return fmt::format("/proc/self/fd/{}", fd);
 }
 
-// The mount at `target` shows a deleted file or directory (the source was replaced).
-bool is_stale_mount(const std::string& target)
+bool same_inode(const FileInfo& a, const FileInfo& b)
 {
-    auto table = read_mounts();
-    if (!table) {
-        return false;
-    }
-    libmnt_fs* top = mnt_table_find_target(table.get(), target.c_str(), MNT_ITER_BACKWARD);
-    if (top == nullptr || mnt_fs_get_root(top) == nullptr) {
-        return false;
-    }
-    return std::string_view(mnt_fs_get_root(top)).ends_with("//deleted");
+    return a.device == b.device && a.inode == b.inode;
 }
 
-Result<> chown_to(const std::string& path, const std::optional<Credentials>& owner)
+Result<FileInfo> info_of(const Fd& fd, const std::string& what)
 {
-    if (owner && ::lchown(path.c_str(), owner->uid, owner->gid) != 0) {
-        return fail("chown {} to {}: {}", path, owner->name, std::strerror(errno));
-    }
-    return {};
+    return with_context(file_info(fd.get()), "{}", what);
 }
 
-// Creates the missing parents of `path` (and `path` itself unless it is a file to be created
-// afterwards), each owned by `owner`.
-Result<> create_dirs(const fs::path& path, const std::optional<Credentials>& owner)
+// The link inside the checkout, opened without following a symlink; checked for its type.
+Result<Fd> open_source(const BindMount& mount)
 {
-    std::vector<fs::path> missing;
-    for (auto p = path; !p.empty() && p != p.root_path() && !fs::exists(p); p = p.parent_path()) {
-        missing.push_back(p);
+    auto checkout = open_no_symlinks(mount.checkout, O_PATH | O_DIRECTORY);
+    if (!checkout) {
+        return fail("checkout {}: {}", mount.checkout, checkout.error().message);
     }
-    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-        if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) {
-            return fail("create {}: {}", it->string(), std::strerror(errno));
+    auto found = find_beneath(checkout->get(), mount.link, O_PATH);
+    if (!found) {
+        return fail("link {} in the checkout: {}", quote(mount.link), found.error().message);
+    }
+    if (!*found) {
+        return fail("link {} does not exist in the checkout", quote(mount.link));
+    }
+    auto source = std::move(**found);
+    auto info = info_of(source, mount.link);
+    if (!info) {
+        return std::unexpected(info.error());
+    }
+    if (mount.file && !S_ISREG(info->mode)) {
+        return fail("link {} is not a file in the checkout (file = true)", quote(mount.link));
+    }
+    if (!mount.file && !S_ISDIR(info->mode)) {
+        return fail("link {} is not a directory in the checkout (set file = true for a file)",
+                    quote(mount.link));
+    }
+    if (mount.mode) {
+        // The mount shows this directory's own inode, so its mode is what readers of the
+        // target see. Git does not track directory modes: set it again on every mount.
+        auto dir = open_beneath(checkout->get(), mount.link, O_RDONLY | O_DIRECTORY);
+        if (!dir || ::fchmod(dir->get(), *mount.mode) != 0) {
+            return fail("chmod link {}: {}", quote(mount.link),
+                        dir ? std::strerror(errno) : dir.error().message);
         }
-        if (auto r = chown_to(*it, owner); !r) {
-            return r;
-        }
     }
-    return {};
+    return source;
 }
 
-Result<> create_target(const std::string& target, bool file,
-                       const std::optional<Credentials>& owner)
+Result<> give_to(int parent, const std::string& name, bool file,
+                 const std::optional<Credentials>& owner)
 {
-    if (fs::exists(target)) {
+    if (!owner) {
         return {};
     }
-    if (!file) {
-        return create_dirs(target, owner);
+    auto fd = open_beneath(parent, name, file ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY);
+    if (!fd || ::fchown(fd->get(), owner->uid, owner->gid) != 0) {
+        return fail("chown {} to {}: {}", name, owner->name,
+                    fd ? std::strerror(errno) : fd.error().message);
     }
-    if (auto r = create_dirs(fs::path(target).parent_path(), owner); !r) {
-        return r;
-    }
-    Fd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fd) {
-        return fail("create {}: {}", target, std::strerror(errno));
-    }
-    return chown_to(target, owner);
+    return {};
 }
 
-Result<> check_source(const std::string& source, bool file)
+// Creates `name` in `parent`: a directory, or an empty file; it belongs to `owner`.
+Result<> create_target(int parent, const std::string& name, bool file,
+                       const std::optional<Credentials>& owner)
 {
-    struct stat st {};
-    if (::stat(source.c_str(), &st) != 0) {
-        return fail("{} does not exist in the checkout", source);
+    if (file) {
+        Fd created(::openat(parent, name.c_str(),
+                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!created && errno != EEXIST) {
+            return fail("create {}: {}", name, std::strerror(errno));
+        }
+    } else if (::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) {
+        return fail("create {}: {}", name, std::strerror(errno));
     }
-    if (file && !S_ISREG(st.st_mode)) {
-        return fail("{} is not a file in the checkout (file = true)", source);
+    return give_to(parent, name, file, owner);
+}
+
+// The target, resolved from "/" without following a symlink anywhere; created when missing
+// (parents root-owned, the target itself `owner`'s).
+Result<Fd> open_target(const BindMount& mount, const std::optional<Credentials>& owner)
+{
+    const auto path = fs::path(mount.target).lexically_normal();
+    const auto refuse = [&](const std::string& why) {
+        return fail("local {}: {}", mount.target, why);
+    };
+    auto parent = make_dirs_no_symlinks(path.parent_path().string());
+    if (!parent) {
+        return refuse(parent.error().message);
     }
-    if (!file && !S_ISDIR(st.st_mode)) {
-        return fail("{} is not a directory in the checkout (set file = true for a file)", source);
+    const auto name = path.filename().string();
+    auto found = find_beneath(parent->get(), name, O_PATH);
+    if (found && !*found) {
+        if (auto r = create_target(parent->get(), name, mount.file, owner); !r) {
+            return refuse(r.error().message);
+        }
+        found = find_beneath(parent->get(), name, O_PATH);
+    }
+    if (!found || !*found) {
+        return refuse(found ? "it disappeared while being created" : found.error().message);
+    }
+    auto target = std::move(**found);
+    auto info = info_of(target, mount.target);
+    if (!info) {
+        return std::unexpected(info.error());
+    }
+    if (mount.file != S_ISREG(info->mode) || (!mount.file && !S_ISDIR(info->mode))) {
+        return refuse(mount.file ? "exists and is not a regular file"
+                                 : "exists and is not a directory");
+    }
+    return target;
+}
+
+Result<> detach(const Fd& fd, const std::string& what)
+{
+    if (::umount2(proc_fd(fd.get()).c_str(), MNT_DETACH) != 0) {
+        return fail("unmount {}: {}", what, std::strerror(errno));
+    }
+    return {};
+}
+
+Result<> attach(const Fd& source, const Fd& target, const BindMount& mount)
+{
+    Fd tree(static_cast<int>(
+        ::open_tree(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
+    if (!tree) {
+        return fail("bind mount {} on {}: open_tree: {}", mount.link, mount.target,
+                    std::strerror(errno));
+    }
+    if (::move_mount(tree.get(), "", target.get(), "",
+                     MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+        return fail("bind mount {} on {}: {}", mount.link, mount.target, std::strerror(errno));
     }
     return {};
 }
 
 } // namespace
 
-Result<MountResult> ensure_bind_mount(const std::string& source, const std::string& target,
-                                      bool file, const std::optional<Credentials>& owner)
+Result<MountResult> ensure_bind_mount(const BindMount& mount,
+                                      const std::optional<Credentials>& owner)
 {
-    if (auto r = check_source(source, file); !r) {
-        return std::unexpected(r.error());
+    auto source = open_source(mount);
+    if (!source) {
+        return std::unexpected(source.error());
     }
-    if (auto r = create_target(target, file, owner); !r) {
-        return std::unexpected(r.error());
+    auto target = open_target(mount, owner);
+    if (!target) {
+        return std::unexpected(target.error());
     }
-    if (mount_count(target) > 0 && same_inode(source, target)) {
+    auto have = info_of(*source, mount.link);
+    auto shown = info_of(*target, mount.target);
+    if (!have || !shown) {
+        return std::unexpected(have ? shown.error() : have.error());
+    }
+    if (shown->mount_root && same_inode(*have, *shown)) {
         return MountResult::unchanged;
     }
-    const bool stale = is_stale_mount(target);
-    if (stale && ::umount2(target.c_str(), MNT_DETACH) != 0) {
-        return fail("unmount stale {}: {}", target, std::strerror(errno));
+    const bool stale = shown->mount_root && shown->links == 0;
+    if (stale) {
+        if (auto r = detach(*target, mount.target); !r) {
+            return std::unexpected(r.error());
+        }
+        target = open_target(mount, owner); // what lies underneath now
+        if (!target) {
+            return std::unexpected(target.error());
+        }
     }
-    if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-        return fail("bind mount {} on {}: {}", source, target, std::strerror(errno));
+    if (auto r = attach(*source, *target, mount); !r) {
+        return std::unexpected(r.error());
     }
     return stale ? MountResult::refreshed : MountResult::mounted;
 }
 
-Result<> release_bind_mount(const std::string& source, const std::string& target)
+Result<> release_bind_mount(const BindMount& mount)
 {
-    if (mount_count(target) == 0 || !same_inode(source, target)) {
+    auto checkout = open_no_symlinks(mount.checkout, O_PATH | O_DIRECTORY);
+    auto source = checkout ? open_beneath(checkout->get(), mount.link, O_PATH)
+                           : std::unexpected(checkout.error());
+    auto target = open_no_symlinks(mount.target, O_PATH);
+    if (!source || !target) {
+        return {}; // nothing of ours can be mounted there
+    }
+    auto have = file_info(source->get());
+    auto shown = file_info(target->get());
+    if (!have || !shown || !shown->mount_root || !same_inode(*have, *shown)) {
         return {};
     }
-    if (::umount2(target.c_str(), MNT_DETACH) != 0) {
-        return fail("unmount {}: {}", target, std::strerror(errno));
-    }
-    return {};
+    return detach(*target, mount.target);
 }
 
 int mount_count(const std::string& target)
@@ -163,7 +247,7 @@ int mount_count(const std::string& target)
     if (!table) {
         return 0;
     }
-    const auto wanted = fs::weakly_canonical(target).string();
+    const auto wanted = fs::path(target).lexically_normal().string();
     int count = 0;
     libmnt_iter* iter = mnt_new_iter(MNT_ITER_FORWARD);
     libmnt_fs* entry = nullptr;

@@ -1,5 +1,10 @@
 #pragma once
-// Bind mounts with mount(2): a checkout's `link` onto the service's `local` path.
+// Bind mounts of a checkout's `link` onto the service's `local` path, made by file descriptor
+// (open_tree + move_mount) after both sides were resolved without following any symlink
+// (SPEC §11): repository content and the service user shape the source side, and may have
+// shaped parts of the target side; neither can redirect a mount.
+
+#include <sys/types.h>
 
 #include <optional>
 #include <string>
@@ -15,13 +20,22 @@ enum class MountResult {
     refreshed, // a mount of an older version of the source (a replaced inode) was swapped
 };
 
-// Makes `target` show `source`. A missing target is created (a directory, or an empty file
-// with `file`), with missing parents; what is created belongs to `owner` when given.
-Result<MountResult> ensure_bind_mount(const std::string& source, const std::string& target,
-                                      bool file, const std::optional<Credentials>& owner);
+struct BindMount {
+    std::string checkout;       // the work tree, an absolute path
+    std::string link;           // relative to it
+    std::string target;         // absolute
+    bool file = false;          // a single file rather than a directory
+    std::optional<mode_t> mode; // the mounted directory's own permission bits
+};
 
-// Detaches the mount on `target` if it shows `source`; nothing else mounted there is touched.
-Result<> release_bind_mount(const std::string& source, const std::string& target);
+// Makes `target` show `link` of the checkout. A missing target is created (a directory, or an
+// empty file with `file`), owned by `owner` when given; its missing parents are created
+// owned by root, mode 0755. A symlink on either side is an error, never followed.
+Result<MountResult> ensure_bind_mount(const BindMount& mount,
+                                      const std::optional<Credentials>& owner);
+
+// Detaches the mount on `target` if it shows `link` of the checkout; nothing else is touched.
+Result<> release_bind_mount(const BindMount& mount);
 
 // How many mounts sit on `target` (0 when it is not a mount point); for tests and checks.
 int mount_count(const std::string& target);

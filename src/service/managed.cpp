@@ -1,5 +1,6 @@
 #include "service/managed.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +15,9 @@
 
 #include "host/mount.hpp"
 #include "util/atomic_file.hpp"
+#include "util/fd.hpp"
 #include "util/log.hpp"
+#include "util/safe_path.hpp"
 #include "util/strings.hpp"
 #include "util/user.hpp"
 
@@ -50,48 +53,37 @@ std::int64_t unix_now()
         .count();
 }
 
-// Gives every file and directory under `dir` to `owner` (an earlier checkout by someone else).
-Result<> chown_tree(const std::string& dir, const Credentials& owner)
+// The directory that holds the checkouts: created root-owned when missing, and refused when
+// someone else could replace entries in it (a sticky world-writable one such as /tmp is
+// allowed; there every entry's owner is checked instead).
+Result<std::pair<Fd, DirTrust>> open_mount_base(const std::string& mount)
 {
-    std::error_code ec;
-    if (::lchown(dir.c_str(), owner.uid, owner.gid) != 0) {
-        return fail("chown {}: {}", dir, std::strerror(errno));
+    auto base = make_dirs_no_symlinks(mount);
+    if (!base) {
+        return fail("mount {}: {}", mount, base.error().message);
     }
-    for (auto it = fs::recursive_directory_iterator(dir, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (::lchown(it->path().c_str(), owner.uid, owner.gid) != 0) {
-            return fail("chown {}: {}", it->path().string(), std::strerror(errno));
-        }
+    auto trust = check_trusted_dir(base->get(), "mount " + mount);
+    if (!trust) {
+        return std::unexpected(trust.error());
     }
-    if (ec) {
-        return fail("walking {}: {}", dir, ec.message());
-    }
-    return {};
+    return std::pair{std::move(*base), *trust};
 }
 
-// Only we run git in a checkout, so a lock in it is the leftover of a killed git (the index,
-// HEAD, a ref a fetch was moving, the config): left there, every later git run fails on it.
-// What a git killed by us (timeout), by a full disk or by a crash leaves behind: lock files
-// that fail every later command, and half-written packs (tmp_pack_*, tmp_idx_*, tmp_obj_*)
-// that keep a full disk full. Only our own poll thread runs git in this checkout.
-void remove_git_leftovers(const std::string& git_dir, const std::string& service)
+// Removes a tree of the service user's as that user: root never walks a tree that someone
+// else can change under it. Only the emptied top, in root's own directory, is root's to remove.
+Result<> remove_tree(int base, const std::string& base_path, const std::string& name,
+                     const std::optional<Credentials>& user)
 {
-    std::vector<fs::path> leftovers;
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(git_dir, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        const auto name = it->path().filename().string();
-        const bool lock = it->path().extension() == ".lock";
-        const bool partial =
-            name.starts_with("tmp_") && it->path().string().find("/objects/") != std::string::npos;
-        if ((lock || partial) && fs::is_regular_file(it->symlink_status(ec))) {
-            leftovers.push_back(it->path());
-        }
+    auto removed =
+        run(Command{.argv = {"rm", "-rf", "--one-file-system", "--", base_path + "/" + name},
+                    .timeout = std::chrono::minutes(5),
+                    .as_user = user,
+                    .cwd = "/"});
+    if (::unlinkat(base, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+        return fail("remove {}/{}: {}{}", base_path, name, std::strerror(errno),
+                    removed && !removed->ok() ? " (" + removed->describe() + ")" : "");
     }
-    for (const auto& file : leftovers) {
-        log::warn("[{}] removing stale {}", service, file.string());
-        fs::remove(file, ec);
-    }
+    return {};
 }
 
 // Moves an unusable checkout out of the way: kept for the operator, never deleted. Our mounts
@@ -107,11 +99,20 @@ Result<> move_aside(const Service& config, const std::string& why)
         return fail("move {} aside: {}", dir, std::strerror(errno));
     }
     for (const auto& link : config.dirs) {
-        if (auto r = release_bind_mount(aside + "/" + link.link, link.local); !r) {
+        if (auto r = release_bind_mount({aside, link.link, link.local, link.file}); !r) {
             log::warn("[{}] {}: the new mount goes on top", config.service, r.error().message);
         }
     }
     return {};
+}
+
+BindMount bind_mount_of(const Service& config, const Link& link)
+{
+    BindMount mount{config.checkout_dir(), link.link, link.local, link.file};
+    if (auto bits = link.mode_bits()) {
+        mount.mode = static_cast<mode_t>(*bits);
+    }
+    return mount;
 }
 
 } // namespace
@@ -170,7 +171,7 @@ ManagedService::Outcome ManagedService::prepare()
         m_user = *user;
     }
     if (!m_git) {
-        m_git.emplace(m_config.checkout_dir(), m_user, m_host.git_timeout);
+        m_git.emplace(m_config.checkout_dir(), m_user, m_host.git_timeout, m_config.upstream);
     }
     if (auto r = prepare_checkout(); !r) {
         return r;
@@ -201,41 +202,55 @@ ManagedService::Outcome ManagedService::prepare()
 
 ManagedService::Outcome ManagedService::prepare_checkout()
 {
-    const auto dir = m_config.checkout_dir();
     const auto host_failure = [](std::string message) {
         return std::unexpected(Failure{Event::host_failed, std::move(message)});
     };
-    std::error_code ec;
-    fs::create_directories(m_config.mount, ec);
-    if (ec) {
-        return host_failure(fmt::format("create {}: {}", m_config.mount, ec.message()));
+    auto base = open_mount_base(m_config.mount);
+    if (!base) {
+        return host_failure(base.error().message);
     }
+    const auto& [base_fd, trust] = *base;
     const auto replace = [&](const std::string& why) -> Outcome {
         if (auto r = move_aside(m_config, why); !r) {
             return host_failure(r.error().message);
         }
         return clone_fresh();
     };
-    if (!fs::exists(dir)) {
+    auto entry = find_beneath(base_fd.get(), m_config.service, O_PATH);
+    if (!entry) {
+        // A symlink in the checkout's place: in a shared (sticky) base someone else made it.
+        return trust == DirTrust::sticky
+                   ? host_failure(entry.error().message + "; not following it")
+                   : replace(entry.error().message);
+    }
+    if (!*entry) {
         return clone_fresh();
     }
-    if (!fs::is_directory(dir)) {
+    auto info = file_info((*entry)->get());
+    if (!info) {
+        return host_failure(info.error().message);
+    }
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    if (info->uid != uid && info->uid != 0 && trust == DirTrust::sticky) {
+        return host_failure(
+            fmt::format("{} belongs to uid {}, neither root nor {}: not touching it",
+                        m_config.checkout_dir(), info->uid, m_user ? m_user->name : "us"));
+    }
+    if (!S_ISDIR(info->mode)) {
         return replace("not a directory");
     }
-    struct stat st {};
-    const uid_t uid = m_user ? m_user->uid : ::geteuid();
-    if (::stat(dir.c_str(), &st) == 0 && st.st_uid != uid) {
-        log::warn("[{}] {} belongs to uid {}, not {}: giving it to {}", m_config.service, dir,
-                  st.st_uid, uid, m_user ? m_user->name : "root");
-        if (auto r = chown_tree(dir, m_user ? *m_user : current_credentials()); !r) {
-            return host_failure(r.error().message);
-        }
+    if (info->uid != uid) {
+        // Never chown an old tree: its old owner may still hold files, hooks or links in it.
+        return replace(fmt::format("it belongs to uid {}, not {}", info->uid, uid));
     }
-    if (fs::is_empty(dir, ec)) {
-        return clone_fresh();
+    if (auto r = restrict_checkout(base_fd.get()); !r) {
+        return host_failure(r.error().message);
     }
-    remove_git_leftovers(dir + "/.git", m_config.service);
-    auto head = fs::exists(dir + "/.git") ? m_git->head() : fail("not a git checkout");
+    if (!m_git->is_repository().value_or(false)) {
+        return replace("not a git checkout");
+    }
+    m_git->remove_leftovers(m_config.service);
+    auto head = m_git->head();
     if (!head) {
         return replace(head.error().message);
     }
@@ -243,9 +258,10 @@ ManagedService::Outcome ManagedService::prepare_checkout()
         return std::unexpected(Failure{Event::git_failed, e.message});
     };
     auto url = m_git->remote_url();
-    if (!url || *url != m_config.upstream) {
+    const bool moved_upstream = !url || *url != public_url(m_config.upstream);
+    if (moved_upstream) {
         log::info("[{}] checkout tracked {}; switching it to {}", m_config.service,
-                  url ? *url : "nothing", m_config.upstream);
+                  url ? *url : "nothing", public_url(m_config.upstream));
         if (auto r = m_git->set_remote_url(m_config.upstream); !r) {
             return git_failure(r.error());
         }
@@ -253,7 +269,7 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     if (auto r = m_git->set_sparse(m_config.dirs); !r) {
         return git_failure(r.error());
     }
-    if (!url || *url != m_config.upstream) {
+    if (moved_upstream) {
         // The service must not start on the old upstream's files.
         auto moved = m_git->fetch(m_config.branch);
         if (moved) {
@@ -272,54 +288,98 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     return {};
 }
 
+// The checkout is no second, world-readable copy of the repository: 0750 with the user's
+// group. The service reads it through the mounts, as its own user.
+Result<> ManagedService::restrict_checkout(int base) const
+{
+    auto dir = open_beneath(base, m_config.service, O_RDONLY | O_DIRECTORY);
+    if (!dir) {
+        return fail("{}: {}", m_config.checkout_dir(), dir.error().message);
+    }
+    const gid_t gid = m_user ? m_user->gid : ::getegid();
+    if (::fchown(dir->get(), static_cast<uid_t>(-1), gid) != 0 || ::fchmod(dir->get(), 0750) != 0) {
+        return fail("restrict {}: {}", m_config.checkout_dir(), std::strerror(errno));
+    }
+    return {};
+}
+
 // Clones next to the checkout and renames into place, so a checkout is never half made.
 ManagedService::Outcome ManagedService::clone_fresh()
 {
     const auto dir = m_config.checkout_dir();
-    const auto fresh = dir + ".gitopper-clone";
+    const auto name = m_config.service + ".gitopper-clone";
+    const auto fresh = m_config.mount + "/" + name;
     const auto host_failure = [](std::string message) {
         return std::unexpected(Failure{Event::host_failed, std::move(message)});
     };
-    std::error_code ec;
-    fs::remove_all(fresh, ec); // a leftover of an interrupted clone of ours
-    if (::mkdir(fresh.c_str(), 0755) != 0) {
-        return host_failure(fmt::format("create {}: {}", fresh, std::strerror(errno)));
+    auto base = open_mount_base(m_config.mount);
+    if (!base) {
+        return host_failure(base.error().message);
     }
-    if (m_user && ::chown(fresh.c_str(), m_user->uid, m_user->gid) != 0) {
-        return host_failure(fmt::format("chown {}: {}", fresh, std::strerror(errno)));
+    const int base_fd = base->first.get();
+    // A leftover of an interrupted clone of ours, written by git as the user.
+    if (auto r = remove_tree(base_fd, m_config.mount, name, m_user); !r) {
+        return host_failure(r.error().message);
+    }
+    if (auto r = make_checkout_dir(base_fd, name); !r) {
+        return host_failure(r.error().message);
     }
     log::info("[{}] cloning {} ({}) into {}", m_config.service, m_config.upstream, m_config.branch,
               dir);
-    const Git git(fresh, m_user, m_host.git_timeout);
-    auto cloned = git.clone(m_config.upstream, m_config.branch, m_config.dirs);
+    const Git git(fresh, m_user, m_host.git_timeout, m_config.upstream);
+    std::optional<std::string> refused; // the branch head holds what we must not check out
+    auto cloned = git.clone(m_config.upstream, m_config.branch, m_config.dirs,
+                            [&](const std::string& commit) -> Result<> {
+                                auto vetted = git.vet_tree("", commit, m_config.dirs,
+                                                           m_config.file_size_limit());
+                                if (vetted && *vetted) {
+                                    refused = **vetted;
+                                    return fail("{}", **vetted);
+                                }
+                                return vetted ? Result<>{} : std::unexpected(vetted.error());
+                            });
     auto head = cloned ? git.detached_head() : std::unexpected(cloned.error());
-    if (head && fs::exists(dir)) {
-        fs::remove(dir, ec); // only ever an empty directory here
+    if (head) {
+        ::unlinkat(base_fd, m_config.service.c_str(), AT_REMOVEDIR); // only ever an empty dir
     }
-    if (head && ::rename(fresh.c_str(), dir.c_str()) != 0) {
+    if (head && ::renameat(base_fd, name.c_str(), base_fd, m_config.service.c_str()) != 0) {
         return host_failure(fmt::format("rename {} to {}: {}", fresh, dir, std::strerror(errno)));
     }
     if (!head) {
-        fs::remove_all(fresh, ec);
+        (void)remove_tree(base_fd, m_config.mount, name, m_user);
         add_history("", "", Trigger::start, "clone failed: " + head.error().message);
-        return std::unexpected(Failure{Event::git_failed, head.error().message});
+        return std::unexpected(
+            Failure{refused ? Event::host_failed : Event::git_failed, head.error().message});
     }
     {
         std::lock_guard lock(m_mutex);
         m_status.hash = *head;
         m_status.change = std::chrono::system_clock::now();
-    }
-    {
         // A first clone is what `systemctl start` will start on; saved with the history
         // entry, so a clone costs one state write. A clone replacing an applied commit
         // leaves the comparison to act_if_owed().
-        std::lock_guard lock(m_mutex);
         if (m_saved.applied.empty()) {
             m_saved.applied = *head;
         }
     }
     add_history("", *head, Trigger::start, "ok");
     m_cloned = true;
+    return {};
+}
+
+// `name` in the mount base, made by root without following anything: 0750, the user's.
+Result<> ManagedService::make_checkout_dir(int base, const std::string& name) const
+{
+    if (::mkdirat(base, name.c_str(), 0700) != 0) {
+        return fail("create {}/{}: {}", m_config.mount, name, std::strerror(errno));
+    }
+    auto dir = open_beneath(base, name, O_RDONLY | O_DIRECTORY);
+    const auto owner = m_user ? *m_user : current_credentials();
+    if (!dir || ::fchown(dir->get(), owner.uid, owner.gid) != 0 ||
+        ::fchmod(dir->get(), 0750) != 0) {
+        return fail("create {}/{}: {}", m_config.mount, name,
+                    dir ? std::strerror(errno) : dir.error().message);
+    }
     return {};
 }
 
@@ -349,7 +409,7 @@ ManagedService::Outcome ManagedService::mount_all()
 {
     for (const auto& link : m_config.dirs) {
         const auto source = m_config.checkout_dir() + "/" + link.link;
-        auto mounted = ensure_bind_mount(source, link.local, link.file, m_user);
+        auto mounted = ensure_bind_mount(bind_mount_of(m_config, link), m_user);
         if (!mounted) {
             return std::unexpected(Failure{Event::host_failed, mounted.error().message});
         }
@@ -430,6 +490,15 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
                                 : m_git->changed_paths(from, commit, m_config.dirs);
     if (!changed) {
         return git_failure(changed.error());
+    }
+    auto refused = m_git->vet_tree(from, commit, m_config.dirs, m_config.file_size_limit());
+    if (!refused) {
+        return git_failure(refused.error());
+    }
+    if (*refused) {
+        // Nothing of it is checked out: the service keeps its current files and mounts.
+        add_history(from, commit, trigger, **refused);
+        return std::unexpected(Failure{Event::host_failed, **refused});
     }
     if (auto r = m_git->checkout(commit); !r) {
         return git_failure(r.error());
@@ -634,8 +703,8 @@ void ManagedService::finish(const Outcome& outcome, const std::string& success_i
         record(Event::succeeded, success_info);
     } else {
         record(outcome.error().event, outcome.error().message);
-        if (outcome.error().event == Event::git_failed) {
-            remove_git_leftovers(m_config.checkout_dir() + "/.git", m_config.service);
+        if (outcome.error().event == Event::git_failed && m_git) {
+            m_git->remove_leftovers(m_config.service);
         }
     }
 }

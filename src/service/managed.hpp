@@ -77,6 +77,8 @@ private:
     Outcome prepare();
     Outcome prepare_checkout();
     Outcome clone_fresh();
+    Result<> restrict_checkout(int base) const;
+    Result<> make_checkout_dir(int base, const std::string& name) const;
     Outcome mount_all();
     Outcome restore_pin();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);

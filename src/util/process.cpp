@@ -88,6 +88,7 @@ public:
     bool open() const { return m_fd.valid(); }
     const std::string& text() const { return m_text; }
     std::string take() { return std::move(m_text); }
+    bool truncated() const { return m_truncated; }
 
     // Called when poll() says the pipe is readable (or hung up); closes it at the end.
     void read_some();
@@ -96,6 +97,7 @@ private:
     Fd m_fd;
     std::size_t m_limit;
     std::string m_text;
+    bool m_truncated = false; // more came than m_limit; the rest was read and dropped
 };
 
 void Capture::read_some()
@@ -110,6 +112,7 @@ void Capture::read_some()
         return;
     }
     const std::size_t room = m_limit - std::min(m_limit, m_text.size());
+    m_truncated = m_truncated || static_cast<std::size_t>(count) > room;
     m_text.append(buffer.data(), std::min(room, static_cast<std::size_t>(count)));
 }
 
@@ -514,6 +517,7 @@ Result<Output> finish(Child& child, const Command& command, const std::string& p
                     describe_step(failure->step, command, program), errno_text(failure->error));
     }
     set_status(output, *status);
+    output.truncated = child.out.truncated();
     output.out = child.out.take();
     output.err = child.err.take();
     return output;

@@ -41,6 +41,7 @@ struct Output {
     std::chrono::milliseconds timeout{0}; // the limit it ran under, for describe()
     std::string out;
     std::string err;
+    bool truncated = false; // stdout was longer than max_output: `out` holds only its start
 
     bool ok() const { return exit_code == 0 && !timed_out && !cancelled; }
     // A one-line description for errors: "exited 128: fatal: ..." (stderr's last lines).

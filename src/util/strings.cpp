@@ -1,6 +1,7 @@
 #include "util/strings.hpp"
 
 #include <algorithm>
+#include <array>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -118,6 +119,68 @@ std::string escape_controls(std::string_view text)
     for (const char c : text) {
         append_visible(out, c);
     }
+    return out;
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text)
+{
+    static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 10> kUnits{{
+        {"", 1},
+        {"K", 1ULL << 10},
+        {"KiB", 1ULL << 10},
+        {"M", 1ULL << 20},
+        {"MiB", 1ULL << 20},
+        {"G", 1ULL << 30},
+        {"GiB", 1ULL << 30},
+        {"KB", 1000},
+        {"MB", 1000 * 1000},
+        {"GB", 1000 * 1000 * 1000},
+    }};
+    const auto digits = text.find_first_not_of("0123456789");
+    const auto number = text.substr(0, digits);
+    const auto unit = digits == std::string_view::npos ? std::string_view{} : text.substr(digits);
+    if (number.empty() || number.size() > 12) {
+        return std::nullopt;
+    }
+    for (const auto& [name, factor] : kUnits) {
+        if (name == unit) {
+            return std::stoull(std::string(number)) * factor;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string redact_credentials(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    std::size_t at = 0;
+    while (true) {
+        const auto scheme = text.find("://", at);
+        if (scheme == std::string_view::npos) {
+            break;
+        }
+        const auto start = scheme + 3;
+        // The authority ends at the first '/', blank, quote or control character.
+        auto end = start;
+        while (end < text.size() && text[end] != '/' && text[end] != '"' && text[end] != '\'' &&
+               static_cast<unsigned char>(text[end]) > ' ') {
+            ++end;
+        }
+        const auto authority = text.substr(start, end - start);
+        const auto userinfo = authority.rfind('@');
+        const auto colon = authority.find(':');
+        out.append(text.substr(at, start - at));
+        if (userinfo != std::string_view::npos && colon != std::string_view::npos &&
+            colon < userinfo) {
+            out.append(authority.substr(0, colon + 1)).append("***");
+            out.append(authority.substr(userinfo));
+        } else {
+            out.append(authority);
+        }
+        at = end;
+    }
+    out.append(text.substr(at));
     return out;
 }
 

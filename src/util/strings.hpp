@@ -2,6 +2,7 @@
 // Small string helpers that know nothing about gitopper.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,5 +27,13 @@ std::string quote(std::string_view text);
 
 // Control characters escaped as quote() does, without the quotes: keeps a message on one line.
 std::string escape_controls(std::string_view text);
+
+// "100MiB", "512K", "1G", "2000000": a size in bytes (K/M/G and KiB/MiB/GiB are binary,
+// KB/MB/GB decimal); nullopt when it is not one.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+// Every URL password in `text` replaced: "https://user:token@host/x" -> "https://user:***@host/x".
+// For anything that may quote a URL: log lines, state info, API answers, git's messages.
+std::string redact_credentials(std::string_view text);
 
 } // namespace gitopper

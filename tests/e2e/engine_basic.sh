@@ -55,7 +55,12 @@ diff "$T/want" "$T/tree" || fail "work tree holds more or less than the service'
 [ "$(cat "$T/etc/caddy/Caddyfile")" = "caddy v1" ] || fail "file mount"
 [ "$(mounts_on "$T/etc/grafana")" = 1 ] || fail "mounts on etc/grafana: $(mounts_on "$T/etc/grafana")"
 [ "$(mounts_on "$T/etc/caddy/Caddyfile")" = 1 ] || fail "mounts on Caddyfile"
-[ "$(stat -c %U "$T/etc/caddy")" = nobody ] || fail "created parent not owned by nobody"
+# SPEC §11: a created parent is root's (0755); only the target itself is the user's.
+[ "$(stat -c %U:%a "$T/etc/caddy")" = root:755 ] || fail "created parent: $(stat -c %U:%a "$T/etc/caddy")"
+[ "$(stat -c %U "$T/etc/grafana")" = nobody ] || fail "created target not owned by nobody"
+# The checkout is no world-readable copy: 0750 with the user's group, .git/config 0600.
+[ "$(stat -c %a:%G "$co")" = "750:$(id -gn nobody)" ] || fail "checkout is $(stat -c %a:%G "$co")"
+[ "$(stat -c %a "$co/.git/config")" = 600 ] || fail ".git/config is $(stat -c %a "$co/.git/config")"
 [ ! -e "$T/etc/ignored" ] || fail "a service for another machine was set up"
 [ ! -e "$T/srv/ignored" ] || fail "a service for another machine was cloned"
 [ "$(calls "daemon-reload")" -ge 1 ] || fail "no daemon-reload before start"

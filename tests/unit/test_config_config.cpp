@@ -342,7 +342,7 @@ machine = "db1"
 service = "b"
 )");
     const std::vector<std::string> hosts{"web1.example.org", "other"};
-    auto selected = services_for_host(config, hosts);
+    auto selected = services_for_host(config, hosts, "");
     ASSERT_TRUE(selected) << selected.error().message;
     ASSERT_EQ(selected->size(), 1u);
     EXPECT_EQ((*selected)[0].service, "a");
@@ -368,9 +368,9 @@ service = "other"
 dirs = [ { local = "/etc/nginx/", link = "c" } ]
 )");
     const std::vector<std::string> one{"web1"};
-    EXPECT_TRUE(services_for_host(config, one));
+    EXPECT_TRUE(services_for_host(config, one, ""));
     const std::vector<std::string> both{"web1", "web2"};
-    auto selected = services_for_host(config, both);
+    auto selected = services_for_host(config, both, "");
     ASSERT_FALSE(selected);
     EXPECT_CONTAINS(selected.error().message,
                     "config.toml:10:1: service \"nginx\" is defined twice for this host");

@@ -1,0 +1,259 @@
+#include "util/safe_path.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "util/strings.hpp"
+
+namespace gitopper {
+namespace {
+
+constexpr std::uint64_t kNoSymlinks = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+// glibc 2.36 has no wrapper for openat2.
+int openat2_fd(int dir, const char* path, int flags, std::uint64_t resolve)
+{
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(static_cast<unsigned>(flags | O_CLOEXEC));
+    how.resolve = resolve;
+    int fd = -1;
+    do {
+        fd = static_cast<int>(::syscall(SYS_openat2, dir, path, &how, sizeof how));
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN)); // EAGAIN: a rename raced us
+    return fd;
+}
+
+std::string joined(const std::vector<std::string>& parts, std::size_t count)
+{
+    std::string out;
+    for (std::size_t i = 0; i < count; ++i) {
+        out += (i == 0 ? "" : "/") + parts[i];
+    }
+    return out;
+}
+
+// For the message only: the first component of `relative` (below `dir`) that is a symlink.
+// Earlier components were found not to be symlinks, so the lookups below follow none.
+std::string first_symlink(int dir, const std::vector<std::string>& parts)
+{
+    for (std::size_t i = 1; i <= parts.size(); ++i) {
+        struct stat st {};
+        const auto prefix = joined(parts, i);
+        if (::fstatat(dir, prefix.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+            return prefix;
+        }
+    }
+    return joined(parts, parts.size());
+}
+
+// `shown` is put before paths in messages: "/" when `dir` is the root directory.
+std::unexpected<Error> open_error(int dir, const std::vector<std::string>& parts, int error,
+                                  std::string_view shown)
+{
+    const auto path = fmt::format("{}{}", shown, joined(parts, parts.size()));
+    switch (error) {
+    case ELOOP:
+        return fail("{} is a symlink",
+                    quote(fmt::format("{}{}", shown, first_symlink(dir, parts))));
+    case EXDEV:
+        return fail("{} leaves its directory", quote(path));
+    default:
+        return fail("{}: {}", quote(path), std::strerror(error));
+    }
+}
+
+Result<Fd> open_root()
+{
+    Fd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) {
+        return fail("open /: {}", std::strerror(errno));
+    }
+    return root;
+}
+
+// An fd, or the errno of the failure (negative); the error is named by the caller.
+int open_raw(int dir, const std::vector<std::string>& parts, int flags)
+{
+    const auto path = parts.empty() ? std::string(".") : joined(parts, parts.size());
+    const int fd = openat2_fd(dir, path.c_str(), flags, kNoSymlinks | RESOLVE_BENEATH);
+    return fd >= 0 ? fd : -errno;
+}
+
+Result<std::optional<Fd>> find_below(int dir, std::string_view relative, int flags,
+                                     std::string_view shown)
+{
+    const auto parts = path_components(relative);
+    const int fd = open_raw(dir, parts, flags);
+    if (fd == -ENOENT) {
+        return std::nullopt;
+    }
+    if (fd < 0) {
+        return open_error(dir, parts, -fd, shown);
+    }
+    return std::optional<Fd>(Fd(fd));
+}
+
+Result<Fd> open_below(int dir, std::string_view relative, int flags, std::string_view shown)
+{
+    auto found = find_below(dir, relative, flags, shown);
+    if (found && !*found) {
+        return open_error(dir, path_components(relative), ENOENT, shown);
+    }
+    if (!found) {
+        return std::unexpected(found.error());
+    }
+    return std::move(**found);
+}
+
+} // namespace
+
+std::vector<std::string> path_components(std::string_view path)
+{
+    std::vector<std::string> parts;
+    for (auto& part : split(path, '/')) {
+        if (!part.empty() && part != ".") {
+            parts.push_back(std::move(part));
+        }
+    }
+    return parts;
+}
+
+Result<Fd> open_beneath(int dir, std::string_view relative, int flags)
+{
+    return open_below(dir, relative, flags, "");
+}
+
+Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags)
+{
+    return find_below(dir, relative, flags, "");
+}
+
+Result<Fd> open_no_symlinks(std::string_view path, int flags)
+{
+    auto root = open_root();
+    if (!root) {
+        return std::unexpected(root.error());
+    }
+    return open_below(root->get(), path, flags, "/");
+}
+
+Result<Fd> make_dirs_no_symlinks(std::string_view path)
+{
+    auto current = open_root();
+    if (!current) {
+        return current;
+    }
+    std::string done;
+    for (const auto& part : path_components(path)) {
+        done += "/" + part;
+        Fd next(openat2_fd(current->get(), part.c_str(), O_PATH | O_DIRECTORY,
+                           kNoSymlinks | RESOLVE_BENEATH));
+        if (!next && errno == ENOENT) {
+            if (::mkdirat(current->get(), part.c_str(), 0755) != 0 && errno != EEXIST) {
+                return fail("create {}: {}", done, std::strerror(errno));
+            }
+            next = Fd(openat2_fd(current->get(), part.c_str(), O_PATH | O_DIRECTORY,
+                                 kNoSymlinks | RESOLVE_BENEATH));
+        }
+        if (!next) {
+            return errno == ELOOP ? fail("{} is a symlink", quote(done))
+                                  : fail("{}: {}", quote(done), std::strerror(errno));
+        }
+        *current = std::move(next);
+    }
+    return current;
+}
+
+Result<std::string> read_beneath(int dir, std::string_view relative, std::size_t limit)
+{
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    auto fd = open_beneath(dir, relative, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (!fd) {
+        return std::unexpected(fd.error());
+    }
+    struct stat st {};
+    if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return fail("{} is not a regular file", quote(relative));
+    }
+    if (static_cast<std::size_t>(st.st_size) > limit) {
+        return fail("{} is larger than {} bytes", quote(relative), limit);
+    }
+    std::string text(limit + 1, '\0');
+    std::size_t size = 0;
+    while (size < text.size()) {
+        const auto n = ::read(fd->get(), text.data() + size, text.size() - size);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return fail("read {}: {}", quote(relative), std::strerror(errno));
+        }
+        if (n == 0) {
+            break;
+        }
+        size += static_cast<std::size_t>(n);
+    }
+    if (size > limit) {
+        return fail("{} is larger than {} bytes", quote(relative), limit);
+    }
+    text.resize(size);
+    return text;
+}
+
+Result<FileInfo> file_info(int fd)
+{
+    struct statx stx {};
+    if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) != 0) {
+        return fail("stat: {}", std::strerror(errno));
+    }
+    FileInfo info;
+    info.mode = stx.stx_mode;
+    info.uid = stx.stx_uid;
+    info.gid = stx.stx_gid;
+    info.inode = stx.stx_ino;
+    info.device = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+    info.links = stx.stx_nlink;
+    info.mount_root = (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0 &&
+                      (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+    return info;
+}
+
+Result<DirTrust> check_trusted_dir(int fd, const std::string& what)
+{
+    auto info = file_info(fd);
+    if (!info) {
+        return fail("{}: {}", what, info.error().message);
+    }
+    if (!S_ISDIR(info->mode)) {
+        return fail("{} is not a directory", what);
+    }
+    if (info->uid != ::geteuid()) {
+        return fail("{} belongs to uid {}, not to us (uid {}); make it root's", what, info->uid,
+                    ::geteuid());
+    }
+    const bool writable = (info->mode & (S_IWGRP | S_IWOTH)) != 0;
+    if (writable && (info->mode & S_ISVTX) != 0 && (info->mode & S_IWOTH) != 0) {
+        return DirTrust::sticky;
+    }
+    if (writable) {
+        return fail("{} has mode {}: group or others may write to it (chmod go-w)", what,
+                    mode_text(info->mode));
+    }
+    return DirTrust::private_dir;
+}
+
+std::string mode_text(mode_t mode)
+{
+    return fmt::format("{:04o}", mode & 07777);
+}
+
+} // namespace gitopper
