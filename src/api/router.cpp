@@ -90,6 +90,8 @@ Reply Router::handle(std::string_view request, Role role) const
         log::error("api: {} failed: {}", quote(request), e.what());
         reply = {500, "internal error"};
     }
+    // Whatever an answer quotes (state info, history, git's messages), no URL password leaves.
+    reply.body = redact_credentials(reply.body);
     std::lock_guard lock(m_mutex);
     ++m_requests[{route, reply.status}];
     return reply;

@@ -24,7 +24,7 @@ void print_service(const Config& config, const Service& service)
     };
     row("machine", service.machine);
     row("branch", service.branch);
-    row("upstream", service.upstream);
+    row("upstream", redact_credentials(service.upstream));
     row("checkout", service.checkout_dir());
     row("user", service.user.empty() ? "root" : service.user);
     row("package", service.package);
@@ -45,12 +45,12 @@ int run_check(const Options& options)
 {
     auto config = load_config(options.config);
     if (!config) {
-        fmt::print(stderr, "{}\n", config.error().message);
+        fmt::print(stderr, "{}\n", redact_credentials(config.error().message));
         return 1;
     }
     auto services = services_for_host(*config, options.hosts, options.state_dir);
     if (!services) {
-        fmt::print(stderr, "{}\n", services.error().message);
+        fmt::print(stderr, "{}\n", redact_credentials(services.error().message));
         return 1;
     }
     auto keys = load_authorized_keys(*config);

@@ -1,6 +1,7 @@
 // The daemon's life: load, start every poll group, wait for a signal (or a changed config
 // with -r), shut down in order.
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -21,6 +22,7 @@
 #include "util/atomic_file.hpp"
 #include "util/log.hpp"
 #include "util/process.hpp"
+#include "util/safe_path.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -147,6 +149,46 @@ Result<std::string> read_webhook_secret(const Config& config)
     return secret;
 }
 
+// SPEC §11: the state dir holds the host key, pins and drift patches. It must be ours and
+// closed to others; a new one is made 0700.
+Result<> prepare_state_dir(const std::string& dir)
+{
+    const bool existed = open_no_symlinks(dir, O_PATH | O_DIRECTORY).has_value();
+    if (auto made = make_dirs_no_symlinks(dir); !made) {
+        return fail("state directory {}: {}", dir, made.error().message);
+    }
+    auto fd = open_no_symlinks(dir, O_RDONLY | O_DIRECTORY);
+    if (!fd) {
+        return fail("state directory {}: {}", dir, fd.error().message);
+    }
+    if (!existed && ::fchmod(fd->get(), 0700) != 0) {
+        return fail("state directory {}: chmod: {}", dir, std::strerror(errno));
+    }
+    auto trust = check_trusted_dir(fd->get(), "state directory " + dir);
+    if (trust && *trust == DirTrust::sticky) {
+        return fail("state directory {} is writable by others (sticky, like /tmp); use a "
+                    "directory of its own",
+                    dir);
+    }
+    return trust ? Result<>{} : std::unexpected(trust.error());
+}
+
+// Each mount base (where checkouts live) must be ours and closed to others, or sticky like
+// /tmp (then every checkout's owner is checked when it is used). Made when missing.
+Result<> check_mount_bases(const std::vector<Service>& services)
+{
+    for (const auto& service : services) {
+        auto base = make_dirs_no_symlinks(service.mount);
+        if (!base) {
+            return fail("mount {} of {}: {}", service.mount, service.service, base.error().message);
+        }
+        if (auto trust = check_trusted_dir(base->get(), "mount " + service.mount); !trust) {
+            return std::unexpected(trust.error());
+        }
+    }
+    return {};
+}
+
 } // namespace
 
 int run_daemon(const Options& options)
@@ -161,10 +203,12 @@ int run_daemon(const Options& options)
         log_lines(services.error().message);
         return 1;
     }
-    std::error_code ec;
-    std::filesystem::create_directories(options.state_dir, ec);
-    if (ec) {
-        log::error("cannot create state directory {}: {}", options.state_dir, ec.message());
+    if (auto r = prepare_state_dir(options.state_dir); !r) {
+        log::error("{}", r.error().message);
+        return 1;
+    }
+    if (auto r = check_mount_bases(*services); !r) {
+        log::error("{}", r.error().message);
         return 1;
     }
     // Signals are taken by the main thread alone; the threads started below inherit the mask.

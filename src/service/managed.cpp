@@ -219,9 +219,8 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     auto entry = find_beneath(base_fd.get(), m_config.service, O_PATH);
     if (!entry) {
         // A symlink in the checkout's place: in a shared (sticky) base someone else made it.
-        return trust == DirTrust::sticky
-                   ? host_failure(entry.error().message + "; not following it")
-                   : replace(entry.error().message);
+        const auto why = fmt::format("{}: {}", m_config.checkout_dir(), entry.error().message);
+        return trust == DirTrust::sticky ? host_failure(why + "; not following it") : replace(why);
     }
     if (!*entry) {
         return clone_fresh();
@@ -612,7 +611,12 @@ void ManagedService::check_drift()
         record(Event::git_failed, "local changes not reverted: " + patch.error().message);
         return;
     }
-    const auto files = join(*changes, ", ");
+    // A file name is the user's to choose: a newline in it must not forge a log line.
+    std::vector<std::string> names;
+    for (const auto& change : *changes) {
+        names.push_back(escape_controls(change));
+    }
+    const auto files = join(names, ", ");
     {
         std::lock_guard lock(m_mutex);
         ++m_status.drift_events;
@@ -709,8 +713,10 @@ void ManagedService::finish(const Outcome& outcome, const std::string& success_i
     }
 }
 
-void ManagedService::record(Event event, const std::string& info)
+void ManagedService::record(Event event, const std::string& raw_info)
 {
+    // Git's messages may quote the upstream URL; names may hold control characters.
+    const auto info = redact_credentials(raw_info);
     std::lock_guard lock(m_mutex);
     const auto from = m_status.state;
     const auto to = transition(from, event);
@@ -740,7 +746,7 @@ void ManagedService::add_history(const std::string& from, const std::string& to,
     {
         std::lock_guard lock(m_mutex);
         m_saved.history.push_back(
-            {unix_now(), from, to, std::string(trigger_name(trigger)), result});
+            {unix_now(), from, to, std::string(trigger_name(trigger)), redact_credentials(result)});
         while (m_saved.history.size() > kHistoryLimit) {
             m_saved.history.pop_front();
         }

@@ -11,17 +11,9 @@ commit hang/app.conf "hang v1" >/dev/null
 make_upstream "$T/up2"
 commit ok/app.conf "ok v1" "$T/up2" >/dev/null
 
-# listening PORT: something listens on 127.0.0.1:PORT (state 0A in /proc/net/tcp).
-listening() { awk -v p="$(printf ':%04X' "$1")" '$2 ~ p"$" && $4 == "0A"' /proc/net/tcp | grep -q .; }
-for _ in 1 2 3 4 5; do
-    port=$((20000 + RANDOM % 40000))
-    listening "$port" && continue
-    "$(git --exec-path)/git-daemon" --reuseaddr --export-all --base-path="$T" --listen=127.0.0.1 --port="$port" \
-        "$T/up" >>"$T/git-daemon.log" 2>&1 &
-    server=$!
-    cleanup_hooks+=("kill -CONT $server 2>/dev/null; kill $server 2>/dev/null; wait $server 2>/dev/null")
-    wait_until 5 listening "$port" && break
-done
+start_git_daemon "$T/up"
+port=$GIT_DAEMON_PORT
+server=$GIT_DAEMON_PID
 kill -STOP "$server"
 
 cat >"$T/config.toml" <<TOML

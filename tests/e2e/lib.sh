@@ -134,3 +134,23 @@ calls() { grep -cxF -- "$1" "$T/systemctl.log" || true; }
 # For wait_until, which needs commands, not values computed once:
 checkout_at() { [ "$(git -C "$1" rev-parse HEAD)" = "$2" ]; }          # DIR HASH
 calls_above() { [ "$(calls "$1")" -gt "$2" ]; }                         # PATTERN COUNT
+
+# listening PORT: something listens on 127.0.0.1:PORT (state 0A in /proc/net/tcp).
+listening() { awk -v p="$(printf ':%04X' "$1")" '$2 ~ p"$" && $4 == "0A"' /proc/net/tcp | grep -q .; }
+
+# start_git_daemon DIR...: serves DIRs (under $T) over git://127.0.0.1:$GIT_DAEMON_PORT/<path>
+# with git's own daemon, as root, so the repositories' owner does not matter to clients.
+# Its pid is $GIT_DAEMON_PID; it ends with the test.
+start_git_daemon() {
+    local port
+    for _ in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 40000))
+        listening "$port" && continue
+        "$(git --exec-path)/git-daemon" --reuseaddr --export-all --base-path="$T" \
+            --listen=127.0.0.1 --port="$port" "$@" >>"$T/git-daemon.log" 2>&1 &
+        GIT_DAEMON_PID=$!
+        cleanup_hooks+=("kill -CONT $GIT_DAEMON_PID 2>/dev/null; kill $GIT_DAEMON_PID 2>/dev/null; wait $GIT_DAEMON_PID 2>/dev/null")
+        wait_until 5 listening "$port" && break
+    done
+    GIT_DAEMON_PORT=$port
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# A compromised service user ("nobody") attacks root between two runs: it swaps a parent of
+# its target for a symlink, makes .git a symlink to files it wants deleted, leaves hooks for
+# whoever runs git next, plants symlinks and directories in a sticky mount base, and points
+# .git/info/sparse-checkout at /dev/zero. Also: state dir and mount base modes at start.
+# "victim" directories stand in for system paths.
+NEEDS_MOUNTS=1
+. "$(dirname "$0")/lib.sh"
+
+as_nobody() { setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- "$@"; }
+mkdir -p "$T/victim/etcdir" "$T/victim/gitdir" "$T/hookout"
+echo "keep" >"$T/victim/etcdir/precious"
+echo "keep" >"$T/victim/gitdir/precious.lock"
+chmod 777 "$T/hookout"
+mkdir -p "$T/home/svc" && chown nobody: "$T/home/svc"
+mkdir -p "$T/tmp" && chmod 1777 "$T/tmp"
+
+make_upstream
+commit app/app.conf "app 1" >/dev/null
+chown -R nobody: "$T/up"
+# "hooked" changes from nobody to root: a git daemon serves it whoever asks.
+start_git_daemon "$T/up"
+
+write_config() { # USER-LINE-FOR-hooked
+    cat >"$T/config.toml" <<TOML
+[global]
+upstream = "file://$T/up"
+mount = "$T/srv"
+action = "reload"
+
+[[services]]
+machine = "testhost"
+service = "parent"
+user = "nobody"
+dirs = [ { local = "$T/home/svc/conf/app", link = "app" } ]
+
+[[services]]
+machine = "testhost"
+service = "dotgit"
+user = "nobody"
+dirs = [ { local = "$T/etc/dotgit", link = "app" } ]
+
+[[services]]
+machine = "testhost"
+service = "hooked"
+upstream = "git://127.0.0.1:$GIT_DAEMON_PORT/up"
+$1
+dirs = [ { local = "$T/etc/hooked", link = "app" } ]
+
+[[services]]
+machine = "testhost"
+service = "sparse"
+user = "nobody"
+dirs = [ { local = "$T/etc/sparse", link = "app" } ]
+
+[[services]]
+machine = "testhost"
+service = "sym"
+user = "nobody"
+mount = "$T/tmp"
+dirs = [ { local = "$T/etc/sym", link = "app" } ]
+
+[[services]]
+machine = "testhost"
+service = "foreign"
+user = "nobody"
+mount = "$T/tmp"
+dirs = [ { local = "$T/etc/foreign", link = "app" } ]
+
+[[services]]
+machine = "testhost"
+service = "shared"
+user = "nobody"
+mount = "$T/tmp"
+dirs = [ { local = "$T/etc/shared", link = "app" } ]
+TOML
+}
+write_config 'user = "nobody"'
+# In the sticky base, before anything runs: a symlink and another user's directory.
+as_nobody ln -s "$T/victim/etcdir" "$T/tmp/sym"
+mkdir "$T/tmp/foreign" && chown daemon: "$T/tmp/foreign"
+
+# ---- state dir and mount base modes are checked at start ----------------------------------
+mkdir -m 777 "$T/open-state"
+expect_status 1 "$GITOPPER" -c "$T/config.toml" --state "$T/open-state" -h testhost -m 127.0.0.1:0
+expect_in "$T/err" "state directory $T/open-state has mode 0777"
+mkdir "$T/user-state" && chown nobody "$T/user-state"
+expect_status 1 "$GITOPPER" -c "$T/config.toml" --state "$T/user-state" -h testhost -m 127.0.0.1:0
+expect_in "$T/err" "state directory $T/user-state belongs to uid $(id -u nobody)"
+mkdir -m 777 "$T/srv"
+expect_status 1 "$GITOPPER" -c "$T/config.toml" --state "$T/state" -h testhost -m 127.0.0.1:0
+expect_in "$T/err" "mount $T/srv has mode 0777"
+chmod 755 "$T/srv"
+rmdir "$T/state"
+start_gitopper -t 1h
+wait_until 20 grep -q "http: .*listening" "$T/gitopper.log"
+[ "$(stat -c %a "$T/state")" = 700 ] || fail "a new state dir is $(stat -c %a "$T/state")"
+
+wait_until 20 grep -qx "start shared" "$T/systemctl.log"
+for s in parent dotgit hooked sparse; do wait_until 20 grep -qx "start $s" "$T/systemctl.log"; done
+# Sticky base: ours is made by root for the user, 0750; the others are refused, not followed.
+[ "$(stat -c %U:%a "$T/tmp/shared")" = nobody:750 ] || fail "shared checkout: $(stat -c %U:%a "$T/tmp/shared")"
+wait_until 10 grep -q "\[sym\] state OK -> BROKEN: $T/tmp/sym: \"sym\" is a symlink; not following it" "$T/gitopper.log"
+wait_until 10 grep -q "\[foreign\] state OK -> BROKEN: $T/tmp/foreign belongs to uid $(id -u daemon), neither root nor nobody" "$T/gitopper.log"
+[ "$(stat -c %U "$T/victim/etcdir")" = root ] || fail "the victim directory was given away"
+[ "$(ls -A "$T/victim/etcdir")" = precious ] || fail "something was written into the victim"
+[ "$(stat -c %U "$T/tmp/foreign")" = daemon ] || fail "the foreign directory was taken"
+[ "$(mounts_on "$T/etc/sym")$(mounts_on "$T/etc/foreign")" = 00 ] || fail "sym or foreign mounted"
+stop_gitopper TERM
+
+# ---- between the runs, the service user strikes ------------------------------------------
+# The target's parent (in the user's home) becomes a symlink to a victim directory.
+as_nobody mv "$T/home/svc/conf" "$T/home/svc/conf.old"
+as_nobody ln -s "$T/victim/etcdir" "$T/home/svc/conf"
+# .git becomes a symlink to a directory with a "lock" root would once have deleted.
+as_nobody mv "$T/srv/dotgit/.git" "$T/srv/dotgit/.git.real"
+as_nobody ln -s "$T/victim/gitdir" "$T/srv/dotgit/.git"
+# A hook for whoever runs git next: after the user change below, that would be root.
+cat >"$T/hook" <<SH
+#!/bin/sh
+id -u >"$T/hookout/ran-as"
+SH
+chmod 755 "$T/hook"
+as_nobody cp "$T/hook" "$T/srv/hooked/.git/hooks/post-checkout"
+# Root reads the sparse-checkout file on every start: make it endless.
+as_nobody rm "$T/srv/sparse/.git/info/sparse-checkout"
+as_nobody ln -s /dev/zero "$T/srv/sparse/.git/info/sparse-checkout"
+write_config '' # "hooked" now runs as root
+head=$(commit app/app.conf "app 2")
+chown -R nobody: "$T/up"
+: >"$T/systemctl.log"
+
+start_gitopper -t 1s
+wait_until 20 grep -q "\[parent\] state OK -> BROKEN: local $T/home/svc/conf/app: \"$T/home/svc/conf\" is a symlink" "$T/gitopper.log"
+[ "$(mounts_on "$T/victim/etcdir/app")" = 0 ] || fail "root mounted over the victim directory"
+[ "$(ls -A "$T/victim/etcdir")" = precious ] || fail "root created something in the victim"
+
+# .git symlink: nothing deleted through it; the checkout is moved aside and cloned again.
+wait_until 20 grep -qx "app 2" "$T/etc/dotgit/app.conf"
+[ -e "$T/victim/gitdir/precious.lock" ] || fail "root deleted a file through a .git symlink"
+[ -n "$(find "$T/srv" -maxdepth 1 -name 'dotgit.broken-*')" ] || fail "dotgit not moved aside"
+
+# A new owner: the old tree is moved aside and cloned anew, never chowned; no hook ran.
+wait_until 20 grep -qx "app 2" "$T/etc/hooked/app.conf"
+[ ! -e "$T/hookout/ran-as" ] || fail "the old user's hook ran as uid $(cat "$T/hookout/ran-as")"
+[ "$(stat -c %U "$T/srv/hooked")" = root ] || fail "hooked checkout owned by $(stat -c %U "$T/srv/hooked")"
+aside=$(find "$T/srv" -maxdepth 1 -name 'hooked.broken-*')
+[ -n "$aside" ] && [ "$(stat -c %U "$aside")" = nobody ] || fail "the old tree was not kept as it was"
+expect_in "$T/gitopper.log" "[hooked] $T/srv/hooked is not a usable checkout (it belongs to uid $(id -u nobody), not 0)"
+
+# /dev/zero as sparse-checkout: root reads it with a bound and does not hang (the services
+# of the same poll thread above updated); git, as the user, fails on it: DIFF, saying why.
+wait_until 20 grep -q "\[sparse\] state OK -> DIFF: git sparse-checkout" "$T/gitopper.log"
+kill -0 "$GITOPPER_PID" || fail "the daemon died"
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
+echo PASS
