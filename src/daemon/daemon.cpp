@@ -2,6 +2,7 @@
 // with -r), shut down in order.
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -215,6 +216,11 @@ int run_daemon(const Options& options)
     const auto set = blocked_signals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
+    // Buffers of 256 KiB and more (a webhook body, git's output) go back to the system when
+    // freed. glibc's default threshold rises to the largest buffer freed so far, after which
+    // such buffers stay in the arena of the thread that used them: with a thread per HTTP
+    // connection, a burst of large requests would leave several arenas holding that much.
+    ::mallopt(M_MMAP_THRESHOLD, 256 << 10);
 
     log::info("gitopper {} starting as {} with {} of {} services", GITOPPER_VERSION,
               join(options.hosts, ", "), services->size(), config->services.size());
