@@ -1,5 +1,6 @@
 #include "server/ssh.hpp"
 
+#include <arpa/inet.h>
 #include <libssh/callbacks.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 
@@ -30,12 +32,26 @@ constexpr int kMaxAuthAttempts = 8;
 // One connection's state, reached from libssh's callbacks through `userdata`.
 struct Connection {
     const std::vector<AuthorizedKey>* keys = nullptr;
+    std::string address; // the client's, for from=
     const AuthorizedKey* authorized = nullptr;
+    const AuthorizedKey* refused = nullptr; // last key refused by its options, logged once
     int attempts = 0;
     ssh_channel channel = nullptr;
-    std::optional<std::string> command;
+    std::optional<std::string> requested; // the exec command; "" for a shell or subsystem
     ssh_channel_callbacks_struct channel_callbacks{};
 };
+
+// A key that matches but whose from= or expiry-time= refuses it: logged, and the next
+// entry with the same key (another file, other options) may still let the client in.
+bool permitted(Connection& c, const AuthorizedKey& key)
+{
+    const auto why = refusal(key, c.address, std::time(nullptr));
+    if (why && c.refused != &key) {
+        c.refused = &key;
+        log::warn("ssh: key {} refused from {}: {}", key.where(), c.address, *why);
+    }
+    return !why;
+}
 
 int on_auth_pubkey(ssh_session, const char* user, ssh_key_struct* offered, char state,
                    void* userdata)
@@ -45,7 +61,7 @@ int on_auth_pubkey(ssh_session, const char* user, ssh_key_struct* offered, char 
         return SSH_AUTH_DENIED;
     }
     for (const auto& key : *c.keys) {
-        if (ssh_key_cmp(offered, key.key.get(), SSH_KEY_CMP_PUBLIC) != 0) {
+        if (ssh_key_cmp(offered, key.key.get(), SSH_KEY_CMP_PUBLIC) != 0 || !permitted(c, key)) {
             continue;
         }
         if (state == SSH_PUBLICKEY_STATE_NONE) {
@@ -53,7 +69,8 @@ int on_auth_pubkey(ssh_session, const char* user, ssh_key_struct* offered, char 
         }
         if (state == SSH_PUBLICKEY_STATE_VALID) {
             c.authorized = &key;
-            log::debug("ssh: user {} authenticated with a key from {}", quote(user), key.path);
+            log::debug("ssh: user {} from {} authenticated with key {}", quote(user), c.address,
+                       key.where());
             return SSH_AUTH_SUCCESS;
         }
     }
@@ -62,19 +79,32 @@ int on_auth_pubkey(ssh_session, const char* user, ssh_key_struct* offered, char 
 
 int on_exec(ssh_session, ssh_channel, const char* command, void* userdata)
 {
-    static_cast<Connection*>(userdata)->command = command;
+    static_cast<Connection*>(userdata)->requested = command;
     return SSH_OK;
 }
 
-// `ssh -t` asks for a terminal; accepting and ignoring it keeps such clients working.
+// `ssh -t` asks for a terminal; accepting and ignoring it keeps such clients working. No
+// terminal is ever allocated, which is why no-pty and restrict need nothing more.
 int on_pty(ssh_session, ssh_channel, const char*, int, int, int, int, void*)
 {
     return SSH_OK;
 }
 
-int on_shell(ssh_session, ssh_channel, void*)
+// A shell or a subsystem has no request to route, unless the key forces one (command="…"
+// replaces whatever the client asked for, as in sshd).
+int on_shell(ssh_session, ssh_channel, void* userdata)
 {
-    return SSH_ERROR;
+    auto& c = *static_cast<Connection*>(userdata);
+    if (!c.authorized->options.command) {
+        return SSH_ERROR;
+    }
+    c.requested = "";
+    return SSH_OK;
+}
+
+int on_subsystem(ssh_session session, ssh_channel channel, const char*, void* userdata)
+{
+    return on_shell(session, channel, userdata);
 }
 
 ssh_channel on_channel_open(ssh_session session, void* userdata)
@@ -88,22 +118,36 @@ ssh_channel on_channel_open(ssh_session session, void* userdata)
     c.channel_callbacks.channel_exec_request_function = on_exec;
     c.channel_callbacks.channel_pty_request_function = on_pty;
     c.channel_callbacks.channel_shell_request_function = on_shell;
+    c.channel_callbacks.channel_subsystem_request_function = on_subsystem;
     ssh_callbacks_init(&c.channel_callbacks);
     ssh_set_channel_callbacks(c.channel, &c.channel_callbacks);
     return c.channel;
 }
 
+std::string request_log_line(const Connection& c, const std::string& request, int status)
+{
+    const auto& key = *c.authorized;
+    std::string forced;
+    if (key.options.command) {
+        forced = c.requested->empty() ? ", forced; asked for a shell"
+                                      : ", forced; asked " + quote(*c.requested);
+    }
+    return fmt::format("ssh: {} (key {}{}{}): {}", quote(request), key.where(),
+                       key.read_only ? ", read-only" : "", forced, status);
+}
+
 void reply(const Router& router, Connection& c)
 {
-    const auto role = c.authorized->read_only ? Role::read_only : Role::read_write;
-    const auto answer = router.handle(*c.command, role);
+    const auto& key = *c.authorized;
+    const auto& request = key.options.command ? *key.options.command : *c.requested;
+    const auto role = key.read_only ? Role::read_only : Role::read_write;
+    const auto answer = router.handle(request, role);
     const auto body = answer.body + "\n";
     ssh_channel_write(c.channel, body.data(), static_cast<uint32_t>(body.size()));
     ssh_channel_request_send_exit_status(c.channel, answer.status);
     ssh_channel_send_eof(c.channel);
     ssh_channel_close(c.channel);
-    const auto line = fmt::format("ssh: {} (key {}{}): {}", quote(*c.command), c.authorized->path,
-                                  c.authorized->read_only ? ", read-only" : "", answer.status);
+    const auto line = request_log_line(c, request, answer.status);
     if (answer.status == 401) {
         log::warn("{} refused: read-only key", line);
     } else {
@@ -114,6 +158,25 @@ void reply(const Router& router, Connection& c)
 bool closed(ssh_session session)
 {
     return (ssh_get_status(session) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+}
+
+// The client's address as sshd shows it: numeric, IPv4-mapped IPv6 as IPv4.
+std::string peer_address(int fd)
+{
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length);
+    char text[INET6_ADDRSTRLEN] = {};
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(peer);
+    if (peer.ss_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(peer).sin_addr, text,
+                    sizeof text);
+    } else if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
+        ::inet_ntop(AF_INET, &v6.sin6_addr.s6_addr[12], text, sizeof text);
+    } else {
+        ::inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text);
+    }
+    return text;
 }
 
 } // namespace
@@ -259,6 +322,7 @@ void SshServer::serve(ssh_session session)
 
     Connection c;
     c.keys = &m_keys;
+    c.address = peer_address(ssh_get_fd(session));
     ssh_server_callbacks_struct callbacks{};
     callbacks.userdata = &c;
     callbacks.auth_pubkey_function = on_auth_pubkey;
@@ -277,7 +341,7 @@ void SshServer::serve(ssh_session session)
             if (ssh_event_dopoll(event, 100) == SSH_ERROR) {
                 break;
             }
-            if (c.command && !linger_until) {
+            if (c.requested && !linger_until) {
                 reply(m_router, c);
                 linger_until = Clock::now() + kLinger;
             }
@@ -286,8 +350,8 @@ void SshServer::serve(ssh_session session)
             }
         }
         if (c.authorized == nullptr) {
-            log::info("ssh: connection closed without a valid key ({} attempt{})", c.attempts,
-                      c.attempts == 1 ? "" : "s");
+            log::info("ssh: connection from {} closed without a valid key ({} attempt{})",
+                      c.address, c.attempts, c.attempts == 1 ? "" : "s");
         }
         ssh_event_remove_session(event, session);
         ssh_event_free(event);

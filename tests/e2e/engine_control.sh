@@ -56,7 +56,7 @@ api ro /do/freeze app
 [ "$API_STATUS" = $((401 % 256)) ] || fail "read-only freeze: $API_STATUS"
 api ro /do/pull app
 [ "$API_STATUS" = $((401 % 256)) ] || fail "read-only pull: $API_STATUS"
-expect_in "$T/gitopper.log" "ro.pub, read-only): 401"
+expect_in "$T/gitopper.log" "ro.pub:1, read-only): 401"
 sleep 1
 state_is OK || fail "a read-only key changed the state"
 [ "$(cat "$T/etc/app/conf")" = three ] || fail "a read-only key changed the files"
