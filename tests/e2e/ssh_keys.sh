@@ -43,6 +43,8 @@ start_gitopper -s 127.0.0.1:0
 wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
 port=$(sed -n 's/.*control API listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
 wait_until 20 grep -qx "start app" "$T/systemctl.log"
+# -s 127.0.0.1:PORT listens there only: another loopback address of this host is refused.
+! timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.2/$port" 2>/dev/null || fail "listening beyond 127.0.0.1"
 
 api() { # KEY SOURCE REQUEST...: one request from SOURCE; output in $T/out, status in $API_STATUS
     API_STATUS=0
