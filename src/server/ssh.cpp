@@ -222,6 +222,54 @@ int milliseconds_until(Clock::time_point when)
     return static_cast<int>(std::clamp<long long>(left, 0, 60000));
 }
 
+// After the key exchange: authentication by the pre-auth deadline (then the connection no
+// longer counts against its source), one request, its reply, and a short wait for the client
+// to close first; all within the session limit.
+void converse(ssh_session session, Connection& c, const Router& router,
+              const std::atomic<bool>& stopping, SshServer::SourceSlot& slot,
+              Clock::time_point accepted)
+{
+    ssh_set_auth_methods(session, SSH_AUTH_METHOD_PUBLICKEY);
+    ssh_event event = ssh_event_new();
+    ssh_event_add_session(event, session);
+    std::optional<Clock::time_point> linger_until;
+    while (!stopping && Clock::now() < accepted + SshServer::kSessionLimit && !closed(session) &&
+           c.attempts <= kMaxAuthAttempts && ssh_event_dopoll(event, 100) != SSH_ERROR) {
+        if (c.authorized == nullptr && Clock::now() >= accepted + SshServer::kPreauthLimit) {
+            log::info("ssh: {}: no authentication within {} s; closed", c.address,
+                      SshServer::kPreauthLimit.count());
+            break;
+        }
+        if (c.authorized != nullptr) {
+            slot.release();
+        }
+        if (c.requested && !linger_until) {
+            reply(router, c);
+            linger_until = Clock::now() + kLinger;
+        }
+        if (linger_until && Clock::now() > *linger_until) {
+            break;
+        }
+    }
+    if (c.authorized == nullptr) {
+        log::info("ssh: connection from {} closed without a valid key ({} attempt{})", c.address,
+                  c.attempts, c.attempts == 1 ? "" : "s");
+    }
+    ssh_event_remove_session(event, session);
+    ssh_event_free(event);
+}
+
+int bound_port(int fd)
+{
+    sockaddr_storage bound{};
+    socklen_t length = sizeof bound;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
+        return 0;
+    }
+    return ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
 } // namespace
 
 Result<> ensure_host_key(const std::string& path)
@@ -336,13 +384,7 @@ Result<> SshServer::start(const std::string& address, const std::string& host_ke
         return fail("ssh: cannot listen on {}: {}", address, ssh_get_error(m_bind));
     }
     const int listener = ssh_bind_get_fd(m_bind);
-    sockaddr_storage bound{};
-    socklen_t length = sizeof bound;
-    if (::getsockname(listener, reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
-        m_port =
-            ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    }
+    m_port = bound_port(listener);
     // libssh listens with a backlog of 10. When the queue overflows, Linux drops the client's
     // last handshake packet and, under a burst, may later drop the half-open connection
     // silently: the client thinks it is connected and nobody ever closes it. The acceptor
@@ -558,10 +600,7 @@ void SshServer::finished()
 
 void SshServer::serve(ssh_session session, Pending pending)
 {
-    const auto preauth_deadline = pending.accepted + kPreauthLimit;
-    const auto deadline = pending.accepted + kSessionLimit;
-    set_timeout(session, preauth_deadline);
-
+    set_timeout(session, pending.accepted + kPreauthLimit);
     Connection c;
     c.keys = &m_keys;
     c.address = pending.address;
@@ -573,37 +612,7 @@ void SshServer::serve(ssh_session session, Pending pending)
     ssh_set_server_callbacks(session, &callbacks);
 
     if (ssh_handle_key_exchange(session) == SSH_OK) {
-        ssh_set_auth_methods(session, SSH_AUTH_METHOD_PUBLICKEY);
-        ssh_event event = ssh_event_new();
-        ssh_event_add_session(event, session);
-        std::optional<Clock::time_point> linger_until;
-        while (!m_stopping && Clock::now() < deadline && !closed(session) &&
-               c.attempts <= kMaxAuthAttempts) {
-            if (ssh_event_dopoll(event, 100) == SSH_ERROR) {
-                break;
-            }
-            if (c.authorized == nullptr && Clock::now() >= preauth_deadline) {
-                log::info("ssh: {}: no authentication within {} s; closed", c.address,
-                          kPreauthLimit.count());
-                break;
-            }
-            if (c.authorized != nullptr) {
-                pending.slot.release(); // authenticated: no longer counts against its source
-            }
-            if (c.requested && !linger_until) {
-                reply(m_router, c);
-                linger_until = Clock::now() + kLinger;
-            }
-            if (linger_until && Clock::now() > *linger_until) {
-                break;
-            }
-        }
-        if (c.authorized == nullptr) {
-            log::info("ssh: connection from {} closed without a valid key ({} attempt{})",
-                      c.address, c.attempts, c.attempts == 1 ? "" : "s");
-        }
-        ssh_event_remove_session(event, session);
-        ssh_event_free(event);
+        converse(session, c, m_router, m_stopping, pending.slot, pending.accepted);
     } else {
         log::debug("ssh: key exchange with {} failed: {}", c.address, ssh_get_error(session));
     }
