@@ -112,7 +112,7 @@ Reply Router::dispatch(std::string_view request, Role role, std::string& route_n
         Route{"/do/freeze", 1, 1, true, &Router::freeze},
         Route{"/do/unfreeze", 1, 1, true, &Router::unfreeze},
         Route{"/do/pull", 1, 1, true, &Router::pull},
-        Route{"/do/rollback", 2, 2, true, &Router::rollback},
+        Route{"/do/rollback", 2, 3, true, &Router::rollback},
     };
     if (request.size() > kMaxRequest || has_control_characters(request)) {
         return error(400, "bad request");
@@ -223,14 +223,19 @@ Reply Router::pull(const std::vector<std::string>& args) const
 
 Reply Router::rollback(const std::vector<std::string>& args) const
 {
+    if (args.size() == 3 && args[2] != "force") {
+        return error(400, fmt::format("the third argument of /do/rollback can only be \"force\", "
+                                      "not {}",
+                                      quote(args[2])));
+    }
     if (!is_commit_hash(args[1])) {
         return error(406, fmt::format("not a valid git hash: {}", quote(args[1])));
     }
     if (!exists(args[0])) {
         return error(404, fmt::format("service {} not found", quote(args[0])));
     }
-    auto r = m_control.rollback(args[0], args[1]);
-    return r ? ok() : error(500, r.error().message);
+    auto done = m_control.rollback(args[0], args[1], args.size() == 3);
+    return done.status == 0 ? ok() : error(done.status, done.message);
 }
 
 } // namespace gitopper

@@ -19,7 +19,7 @@ namespace gitopper {
 enum class Role { read_only, read_write };
 
 struct Reply {
-    int status = 0; // 0, or an HTTP-like code: 400, 401, 404, 406, 500
+    int status = 0; // 0, or an HTTP-like code: 400, 401, 404, 406, 409, 500
     std::string body;
 };
 
@@ -30,7 +30,9 @@ public:
     virtual Result<> freeze(const std::string& service) = 0;
     virtual Result<> unfreeze(const std::string& service) = 0;
     virtual Result<> pull(const std::string& service) = 0;
-    virtual Result<> rollback(const std::string& service, const std::string& hash) = 0;
+    // Carried out before it returns (SPEC §4: "OK once carried out").
+    virtual Completion rollback(const std::string& service, const std::string& hash,
+                                bool force) = 0;
     virtual std::vector<Status> statuses() const = 0;
     virtual Result<std::deque<HistoryEntry>> history(const std::string& service) const = 0;
 };

@@ -47,8 +47,8 @@ inline constexpr std::array kCommands{
             "follow upstream again, pulling at once"},
     Command{"do", "pull", "p", "/do/pull", "SERVICE", 1, 1, std::nullopt,
             "reconcile with upstream now instead of at the next poll"},
-    Command{"do", "rollback", "r", "/do/rollback", "SERVICE HASH", 2, 2, std::nullopt,
-            "move to an older commit and freeze there"},
+    Command{"do", "rollback", "r", "/do/rollback", "SERVICE HASH [force]", 2, 3, std::nullopt,
+            "move to an older commit of the branch and freeze there (force: any fetched commit)"},
 };
 
 } // namespace gitopper::ctl

@@ -306,6 +306,23 @@ Result<bool> Git::has_commit(const std::string& hash) const
     return output.has_value();
 }
 
+Result<bool> Git::is_ancestor(const std::string& commit, const std::string& of) const
+{
+    // Exit 0: an ancestor; 1: not one; anything else is an error.
+    Command command{
+        .argv = {"git", "-C", m_dir, "merge-base", "--is-ancestor", "--end-of-options", commit, of},
+        .timeout = m_timeout,
+        .as_user = m_user,
+        .env = git_environment(m_user, m_upstream)};
+    ++git_counters().ops;
+    auto output = run(command);
+    if (!output || (output->exit_code != 0 && output->exit_code != 1) || output->timed_out) {
+        ++git_counters().errors;
+        return fail("git merge-base: {}", output ? output->describe() : output.error().message);
+    }
+    return output->exit_code == 0;
+}
+
 Result<std::string> Git::resolve(const std::string& commit) const
 {
     auto output =

@@ -71,6 +71,8 @@ public:
     // Brings `branch` from upstream, also after a force-push.
     Result<> fetch(const std::string& branch) const;
     Result<bool> has_commit(const std::string& hash) const;
+    // `commit` is `of` or one of its ancestors.
+    Result<bool> is_ancestor(const std::string& commit, const std::string& of) const;
     // The full hash of a commit given by a (possibly abbreviated) hash or ref.
     Result<std::string> resolve(const std::string& commit) const;
     Result<std::string> head() const;

@@ -116,12 +116,30 @@ Result<> Engine::pull(const std::string& service)
     return queue(service, Request::Kind::pull);
 }
 
-Result<> Engine::rollback(const std::string& service, const std::string& hash)
+Completion Engine::rollback(const std::string& service, const std::string& hash, bool force)
 {
+    // Within the SSH session's 30 s; a slow fetch may take longer, and the rollback goes on.
+    constexpr auto kWait = std::chrono::seconds(25);
     if (!is_commit_hash(hash)) {
-        return fail("{} is not a commit hash (4 to 40 hexadecimal digits)", quote(hash));
+        return {406,
+                fmt::format("{} is not a commit hash (4 to 40 hexadecimal digits)", quote(hash))};
     }
-    return queue(service, Request::Kind::rollback, hash);
+    auto where = find(service);
+    if (!where) {
+        return {404, where.error().message};
+    }
+    auto done = std::make_shared<std::promise<Completion>>();
+    auto answer = done->get_future();
+    where->group->request({Request::Kind::rollback, where->index, hash, force, done});
+    if (answer.wait_for(kWait) != std::future_status::ready) {
+        return {500, fmt::format("rollback of {} still running after {}s; see /list/service",
+                                 quote(service), kWait.count())};
+    }
+    try {
+        return answer.get();
+    } catch (const std::future_error&) {
+        return {500, "shutting down"}; // the poll thread ended before it got to it
+    }
 }
 
 std::size_t Engine::wake(const std::vector<std::string>& repositories, const std::string& branch)

@@ -36,7 +36,7 @@ public:
     Result<> freeze(const std::string& service) override;
     Result<> unfreeze(const std::string& service) override;
     Result<> pull(const std::string& service) override;
-    Result<> rollback(const std::string& service, const std::string& hash) override;
+    Completion rollback(const std::string& service, const std::string& hash, bool force) override;
     // Wakes every service that tracks `branch` of one of `repositories` (normalised URLs,
     // see normalize_repository_url); returns how many.
     std::size_t wake(const std::vector<std::string>& repositories, const std::string& branch);

@@ -666,25 +666,23 @@ void ManagedService::unfreeze()
     persist();
 }
 
-void ManagedService::rollback(const std::string& hash)
+Completion ManagedService::rollback(const std::string& hash, bool force)
 {
-    record(Event::rollback, "ROLLBACK: " + hash);
-    auto outcome = m_ready ? Outcome{} : prepare();
-    std::string full;
-    if (outcome) {
-        auto resolved = m_git->resolve(hash);
-        if (!resolved && m_git->fetch(m_config.branch)) {
-            resolved = m_git->resolve(hash);
+    if (!m_ready) {
+        if (auto r = prepare(); !r) {
+            finish(r);
+            return {500, "rollback: " + r.error().message};
         }
-        if (!resolved) {
-            add_history(status().hash, hash, Trigger::rollback, resolved.error().message);
-            outcome = std::unexpected(
-                Failure{Event::git_failed, "rollback: " + resolved.error().message});
-        } else {
-            full = *resolved;
-            outcome = deploy(full, Trigger::rollback, false);
-        }
+        finish({});
     }
+    std::string full;
+    if (auto refused = check_rollback_target(hash, force, full); refused.status != 0) {
+        log::warn("[{}] rollback to {} refused: {}", m_config.service, hash, refused.message);
+        add_history(status().hash, hash, Trigger::rollback, "refused: " + refused.message);
+        return refused;
+    }
+    record(Event::rollback, "ROLLBACK: " + full);
+    auto outcome = deploy(full, Trigger::rollback, false);
     if (outcome) {
         std::lock_guard lock(m_mutex);
         m_saved.frozen = true;
@@ -693,6 +691,36 @@ void ManagedService::rollback(const std::string& hash)
     }
     finish(outcome);
     persist();
+    return outcome ? Completion{} : Completion{500, "rollback: " + outcome.error().message};
+}
+
+// Whoever may roll back may not move a service onto any commit the upstream ever had (an
+// unmerged branch, a commit that was force-pushed away): only onto the tracked branch's
+// history, unless they say `force`. The state is left as it was when refused.
+Completion ManagedService::check_rollback_target(const std::string& hash, bool force,
+                                                 std::string& full)
+{
+    (void)m_git->fetch(m_config.branch); // the branch as upstream has it now
+    auto resolved = m_git->resolve(hash);
+    if (!resolved) {
+        return {404, fmt::format("commit {} not found", quote(hash))};
+    }
+    full = *resolved;
+    auto in_history = m_git->is_ancestor(full, "origin/" + m_config.branch);
+    if (!in_history) {
+        return {500, in_history.error().message};
+    }
+    if (*in_history) {
+        return {};
+    }
+    if (!force) {
+        return {404, fmt::format("commit {} is not in the history of branch {} (add \"force\" "
+                                 "to roll back to it anyway)",
+                                 short_hash(full), quote(m_config.branch))};
+    }
+    log::warn("[{}] forced rollback to {}, which is not in the history of branch {}",
+              m_config.service, short_hash(full), quote(m_config.branch));
+    return {};
 }
 
 // ---- bookkeeping ---------------------------------------------------------------------------

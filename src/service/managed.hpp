@@ -22,6 +22,13 @@ namespace gitopper {
 enum class Trigger { start, poll, pull, webhook, drift, rollback, unfreeze };
 std::string_view trigger_name(Trigger trigger);
 
+// What an operator request carried out by the poll thread ended in: status 0 (done), or an
+// HTTP-like code (404, 409, 500) and why.
+struct Completion {
+    int status = 0;
+    std::string message;
+};
+
 // What the API and the metrics see of a service.
 struct Status {
     std::string service;
@@ -60,7 +67,9 @@ public:
 
     void freeze();
     void unfreeze();
-    void rollback(const std::string& hash);
+    // To a commit of the tracked branch's history, or with `force` any fetched commit. A
+    // commit that is neither is refused (404) and nothing changes.
+    Completion rollback(const std::string& hash, bool force);
 
     Status status() const;
     std::deque<HistoryEntry> history() const;
@@ -81,6 +90,7 @@ private:
     Result<> make_checkout_dir(int base, const std::string& name) const;
     Outcome mount_all();
     Outcome restore_pin();
+    Completion check_rollback_target(const std::string& hash, bool force, std::string& full);
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
     Outcome act(); // systemctl daemon-reload, then the action
     Outcome act_if_owed();

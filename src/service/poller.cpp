@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include "util/log.hpp"
+#include "util/strings.hpp"
 #include "util/user.hpp"
 
 namespace gitopper {
@@ -107,9 +109,7 @@ void PollGroup::run()
         }
         bool poll_now = false;
         auto trigger = Trigger::poll;
-        for (const auto& request : requests) {
-            handle(request, poll_now, trigger);
-        }
+        handle_all(requests, poll_now, trigger);
         if (Clock::now() >= m_drift_due) {
             fix_drift();
         }
@@ -167,6 +167,38 @@ void PollGroup::poll_upstream(Trigger trigger)
     sync_durations().observe(std::chrono::duration<double>(Clock::now() - started).count());
 }
 
+// Requests that piled up since the last wake. Like pulls, rollbacks of one service are
+// coalesced: only the last is carried out; one before it that asked for the same gets its
+// answer, one that asked for another commit is told it was superseded (409).
+void PollGroup::handle_all(std::deque<Request>& requests, bool& poll_now, Trigger& trigger)
+{
+    std::map<std::size_t, std::size_t> last_rollback; // service -> index in `requests`
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+        if (requests[i].kind == Request::Kind::rollback) {
+            last_rollback[requests[i].service] = i;
+        }
+    }
+    std::vector<Request*> superseded;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+        auto& request = requests[i];
+        if (request.kind == Request::Kind::rollback && last_rollback[request.service] != i) {
+            superseded.push_back(&request);
+            continue;
+        }
+        handle(request, poll_now, trigger);
+    }
+    for (auto* request : superseded) {
+        const auto& last = requests[last_rollback[request->service]];
+        auto answer = request->hash == last.hash && request->force == last.force
+                          ? Completion{0, ""}
+                          : Completion{409, fmt::format("superseded by a later rollback to {}",
+                                                        quote(last.hash))};
+        if (request->done) {
+            request->done->set_value(std::move(answer));
+        }
+    }
+}
+
 void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
 {
     if (request.service >= m_services.size()) {
@@ -181,10 +213,14 @@ void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
         service->unfreeze();
         poll_now = true;
         break;
-    case Request::Kind::rollback:
-        service->rollback(request.hash);
+    case Request::Kind::rollback: {
+        auto done = service->rollback(request.hash, request.force);
         rewatch(request.service);
+        if (request.done) {
+            request.done->set_value(std::move(done));
+        }
         break;
+    }
     case Request::Kind::pull:
         poll_now = true;
         trigger = Trigger::pull;

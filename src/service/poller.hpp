@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <deque>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -29,6 +31,9 @@ struct Request {
     Kind kind;
     std::size_t service; // index in the group
     std::string hash;    // for rollback
+    bool force = false;  // for rollback: any fetched commit, not only the branch's history
+    // Set when the request has been carried out (rollback: its caller waits for the answer).
+    std::shared_ptr<std::promise<Completion>> done;
 };
 
 class PollGroup {
@@ -54,6 +59,7 @@ private:
     void start_services();
     void poll_upstream(Trigger trigger);
     void handle(const Request& request, bool& poll_now, Trigger& trigger);
+    void handle_all(std::deque<Request>& requests, bool& poll_now, Trigger& trigger);
     void fix_drift();
     void rewatch(std::size_t id);
     void wait(Clock::time_point until);

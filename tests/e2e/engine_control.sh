@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The internal control interface through the SSH API with a plain OpenSSH client: rollback
-# (carried out at once, ends in FREEZE, survives a restart), unfreeze, freeze across a
-# restart, bad and unknown hashes, read-only and unknown keys.
+# (carried out before OK, ends in FREEZE, survives a restart; only to the branch's history
+# unless forced; piled-up requests coalesced), unfreeze, freeze across a restart, bad and
+# unknown hashes, read-only and unknown keys.
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 
@@ -125,12 +126,61 @@ sleep 2.5
 api rw /do/unfreeze app
 wait_until 5 grep -qx five "$T/etc/app/conf"
 
-# An unknown commit: DIFF with git's error, files untouched.
+# An unknown commit: 404, the state and the files as they were.
 api rw /do/rollback app deadbeefdeadbeef
-[ "$API_STATUS" = 0 ] || fail "rollback accepted: $API_STATUS"
-wait_until 10 state_is DIFF
+[ "$API_STATUS" = $((404 % 256)) ] || fail "unknown commit: $API_STATUS"
 expect_in "$T/out" "not found"
+state_is OK || fail "a refused rollback changed the state: $(cat "$T/out")"
 [ "$(cat "$T/etc/app/conf")" = five ] || fail "a failed rollback touched the files"
+
+# A commit that upstream's branch no longer has (force-pushed away, but fetched here): 404
+# unless forced; forced, it is deployed and logged as such.
+gone=$(commit app/conf "gone")
+wait_until 10 grep -qx gone "$T/etc/app/conf"
+git -C "$T/up" reset -q --hard HEAD~1
+wait_until 10 grep -qx five "$T/etc/app/conf"
+api rw /do/rollback app "$gone"
+[ "$API_STATUS" = $((404 % 256)) ] || fail "rollback off the branch: $API_STATUS $(cat "$T/out")"
+expect_in "$T/out" "is not in the history of branch \"main\""
+state_is OK || fail "a refused rollback changed the state"
+[ "$(cat "$T/etc/app/conf")" = five ] || fail "a refused rollback touched the files"
+api rw /do/rollback app "$gone" forced
+[ "$API_STATUS" = $((400 % 256)) ] || fail "a third argument other than force: $API_STATUS"
+api rw /do/rollback app "$gone" force
+[ "$API_STATUS" = 0 ] || fail "forced rollback: $API_STATUS $(cat "$T/out")"
+[ "$(cat "$T/etc/app/conf")" = gone ] || fail "the forced rollback was not carried out before OK"
+expect_in "$T/gitopper.log" "[app] forced rollback to ${gone:0:8}, which is not in the history"
+api rw /do/unfreeze app
+wait_until 10 grep -qx five "$T/etc/app/conf"
+
+# Rollbacks that pile up while one runs are coalesced: the last is carried out, the others
+# are answered (the same result, or 409 superseded); never one deploy per request.
+real_git=$(command -v git)
+cat >"$T/bin/git" <<SH
+#!/bin/sh
+case " \$* " in *" fetch "*) [ -e "$T/slow" ] && touch "$T/fetching" && sleep 1 ;; esac
+exec "$real_git" "\$@"
+SH
+chmod +x "$T/bin/git"
+touch "$T/slow"
+deploys_before=$(grep -c "(rollback, " "$T/gitopper.log" || true)
+api rw /do/rollback app "$c2" &
+first=$!
+wait_until 10 test -e "$T/fetching"
+pids=()
+for n in 1 2 3 4 5 6; do
+    hash=$c1; [ $((n % 2)) = 0 ] && hash=$c2
+    (api rw /do/rollback app "$hash"; echo "$API_STATUS" >"$T/rb$n.status") &
+    pids+=($!)
+done
+wait "$first" "${pids[@]}"
+rm "$T/slow"
+for n in 1 2 3 4 5 6; do
+    grep -qxE "0|$((409 % 256))" "$T/rb$n.status" || fail "rollback $n answered $(cat "$T/rb$n.status")"
+done
+deploys=$(( $(grep -c "(rollback, " "$T/gitopper.log") - deploys_before ))
+[ "$deploys" -le 2 ] || fail "7 piled-up rollbacks cost $deploys deploys"
+rm "$T/bin/git"
 
 # History records what happened.
 api ro /list/history app

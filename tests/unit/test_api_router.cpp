@@ -13,6 +13,7 @@ public:
     std::string info = "ROLLBACK: 606eb576"; // what git said, as the engine publishes it
     std::string result = "ok";
     bool throws = false; // a bug somewhere below the router
+    bool refuse_rollback = false;
 
     Result<> freeze(const std::string& s) override { return note("freeze " + s); }
     Result<> unfreeze(const std::string& s) override { return note("unfreeze " + s); }
@@ -23,9 +24,11 @@ public:
         }
         return note("pull " + s);
     }
-    Result<> rollback(const std::string& s, const std::string& h) override
+    Completion rollback(const std::string& s, const std::string& h, bool force) override
     {
-        return note("rollback " + s + " " + h);
+        (void)note("rollback " + s + " " + h + (force ? " force" : ""));
+        return refuse_rollback ? Completion{404, "commit " + h + " is not in the history"}
+                               : Completion{};
     }
     std::vector<Status> statuses() const override
     {
@@ -100,6 +103,10 @@ TEST_F(RouterTest, ArgumentsAreCheckedBeforeAnythingRuns)
     EXPECT_EQ(router.handle("/do/rollback grafana-server xyz1", Role::read_write).status, 406);
     EXPECT_EQ(router.handle("/do/rollback grafana-server --force", Role::read_write).status, 406);
     EXPECT_EQ(router.handle("/do/rollback nope abcd", Role::read_write).status, 404);
+    EXPECT_EQ(router.handle("/do/rollback grafana-server abcd forced", Role::read_write).status,
+              400);
+    EXPECT_EQ(router.handle("/do/rollback grafana-server abcd force x", Role::read_write).status,
+              400);
     EXPECT_EQ(router.handle("/do/freeze", Role::read_write).status, 400);
     EXPECT_EQ(router.handle("/do/freeze a b", Role::read_write).status, 400);
     EXPECT_EQ(router.handle("/do/freeze nope", Role::read_write).status, 404);
@@ -117,6 +124,17 @@ TEST_F(RouterTest, DoRoutesReachTheControl)
                                                        "rollback grafana-server ABCD1234"}));
     const auto counted = router.requests();
     EXPECT_EQ(counted.at({"/do/freeze", 0}), 1u);
+}
+
+TEST_F(RouterTest, RollbackPassesForceAndTheRefusal)
+{
+    EXPECT_EQ(router.handle("/do/rollback grafana-server abcd force", Role::read_write).status, 0);
+    control.refuse_rollback = true;
+    const auto refused = router.handle("/do/rollback grafana-server abcd", Role::read_write);
+    EXPECT_EQ(refused.status, 404);
+    EXPECT_NE(refused.body.find("not in the history"), std::string::npos) << refused.body;
+    EXPECT_EQ(control.calls, (std::vector<std::string>{"rollback grafana-server abcd force",
+                                                       "rollback grafana-server abcd"}));
 }
 
 // Found by fuzz/fuzz_router: git's messages need not be UTF-8 and json::dump() threw on them,
