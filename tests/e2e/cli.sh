@@ -48,6 +48,39 @@ expect_in "$T/err" "$T/bad.toml:8:1: unknown key \"brokenbranch\" in [[services]
 expect_status 1 "$GITOPPER" --check -c "$T/missing.toml"
 expect_in "$T/err" "$T/missing.toml"
 
+# SPEC §11 target rules, each with its position: under --check, as at start.
+cat >"$T/targets.toml" <<TOML
+[global]
+upstream = "https://deploy:s3cret@example.org/x"
+mount = "/srv/gitopper"
+
+[[services]]
+machine = "m"
+service = "outer"
+dirs = [ { local = "/etc/systemd", link = "a" } ]
+
+[[services]]
+machine = "m"
+service = "inner"
+dirs = [ { local = "/etc/systemd/system", link = "b" }, { local = "/srv/gitopper/outer/x", link = "c" } ]
+
+[[services]]
+machine = "m"
+service = "system"
+dirs = [ { local = "/usr", link = "d" }, { local = "/x", link = ".git/hooks" } ]
+TOML
+expect_status 1 "$GITOPPER" --check -c "$T/targets.toml" -h m --state "$T/newstate"
+expect_in "$T/err" "$T/targets.toml:18:10: local \"/usr\" must not be a top-level system directory"
+expect_in "$T/err" "$T/targets.toml:18:42: link \".git/hooks\" must not point into .git"
+sed -i 's|/usr", link = "d" }, { local = "/x", link = ".git/hooks" }|/opt/d", link = "d" }|' "$T/targets.toml"
+expect_status 1 "$GITOPPER" --check -c "$T/targets.toml" -h m --state "$T/newstate"
+expect_in "$T/err" "$T/targets.toml:13:10: local \"/etc/systemd/system\" lies inside local \"/etc/systemd\" (at $T/targets.toml:8:10)"
+expect_in "$T/err" "$T/targets.toml:13:57: local \"/srv/gitopper/outer/x\" lies inside the mount base /srv/gitopper"
+expect_not_in "$T/err" "s3cret"
+expect_status 1 "$GITOPPER" -c "$T/targets.toml" -h m --state "$T/newstate" -o=false
+expect_in "$T/err" "lies inside local"
+[ ! -e "$T/newstate" ] || fail "a refused config created the state dir"
+
 # Usage errors.
 expect_status 1 "$GITOPPER" --check
 expect_in "$T/err" "missing -c CONFIG"

@@ -26,7 +26,7 @@ service = "grafana-server"
 user = "nobody"
 action = "reload"
 dirs = [
-  { local = "$T/etc/grafana", link = "grafana/etc" },
+  { local = "$T/etc/grafana", link = "grafana/etc", mode = "0750" },
   { local = "$T/etc/caddy/Caddyfile", link = "caddy/Caddyfile", file = true },
 ]
 
@@ -58,6 +58,9 @@ diff "$T/want" "$T/tree" || fail "work tree holds more or less than the service'
 # SPEC §11: a created parent is root's (0755); only the target itself is the user's.
 [ "$(stat -c %U:%a "$T/etc/caddy")" = root:755 ] || fail "created parent: $(stat -c %U:%a "$T/etc/caddy")"
 [ "$(stat -c %U "$T/etc/grafana")" = nobody ] || fail "created target not owned by nobody"
+# mode sets the mounted directory's own mode (it is the checkout's directory, seen twice).
+[ "$(stat -c %a "$T/etc/grafana")" = 750 ] || fail "mode 0750: the target is $(stat -c %a "$T/etc/grafana")"
+[ "$(stat -c %a "$T/etc/grafana/grafana.ini")" = 644 ] || fail "git's file mode not kept"
 # The checkout is no world-readable copy: 0750 with the user's group, .git/config 0600.
 [ "$(stat -c %a:%G "$co")" = "750:$(id -gn nobody)" ] || fail "checkout is $(stat -c %a:%G "$co")"
 [ "$(stat -c %a "$co/.git/config")" = 600 ] || fail ".git/config is $(stat -c %a "$co/.git/config")"

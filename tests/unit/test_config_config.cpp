@@ -1,5 +1,8 @@
 #include "config/config.hpp"
 
+#include <filesystem>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 using namespace gitopper;
@@ -377,4 +380,183 @@ dirs = [ { local = "/etc/nginx/", link = "c" } ]
     EXPECT_CONTAINS(selected.error().message, "checkout directory \"/var/lib/gitopper/nginx\" is "
                                               "shared");
     EXPECT_CONTAINS(selected.error().message, "local \"/etc/nginx/\" is already a mount target");
+}
+
+// ---- SPEC §11: where targets may lie -----------------------------------------------------
+
+namespace {
+
+std::string host_error(const std::string& text, const std::string& state_dir = "/var/lib/gs")
+{
+    auto config = parse_config(text, "config.toml");
+    EXPECT_TRUE(config) << config.error().message;
+    if (!config) {
+        return "";
+    }
+    const std::vector<std::string> hosts{"web1"};
+    auto selected = services_for_host(*config, hosts, state_dir);
+    EXPECT_FALSE(selected) << "expected a target error for:\n" << text;
+    return selected ? "" : selected.error().message;
+}
+
+std::string with_dirs(const std::string& dirs)
+{
+    return kGlobal + "[[services]]\nmachine = \"a\"\nservice = \"b\"\ndirs = [ " + dirs + " ]\n";
+}
+
+std::string two_dirs(const std::string& a, const std::string& b)
+{
+    return kGlobal + "[[services]]\nmachine = \"web1\"\nservice = \"s\"\ndirs = [ { local = \"" +
+           a + "\", link = \"a\" }, { local = \"" + b + "\", link = \"b\" } ]\n";
+}
+
+} // namespace
+
+TEST(ConfigTargets, SystemDirectoriesAndTheRootAreRefusedWithTheirPosition)
+{
+    for (const auto* local :
+         {"/", "/etc", "/etc/", "/usr", "/lib64", "/lib", "/proc", "/sys", "/dev", "/boot", "/run",
+          "/root", "/var", "/home", "/bin", "/sbin", "//etc", "/etc/."}) {
+        const auto error =
+            parse_error(with_dirs(fmt::format(R"({{ local = "{}", link = "a" }})", local)));
+        EXPECT_CONTAINS(error, "config.toml:7:");
+        EXPECT_TRUE(error.find("top-level system directory") != std::string::npos ||
+                    error.find("root directory") != std::string::npos)
+            << local << ": " << error;
+    }
+    EXPECT_TRUE(parse_config(with_dirs(R"({ local = "/etc/grafana", link = "a" })"), "c.toml"));
+    // "/lib*": anything at the top that starts with "lib".
+    EXPECT_FALSE(parse_config(with_dirs(R"({ local = "/libexec", link = "a" })"), "c.toml"));
+}
+
+TEST(ConfigTargets, MountBaseMayNotBeASystemDirectory)
+{
+    auto text = service();
+    text.replace(text.find("mount = \"/var/lib/gitopper\""), 27, "mount = \"/etc\"");
+    EXPECT_CONTAINS(parse_error(text), "mount \"/etc\" must not be / or a top-level system");
+}
+
+TEST(ConfigTargets, ATargetInsideAnotherIsRefusedWhicheverComesFirst)
+{
+    EXPECT_CONTAINS(host_error(two_dirs("/etc/app", "/etc/app/conf.d")),
+                    "local \"/etc/app/conf.d\" lies inside local \"/etc/app\"");
+    EXPECT_CONTAINS(host_error(two_dirs("/etc/app/conf.d", "/etc/app")),
+                    "local \"/etc/app/conf.d\" lies inside local \"/etc/app\"");
+    // Across services too.
+    auto config = parse_ok(kGlobal + R"(
+[[services]]
+machine = "web1"
+service = "one"
+dirs = [ { local = "/etc/systemd", link = "a" } ]
+[[services]]
+machine = "web1"
+service = "two"
+dirs = [ { local = "/etc/systemd/system", link = "b" } ]
+)");
+    const std::vector<std::string> hosts{"web1"};
+    auto selected = services_for_host(config, hosts, "");
+    ASSERT_FALSE(selected);
+    EXPECT_CONTAINS(selected.error().message, "config.toml:12:10: local \"/etc/systemd/system\" "
+                                              "lies inside local \"/etc/systemd\" (at "
+                                              "config.toml:8:10)");
+    // A prefix of the name is not "inside".
+    auto apart = parse_ok(two_dirs("/etc/app", "/etc/apparmor"));
+    EXPECT_TRUE(services_for_host(apart, hosts, ""));
+}
+
+TEST(ConfigTargets, TheSameTargetSpelledTwiceIsOneTarget)
+{
+    EXPECT_CONTAINS(host_error(two_dirs("/etc/app", "/etc//app/./")), "is already a mount target");
+    // Existing parents are resolved: /tmp/... through a symlinked parent is the same place.
+    const auto dir = std::filesystem::temp_directory_path() / "gitopper-target-test";
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "real");
+    std::filesystem::create_directory_symlink(dir / "real", dir / "alias");
+    EXPECT_CONTAINS(host_error(two_dirs((dir / "real/app").string(), (dir / "alias/app").string())),
+                    "is already a mount target");
+    std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigTargets, NotInsideACheckoutTheMountBaseOrTheStateDir)
+{
+    EXPECT_CONTAINS(host_error(service("").replace(service("").find("/etc/nginx"), 10,
+                                                   "/var/lib/gitopper/other/x")),
+                    "lies inside the mount base /var/lib/gitopper");
+    EXPECT_CONTAINS(
+        host_error(service("").replace(service("").find("/etc/nginx"), 10, "/var/lib/gitopper")),
+        "lies inside the mount base");
+    EXPECT_CONTAINS(
+        host_error(service("").replace(service("").find("/etc/nginx"), 10, "/var/lib/gs/keys"),
+                   "/var/lib/gs"),
+        "must not be, hold or lie inside the state directory /var/lib/gs");
+    EXPECT_CONTAINS(host_error(service("").replace(service("").find("/etc/nginx"), 10, "/var/lib"),
+                               "/var/lib/gs"),
+                    "the state directory");
+}
+
+TEST(ConfigTargets, AMountBaseInsideATargetIsRefused)
+{
+    auto text = service();
+    text.replace(text.find("mount = \"/var/lib/gitopper\""), 27, "mount = \"/etc/nginx/co\"");
+    EXPECT_CONTAINS(host_error(text), "mount \"/etc/nginx/co\" of [[services]] #1 (nginx) lies "
+                                      "inside local \"/etc/nginx\"");
+}
+
+TEST(ConfigTargets, ServicesCannotTakeTheStateDirsOwnNames)
+{
+    auto text = service();
+    text.replace(text.find("service = \"nginx\""), 17, "service = \"gitopper-drift\"");
+    EXPECT_CONTAINS(host_error(text, "/var/lib/gitopper"),
+                    "service \"gitopper-drift\" collides with the state directory's own entries");
+    // With checkouts elsewhere the name is harmless.
+    auto config = parse_ok(text);
+    const std::vector<std::string> hosts{"web1"};
+    EXPECT_TRUE(services_for_host(config, hosts, "/var/lib/other-state"));
+    // Our own directories next to a checkout are never a service's.
+    for (const auto* name : {"nginx.gitopper-clone", "nginx.broken-1700000000"}) {
+        auto reserved = service();
+        reserved.replace(reserved.find("service = \"nginx\""), 17,
+                         fmt::format("service = \"{}\"", name));
+        EXPECT_CONTAINS(parse_error(reserved), "is reserved");
+    }
+}
+
+TEST(ConfigTargets, LinksNameAPathInsideTheTreeNotGitsOwn)
+{
+    for (const auto* link :
+         {".", "./", "a/..", ".git", "./.git", ".git/config", "a/.git", ".GIT/hooks"}) {
+        const auto error =
+            parse_error(with_dirs(fmt::format(R"({{ local = "/etc/x", link = "{}" }})", link)));
+        EXPECT_TRUE(error.find(".git") != std::string::npos ||
+                    error.find("not its root") != std::string::npos ||
+                    error.find("..") != std::string::npos)
+            << link << ": " << error;
+    }
+}
+
+TEST(ConfigTargets, ModeIsOctalPermissionBitsOfADirectory)
+{
+    EXPECT_EQ(parse_ok(with_dirs(R"({ local = "/etc/x", link = "a", mode = "0750" })"))
+                  .services[0]
+                  .dirs[0]
+                  .mode_bits(),
+              0750u);
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/etc/x", link = "a", mode = "4755" })")),
+                    "no setuid");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/etc/x", link = "a", mode = "rwx" })")),
+                    "octal");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/etc/x", link = "a", mode = "0550" })")),
+                    "owner rwx");
+    EXPECT_CONTAINS(
+        parse_error(with_dirs(R"({ local = "/etc/x", link = "a", file = true, mode = "0700" })")),
+        "directories only");
+}
+
+TEST(ConfigTargets, MaxFileSizeTakesUnits)
+{
+    auto text = service("max_file_size = \"2MiB\"\n");
+    EXPECT_EQ(parse_ok(text).services[0].file_size_limit(), 2u << 20);
+    EXPECT_EQ(parse_ok(service()).services[0].file_size_limit(), 100u << 20);
+    EXPECT_CONTAINS(parse_error(service("max_file_size = \"lots\"\n")),
+                    "max_file_size \"lots\" is not a size");
 }

@@ -557,3 +557,13 @@ TEST_F(GitTest, CountersCountOperationsAndErrors)
     EXPECT_EQ(counters.ops.load(), ops + 3);
     EXPECT_EQ(counters.errors.load(), errors + 1);
 }
+
+TEST(GitUrl, PublicUrlDropsOnlyThePassword)
+{
+    EXPECT_EQ(public_url("https://deploy:tok@h/x.git"), "https://deploy@h/x.git");
+    EXPECT_EQ(public_url("https://deploy:tok@h:8443/x"), "https://deploy@h:8443/x");
+    EXPECT_EQ(public_url("https://h/x"), "https://h/x");
+    EXPECT_EQ(public_url("https://h:443/x"), "https://h:443/x");
+    EXPECT_EQ(public_url("git@h:x/y"), "git@h:x/y");
+    EXPECT_EQ(public_url("file://u:p@localhost/srv/x"), "file://u@localhost/srv/x");
+}

@@ -49,3 +49,29 @@ TEST(Strings, EscapeControlsKeepsOneLine)
     EXPECT_EQ(escape_controls("saw 't\n' \"q\" \\"), "saw 't\\n' \"q\" \\");
     EXPECT_EQ(escape_controls(std::string_view("a\tb\x7f\x01", 5)), "a\\tb\\x7f\\x01");
 }
+
+TEST(Strings, RedactCredentialsHidesEveryPassword)
+{
+    EXPECT_EQ(redact_credentials("cloning https://deploy:tok3n@git.example.org/ops/c.git now"),
+              "cloning https://deploy:***@git.example.org/ops/c.git now");
+    EXPECT_EQ(redact_credentials("'https://a:b@h/x' and \"ssh://u:p@h:22/y\""),
+              "'https://a:***@h/x' and \"ssh://u:***@h:22/y\"");
+    EXPECT_EQ(redact_credentials("https://a:b:c@h"), "https://a:***@h");
+    // No password: unchanged, the user name and the port stay.
+    EXPECT_EQ(redact_credentials("ssh://git@h:22/x git@h:x https://h:443/x"),
+              "ssh://git@h:22/x git@h:x https://h:443/x");
+    EXPECT_EQ(redact_credentials("no url here: a:b@c"), "no url here: a:b@c");
+}
+
+TEST(Strings, ParseSize)
+{
+    EXPECT_EQ(parse_size("100MiB"), 100u << 20);
+    EXPECT_EQ(parse_size("512K"), 512u << 10);
+    EXPECT_EQ(parse_size("1G"), 1u << 30);
+    EXPECT_EQ(parse_size("2MB"), 2000000u);
+    EXPECT_EQ(parse_size("12345"), 12345u);
+    EXPECT_FALSE(parse_size("MiB"));
+    EXPECT_FALSE(parse_size("10 MiB"));
+    EXPECT_FALSE(parse_size("-1"));
+    EXPECT_FALSE(parse_size("1T"));
+}
