@@ -106,6 +106,14 @@ wait_until 10 grep -q "\[foreign\] state OK -> BROKEN: $T/tmp/foreign belongs to
 [ "$(ls -A "$T/victim/etcdir")" = precious ] || fail "something was written into the victim"
 [ "$(stat -c %U "$T/tmp/foreign")" = daemon ] || fail "the foreign directory was taken"
 [ "$(mounts_on "$T/etc/sym")$(mounts_on "$T/etc/foreign")" = 00 ] || fail "sym or foreign mounted"
+# A file name with a newline, made in a mounted directory: the drift report escapes it, so
+# it cannot forge a log line or a line of state info.
+as_nobody sh -c "printf x >'$T/etc/shared/evil
+[shared] state OK -> FREEZE: forged'"
+wait_until 10 grep -q 'local changes reverted.*evil\\n' "$T/gitopper.log"
+! grep -q '^\[shared\] state OK -> FREEZE: forged' "$T/gitopper.log" || fail "a file name forged a log line"
+curl -sS "http://127.0.0.1:$(sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)/list/service/shared" >"$T/shared.json"
+expect_in "$T/shared.json" 'evil\\n[shared]'
 stop_gitopper TERM
 
 # ---- between the runs, the service user strikes ------------------------------------------
