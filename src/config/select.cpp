@@ -119,6 +119,7 @@ private:
                                "(gitopper-*) in {}; rename it or use another mount",
                                quote(service.service), service.mount));
         }
+        check_checkout_place(service, base);
         for (const auto& target : m_targets) {
             if (within(base, target.path)) {
                 report(at,
@@ -126,6 +127,28 @@ private:
                                    "mount covers",
                                    quote(service.mount), service.label(), quote(target.link->local),
                                    m_config.at(target.link->position)));
+            }
+        }
+    }
+
+    // A checkout is the user's: it may not be, hold or lie inside the state dir (root's), nor
+    // may checkouts nest. The mount base may be the state dir itself (the default layout).
+    void check_checkout_place(const Service& service, const std::string& base)
+    {
+        const auto checkout = normal(base + "/" + service.service);
+        const auto at = service.position_of("mount");
+        if (!m_state_dir.empty() &&
+            (within(m_state_dir, checkout) || (within(base, m_state_dir) && base != m_state_dir))) {
+            report(at, fmt::format("checkout {} of {} must not be, hold or lie inside the "
+                                   "state directory {}",
+                                   quote(checkout), service.label(), m_state_dir));
+        }
+        for (const auto& other : m_services) {
+            const auto theirs = normal(resolved(other.mount) + "/" + other.service);
+            if (&other != &service && theirs != checkout && within(base, theirs)) {
+                report(at, fmt::format("mount {} of {} lies inside the checkout {} of {}",
+                                       quote(service.mount), service.label(), quote(theirs),
+                                       other.label()));
             }
         }
     }

@@ -165,7 +165,7 @@ Result<> prepare_state_dir(const std::string& dir)
     if (!existed && ::fchmod(fd->get(), 0700) != 0) {
         return fail("state directory {}: chmod: {}", dir, std::strerror(errno));
     }
-    auto trust = check_trusted_dir(fd->get(), "state directory " + dir);
+    auto trust = check_trusted_path(dir, "state directory " + dir);
     if (trust && *trust == DirTrust::sticky) {
         return fail("state directory {} is writable by others (sticky, like /tmp); use a "
                     "directory of its own",
@@ -183,7 +183,7 @@ Result<> check_mount_bases(const std::vector<Service>& services)
         if (!base) {
             return fail("mount {} of {}: {}", service.mount, service.service, base.error().message);
         }
-        if (auto trust = check_trusted_dir(base->get(), "mount " + service.mount); !trust) {
+        if (auto trust = check_trusted_path(service.mount, "mount " + service.mount); !trust) {
             return std::unexpected(trust.error());
         }
     }

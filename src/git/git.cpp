@@ -115,8 +115,17 @@ std::string public_url(std::string_view url)
     const auto authority = url.substr(start, url.find('/', start) - start);
     const auto at = authority.rfind('@');
     const auto colon = authority.find(':');
-    if (at == std::string_view::npos || colon == std::string_view::npos || colon > at) {
+    if (at == std::string_view::npos) {
         return std::string(url);
+    }
+    if (colon == std::string_view::npos || colon > at) {
+        // "https://TOKEN@github.com/…" is how forges hand out tokens: a user name alone is a
+        // credential too, except over ssh, where it is the login.
+        const auto name = url.substr(0, scheme);
+        if (name == "ssh" || name == "git+ssh" || name == "ssh+git") {
+            return std::string(url);
+        }
+        return fmt::format("{}{}", url.substr(0, start), url.substr(start + at + 1));
     }
     return fmt::format("{}{}{}", url.substr(0, start + colon), authority.substr(at),
                        url.substr(start + authority.size()));
@@ -231,6 +240,12 @@ Result<> Git::protect_config() const
     if (!config || ::fstat(config->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         return fail("{}/.git/config: {}", m_dir,
                     config ? "not a regular file" : config.error().message);
+    }
+    const uid_t owner = m_user ? m_user->uid : ::geteuid();
+    if (st.st_uid != owner || st.st_nlink != 1) {
+        // A hard link the user made to someone else's file: never chmod that one.
+        return fail("{}/.git/config is not the checkout's own file (uid {}, {} links)", m_dir,
+                    st.st_uid, st.st_nlink);
     }
     if ((st.st_mode & 077) != 0 && ::fchmod(config->get(), 0600) != 0) {
         return fail("chmod {}/.git/config: {}", m_dir, std::strerror(errno));
@@ -361,7 +376,8 @@ Result<std::vector<std::string>> Git::changed_paths(const std::string& from, con
     for (auto& spec : pathspecs(links)) {
         args.push_back(std::move(spec));
     }
-    auto output = run_git(std::move(args));
+    // A commit touching a hundred thousand files is still a commit, not an error.
+    auto output = run_git(std::move(args), RunOptions{.max_output = std::size_t(64) << 20});
     if (!output) {
         return std::unexpected(output.error());
     }

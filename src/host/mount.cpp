@@ -69,6 +69,13 @@ Result<Fd> open_source(const BindMount& mount)
         return fail("checkout {}: {}", mount.checkout, checkout.error().message);
     }
     auto found = find_beneath(checkout->get(), mount.link, O_PATH);
+    if (found && *found) {
+        // The link may not be another mount inside the checkout (the user's FUSE tree).
+        auto same = open_beneath_same_mount(checkout->get(), mount.link, O_PATH);
+        if (!same) {
+            return fail("link {} in the checkout: {}", quote(mount.link), same.error().message);
+        }
+    }
     if (!found) {
         return fail("link {} in the checkout: {}", quote(mount.link), found.error().message);
     }
@@ -118,12 +125,19 @@ Result<> create_target(int parent, const std::string& name, bool file,
                        const std::optional<Credentials>& owner)
 {
     if (file) {
+        // The descriptor of the file we created is what we give away: never a name looked up
+        // again, which the user could have swapped for a link to another file meanwhile.
         Fd created(::openat(parent, name.c_str(),
                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-        if (!created && errno != EEXIST) {
-            return fail("create {}: {}", name, std::strerror(errno));
+        if (!created) {
+            return errno == EEXIST ? Result<>{} : fail("create {}: {}", name, std::strerror(errno));
         }
-    } else if (::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) {
+        if (owner && ::fchown(created.get(), owner->uid, owner->gid) != 0) {
+            return fail("chown {} to {}: {}", name, owner->name, std::strerror(errno));
+        }
+        return {};
+    }
+    if (::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) {
         return fail("create {}: {}", name, std::strerror(errno));
     }
     return give_to(parent, name, file, owner);
@@ -189,8 +203,7 @@ Result<> attach(const Fd& source, const Fd& target, const BindMount& mount)
 
 } // namespace
 
-Result<MountResult> ensure_bind_mount(const BindMount& mount,
-                                      const std::optional<Credentials>& owner)
+Result<Mounted> ensure_bind_mount(const BindMount& mount, const std::optional<Credentials>& owner)
 {
     auto source = open_source(mount);
     if (!source) {
@@ -205,10 +218,12 @@ Result<MountResult> ensure_bind_mount(const BindMount& mount,
     if (!have || !shown) {
         return std::unexpected(have ? shown.error() : have.error());
     }
+    const FileId shows{have->device, have->inode};
     if (shown->mount_root && same_inode(*have, *shown)) {
-        return MountResult::unchanged;
+        return Mounted{MountResult::unchanged, shows};
     }
-    const bool stale = shown->mount_root && shown->links == 0;
+    const bool ours = mount.ours && *mount.ours == FileId{shown->device, shown->inode};
+    const bool stale = shown->mount_root && (shown->links == 0 || ours);
     if (stale) {
         if (auto r = detach(*target, mount.target); !r) {
             return std::unexpected(r.error());
@@ -221,7 +236,7 @@ Result<MountResult> ensure_bind_mount(const BindMount& mount,
     if (auto r = attach(*source, *target, mount); !r) {
         return std::unexpected(r.error());
     }
-    return stale ? MountResult::refreshed : MountResult::mounted;
+    return Mounted{stale ? MountResult::refreshed : MountResult::mounted, shows};
 }
 
 Result<> release_bind_mount(const BindMount& mount)

@@ -62,7 +62,7 @@ Result<std::pair<Fd, DirTrust>> open_mount_base(const std::string& mount)
     if (!base) {
         return fail("mount {}: {}", mount, base.error().message);
     }
-    auto trust = check_trusted_dir(base->get(), "mount " + mount);
+    auto trust = check_trusted_path(mount, "mount " + mount);
     if (!trust) {
         return std::unexpected(trust.error());
     }
@@ -92,12 +92,18 @@ Result<> remove_tree(int base, const std::string& base_path, const std::string& 
 Result<> move_aside(const Service& config, const std::string& why)
 {
     const auto dir = config.checkout_dir();
-    const auto aside = fmt::format("{}.broken-{}", dir, unix_now());
-    log::warn("[{}] {} is not a usable checkout ({}); moving it to {} and cloning again",
-              config.service, dir, why, aside);
-    if (::rename(dir.c_str(), aside.c_str()) != 0) {
-        return fail("move {} aside: {}", dir, std::strerror(errno));
+    const auto stem = fmt::format("{}.broken-{}", dir, unix_now());
+    auto aside = stem;
+    // Never onto something already there (an earlier one, or one planted in a sticky base).
+    for (int n = 2;
+         ::renameat2(AT_FDCWD, dir.c_str(), AT_FDCWD, aside.c_str(), RENAME_NOREPLACE) != 0; ++n) {
+        if (errno != EEXIST || n > 100) {
+            return fail("move {} aside: {}", dir, std::strerror(errno));
+        }
+        aside = fmt::format("{}-{}", stem, n);
     }
+    log::warn("[{}] {} is not a usable checkout ({}); moved it to {} and cloning again",
+              config.service, dir, why, aside);
     for (const auto& link : config.dirs) {
         if (auto r = release_bind_mount({aside, link.link, link.local, link.file}); !r) {
             log::warn("[{}] {}: the new mount goes on top", config.service, r.error().message);
@@ -259,8 +265,9 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     auto url = m_git->remote_url();
     const bool moved_upstream = !url || *url != public_url(m_config.upstream);
     if (moved_upstream) {
+        // The URL comes from the user's .git/config: no control character reaches the log.
         log::info("[{}] checkout tracked {}; switching it to {}", m_config.service,
-                  url ? *url : "nothing", public_url(m_config.upstream));
+                  url ? escape_controls(*url) : "nothing", public_url(m_config.upstream));
         if (auto r = m_git->set_remote_url(m_config.upstream); !r) {
             return git_failure(r.error());
         }
@@ -269,13 +276,9 @@ ManagedService::Outcome ManagedService::prepare_checkout()
         return git_failure(r.error());
     }
     if (moved_upstream) {
-        // The service must not start on the old upstream's files.
-        auto moved = m_git->fetch(m_config.branch);
-        if (moved) {
-            moved = m_git->checkout("origin/" + m_config.branch);
-        }
-        if (!moved) {
-            return git_failure(moved.error());
+        // The service must not start on the old upstream's files, nor on new ones unvetted.
+        if (auto r = switch_upstream(*head); !r) {
+            return r;
         }
         head = m_git->head();
         if (!head) {
@@ -284,6 +287,32 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     }
     std::lock_guard lock_status(m_mutex);
     m_status.hash = *head;
+    return {};
+}
+
+ManagedService::Outcome ManagedService::switch_upstream(const std::string& from)
+{
+    const auto git_failure = [](const Error& e) {
+        return std::unexpected(Failure{Event::git_failed, e.message});
+    };
+    if (auto r = m_git->fetch(m_config.branch); !r) {
+        return git_failure(r.error());
+    }
+    auto head = m_git->resolve("origin/" + m_config.branch);
+    if (!head) {
+        return git_failure(head.error());
+    }
+    auto refused = m_git->vet_tree(from, *head, m_config.dirs, m_config.file_size_limit());
+    if (!refused) {
+        return git_failure(refused.error());
+    }
+    if (*refused) {
+        add_history(from, *head, Trigger::start, **refused);
+        return std::unexpected(Failure{Event::host_failed, **refused});
+    }
+    if (auto r = m_git->checkout(*head); !r) {
+        return git_failure(r.error());
+    }
     return {};
 }
 
@@ -408,14 +437,19 @@ ManagedService::Outcome ManagedService::mount_all()
 {
     for (const auto& link : m_config.dirs) {
         const auto source = m_config.checkout_dir() + "/" + link.link;
-        auto mounted = ensure_bind_mount(bind_mount_of(m_config, link), m_user);
+        auto spec = bind_mount_of(m_config, link);
+        if (auto last = m_mounted.find(link.local); last != m_mounted.end()) {
+            spec.ours = last->second;
+        }
+        auto mounted = ensure_bind_mount(spec, m_user);
         if (!mounted) {
             return std::unexpected(Failure{Event::host_failed, mounted.error().message});
         }
-        if (*mounted != MountResult::unchanged) {
+        m_mounted[link.local] = mounted->source;
+        if (mounted->result != MountResult::unchanged) {
             log::info("[{}] {} {} on {}", m_config.service,
-                      *mounted == MountResult::mounted ? "mounted" : "refreshed mount of", source,
-                      link.local);
+                      mounted->result == MountResult::mounted ? "mounted" : "refreshed mount of",
+                      source, link.local);
         }
     }
     return {};

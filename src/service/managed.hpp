@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "git/git.hpp"
+#include "host/mount.hpp"
 #include "host/package.hpp"
 #include "host/systemd.hpp"
 #include "service/state.hpp"
@@ -86,6 +88,7 @@ private:
     Outcome prepare();
     Outcome prepare_checkout();
     Outcome clone_fresh();
+    Outcome switch_upstream(const std::string& from);
     Result<> restrict_checkout(int base) const;
     Result<> make_checkout_dir(int base, const std::string& name) const;
     Outcome mount_all();
@@ -112,6 +115,7 @@ private:
     bool m_ready = false;      // checkout, mounts and first start done
     bool m_cloned = false;     // start() made a fresh clone: no local edits to look for
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
+    std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last
 
     mutable std::mutex m_mutex; // guards the members below
     Status m_status;

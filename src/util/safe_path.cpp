@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "util/atomic_file.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -65,7 +66,7 @@ std::unexpected<Error> open_error(int dir, const std::vector<std::string>& parts
         return fail("{} is a symlink",
                     quote(fmt::format("{}{}", shown, first_symlink(dir, parts))));
     case EXDEV:
-        return fail("{} leaves its directory", quote(path));
+        return fail("{} leaves its directory or crosses a mount", quote(path));
     default:
         return fail("{}: {}", quote(path), std::strerror(error));
     }
@@ -81,18 +82,18 @@ Result<Fd> open_root()
 }
 
 // An fd, or the errno of the failure (negative); the error is named by the caller.
-int open_raw(int dir, const std::vector<std::string>& parts, int flags)
+int open_raw(int dir, const std::vector<std::string>& parts, int flags, std::uint64_t resolve)
 {
     const auto path = parts.empty() ? std::string(".") : joined(parts, parts.size());
-    const int fd = openat2_fd(dir, path.c_str(), flags, kNoSymlinks | RESOLVE_BENEATH);
+    const int fd = openat2_fd(dir, path.c_str(), flags, kNoSymlinks | RESOLVE_BENEATH | resolve);
     return fd >= 0 ? fd : -errno;
 }
 
 Result<std::optional<Fd>> find_below(int dir, std::string_view relative, int flags,
-                                     std::string_view shown)
+                                     std::string_view shown, std::uint64_t resolve = 0)
 {
     const auto parts = path_components(relative);
-    const int fd = open_raw(dir, parts, flags);
+    const int fd = open_raw(dir, parts, flags, resolve);
     if (fd == -ENOENT) {
         return std::nullopt;
     }
@@ -130,6 +131,18 @@ std::vector<std::string> path_components(std::string_view path)
 Result<Fd> open_beneath(int dir, std::string_view relative, int flags)
 {
     return open_below(dir, relative, flags, "");
+}
+
+Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags)
+{
+    auto found = find_below(dir, relative, flags, "", RESOLVE_NO_XDEV);
+    if (found && !*found) {
+        return open_error(dir, path_components(relative), ENOENT, "");
+    }
+    if (!found) {
+        return std::unexpected(found.error());
+    }
+    return std::move(**found);
 }
 
 Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags)
@@ -249,6 +262,50 @@ Result<DirTrust> check_trusted_dir(int fd, const std::string& what)
                     mode_text(info->mode));
     }
     return DirTrust::private_dir;
+}
+
+namespace {
+
+// Inside a user namespace (the demo, run by a user) directories of the real root show up as
+// the overflow uid; outside one, root is root.
+bool owner_is_us(uid_t uid)
+{
+    static const bool mapped = [] {
+        const auto map = read_file("/proc/self/uid_map");
+        return map && trim(*map).find("4294967295") == std::string_view::npos;
+    }();
+    return uid == ::geteuid() || (mapped && uid == 65534);
+}
+
+} // namespace
+
+Result<DirTrust> check_trusted_path(std::string_view path, const std::string& what)
+{
+    auto current = open_root();
+    if (!current) {
+        return std::unexpected(current.error());
+    }
+    std::string done;
+    for (const auto& part : path_components(path)) {
+        auto info = file_info(current->get());
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        const bool writable = (info->mode & (S_IWGRP | S_IWOTH)) != 0;
+        if (!owner_is_us(info->uid) || (writable && (info->mode & S_ISVTX) == 0)) {
+            return fail("{}: {} is {} with mode {}: someone else could replace what lies in it",
+                        what, done.empty() ? "/" : done,
+                        owner_is_us(info->uid) ? "ours" : fmt::format("uid {}'s", info->uid),
+                        mode_text(info->mode));
+        }
+        done += "/" + part;
+        auto next = open_beneath(current->get(), part, O_PATH | O_DIRECTORY);
+        if (!next) {
+            return fail("{}: {}: {}", what, done, next.error().message);
+        }
+        *current = std::move(*next);
+    }
+    return check_trusted_dir(current->get(), what);
 }
 
 std::string mode_text(mode_t mode)

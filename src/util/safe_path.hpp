@@ -23,6 +23,10 @@ namespace gitopper {
 // Errors name the component that is a symlink: "a/b is a symlink".
 Result<Fd> open_beneath(int dir, std::string_view relative, int flags);
 
+// As open_beneath, and the path may not cross into another mount either (RESOLVE_NO_XDEV):
+// for sources inside a checkout, where the user could mount a FUSE tree of its own.
+Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags);
+
 // As open_beneath, but a missing path (ENOENT) is nullopt rather than an error.
 Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags);
 
@@ -58,6 +62,11 @@ enum class DirTrust {
 // Refuses a directory another user owns, or one that group or others may write to without the
 // sticky bit; `what` names it in the message ("state directory /var/lib/gitopper").
 Result<DirTrust> check_trusted_dir(int fd, const std::string& what);
+
+// The directory `path` (resolved without symlinks) and every directory on its way checked as
+// check_trusted_dir does, except that directories on the way may be sticky and writable by
+// all (/tmp): nobody else may rename or replace any of them. Returns the directory's trust.
+Result<DirTrust> check_trusted_path(std::string_view path, const std::string& what);
 
 // "0755"-style text of the permission bits, for messages.
 std::string mode_text(mode_t mode);

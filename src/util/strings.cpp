@@ -171,10 +171,14 @@ std::string redact_credentials(std::string_view text)
         const auto userinfo = authority.rfind('@');
         const auto colon = authority.find(':');
         out.append(text.substr(at, start - at));
+        const auto scheme_name = text.substr(0, scheme);
+        const bool login = scheme_name.ends_with("ssh") || scheme_name.ends_with("ssh+git");
         if (userinfo != std::string_view::npos && colon != std::string_view::npos &&
             colon < userinfo) {
             out.append(authority.substr(0, colon + 1)).append("***");
             out.append(authority.substr(userinfo));
+        } else if (userinfo != std::string_view::npos && !login) {
+            out.append("***").append(authority.substr(userinfo)); // a token as the user name
         } else {
             out.append(authority);
         }

@@ -32,7 +32,8 @@ std::string escape_controls(std::string_view text);
 // KB/MB/GB decimal); nullopt when it is not one.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 
-// Every URL password in `text` replaced: "https://user:token@host/x" -> "https://user:***@host/x".
+// Every URL password in `text` replaced: "https://user:token@host/x" -> "https://user:***@host/x";
+// a user name alone is taken for a token too ("https://***@host/x"), except for ssh:// logins.
 // For anything that may quote a URL: log lines, state info, API answers, git's messages.
 std::string redact_credentials(std::string_view text);
 

@@ -98,6 +98,20 @@ git -C "$T/up" add -A && git -C "$T/up" commit -q -m "fixed"
 wait_until 20 grep -qx "later 2" "$T/etc/later"
 wait_until 20 grep -qx "reload later" "$T/systemctl.log"
 wait_until 20 grep -q "\[later\] state BROKEN -> OK" "$T/gitopper.log"
+stop_gitopper TERM
+
+# The config moves "later" to another upstream whose branch is hostile: vetted like any
+# commit, refused, and the service keeps its files (not an emptied directory).
+make_upstream "$T/up2"
+mkdir -p "$T/up2/later"
+ln -s "$T/victim/shadow" "$T/up2/later/app.conf"
+git -C "$T/up2" add -A && git -C "$T/up2" commit -q -m "hostile upstream"
+other=$(git -C "$T/up2" rev-parse HEAD)
+sed -i "0,/service = \"later\"/s|service = \"later\"|service = \"later\"\nupstream = \"file://$T/up2\"|" "$T/config.toml"
+start_gitopper -t 1h
+wait_until 20 grep -q "\[later\] state OK -> BROKEN: link \"later/app.conf\" is a symlink in ${other:0:8}" "$T/gitopper.log"
+[ "$(cat "$T/etc/later")" = "later 2" ] || fail "the switched service lost its file: $(cat "$T/etc/later")"
+[ "$(git -C "$T/srv/later" rev-parse HEAD)" != "$other" ] || fail "the hostile upstream was checked out"
 kill -0 "$GITOPPER_PID" || fail "the daemon died"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"

@@ -91,6 +91,11 @@ mkdir -m 777 "$T/srv"
 expect_status 1 "$GITOPPER" -c "$T/config.toml" --state "$T/state" -h testhost -m 127.0.0.1:0
 expect_in "$T/err" "mount $T/srv has mode 0777"
 chmod 755 "$T/srv"
+# A mount base in a directory another user owns: that user could swap it for a symlink.
+mkdir -p "$T/users-dir/base" && chown nobody "$T/users-dir"
+sed "s|mount = \"$T/srv\"|mount = \"$T/users-dir/base\"|" "$T/config.toml" >"$T/users-dir.toml"
+expect_status 1 "$GITOPPER" -c "$T/users-dir.toml" --state "$T/state" -h testhost -m 127.0.0.1:0
+expect_in "$T/err" "mount $T/users-dir/base: $T/users-dir is uid $(id -u nobody)'s with mode 0755"
 rmdir "$T/state"
 start_gitopper -t 1h
 wait_until 20 grep -q "http: .*listening" "$T/gitopper.log"
@@ -106,6 +111,19 @@ wait_until 10 grep -q "\[foreign\] state OK -> BROKEN: $T/tmp/foreign belongs to
 [ "$(ls -A "$T/victim/etcdir")" = precious ] || fail "something was written into the victim"
 [ "$(stat -c %U "$T/tmp/foreign")" = daemon ] || fail "the foreign directory was taken"
 [ "$(mounts_on "$T/etc/sym")$(mounts_on "$T/etc/foreign")" = 00 ] || fail "sym or foreign mounted"
+# The user replaces its linked directory by a copy, again and again (the old one kept alive
+# elsewhere): our outdated mount is replaced, never stacked on.
+reverts() { grep -c "\[shared\] local changes reverted" "$T/gitopper.log" || true; }
+reverts_above() { [ "$(reverts)" -gt "$1" ]; }
+for n in 1 2 3; do
+    reverted=$(reverts)
+    as_nobody sh -c "mv '$T/tmp/shared/app' '$T/tmp/shared/.git/keep$n' &&
+        cp -a '$T/tmp/shared/.git/keep$n' '$T/tmp/shared/app' && echo x >>'$T/tmp/shared/app/app.conf'"
+    wait_until 10 reverts_above "$reverted"
+    [ "$(mounts_on "$T/etc/shared")" = 1 ] || fail "cycle $n: $(mounts_on "$T/etc/shared") mounts on etc/shared"
+done
+[ "$(cat "$T/etc/shared/app.conf")" = "app 1" ] || fail "etc/shared shows $(cat "$T/etc/shared/app.conf")"
+
 # A file name with a newline, made in a mounted directory: the drift report escapes it, so
 # it cannot forge a log line or a line of state info.
 as_nobody sh -c "printf x >'$T/etc/shared/evil

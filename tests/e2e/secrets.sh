@@ -35,16 +35,25 @@ machine = "testhost"
 service = "bad"
 upstream = "https://deploy:$token@127.0.0.1:9/nothing.git"
 dirs = [ { local = "$T/etc/bad", link = "app" } ]
+
+# As forges hand them out: the token as the user name.
+[[services]]
+machine = "testhost"
+service = "named"
+upstream = "https://$token@127.0.0.1:9/named.git"
+dirs = [ { local = "$T/etc/named", link = "app" } ]
 TOML
 
 expect_status 0 "$GITOPPER" --check -c "$T/config.toml" -h testhost
 cat "$T/out" "$T/err" >"$T/check.out"
 expect_not_in "$T/check.out" "$token"
 expect_in "$T/check.out" "https://deploy:***@127.0.0.1:9/nothing.git"
+expect_in "$T/check.out" "https://***@127.0.0.1:9/named.git"
 
 start_gitopper -t 1s
 wait_until 20 grep -qx "start good" "$T/systemctl.log"
 wait_until 20 grep -q "\[bad\] state OK -> DIFF" "$T/gitopper.log"
+wait_until 20 grep -q "\[named\] state OK -> DIFF" "$T/gitopper.log"
 [ "$(cat "$T/etc/good/app.conf")" = "app 1" ] || fail "the clone with a token did not work"
 commit app/app.conf "app 2" >/dev/null
 wait_until 20 grep -qx "app 2" "$T/etc/good/app.conf" # fetches work too

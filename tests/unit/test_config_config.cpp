@@ -560,3 +560,36 @@ TEST(ConfigTargets, MaxFileSizeTakesUnits)
     EXPECT_CONTAINS(parse_error(service("max_file_size = \"lots\"\n")),
                     "max_file_size \"lots\" is not a size");
 }
+
+TEST(ConfigTargets, ACheckoutIsNeverTheStateDirNorInsideOneOrAnotherCheckout)
+{
+    auto named_state = service();
+    named_state.replace(named_state.find("service = \"nginx\""), 17, "service = \"gs\"");
+    named_state.replace(named_state.find("mount = \"/var/lib/gitopper\""), 27,
+                        "mount = \"/var/lib\"");
+    EXPECT_CONTAINS(host_error(named_state, "/var/lib/gs"),
+                    "checkout \"/var/lib/gs\" of [[services]] #1 (gs) must not be, hold or lie "
+                    "inside the state directory");
+    auto under_state = service();
+    under_state.replace(under_state.find("mount = \"/var/lib/gitopper\""), 27,
+                        "mount = \"/var/lib/gs/gitopper-drift\"");
+    EXPECT_CONTAINS(host_error(under_state, "/var/lib/gs"), "inside the state directory");
+    auto nested = parse_ok(kGlobal + R"(
+[[services]]
+machine = "web1"
+service = "x"
+mount = "/srv"
+[[services]]
+machine = "web1"
+service = "y"
+mount = "/srv/x"
+)");
+    const std::vector<std::string> hosts{"web1"};
+    auto selected = services_for_host(nested, hosts, "");
+    ASSERT_FALSE(selected);
+    EXPECT_CONTAINS(selected.error().message,
+                    "mount \"/srv/x\" of [[services]] #2 (y) lies inside the checkout \"/srv/x\"");
+    // The default layout, checkouts in the state dir, stays allowed.
+    auto usual = parse_ok(service());
+    EXPECT_TRUE(services_for_host(usual, hosts, "/var/lib/gitopper"));
+}

@@ -566,4 +566,6 @@ TEST(GitUrl, PublicUrlDropsOnlyThePassword)
     EXPECT_EQ(public_url("https://h:443/x"), "https://h:443/x");
     EXPECT_EQ(public_url("git@h:x/y"), "git@h:x/y");
     EXPECT_EQ(public_url("file://u:p@localhost/srv/x"), "file://u@localhost/srv/x");
+    EXPECT_EQ(public_url("https://ghp_abc@github.com/o/r"), "https://github.com/o/r");
+    EXPECT_EQ(public_url("ssh://git@h/x"), "ssh://git@h/x");
 }

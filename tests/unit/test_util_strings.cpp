@@ -61,6 +61,8 @@ TEST(Strings, RedactCredentialsHidesEveryPassword)
     EXPECT_EQ(redact_credentials("ssh://git@h:22/x git@h:x https://h:443/x"),
               "ssh://git@h:22/x git@h:x https://h:443/x");
     EXPECT_EQ(redact_credentials("no url here: a:b@c"), "no url here: a:b@c");
+    // Over http(s) a user name alone is a token (https://TOKEN@github.com/…).
+    EXPECT_EQ(redact_credentials("https://ghp_abc@github.com/o/r"), "https://***@github.com/o/r");
 }
 
 TEST(Strings, ParseSize)
