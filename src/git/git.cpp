@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -86,7 +87,13 @@ std::vector<std::string> git_environment(const std::optional<Credentials>& user,
     if (user && !user->home.empty()) {
         overrides.push_back("HOME=" + user->home);
     }
-    return environment_with(overrides);
+    // What git may need of ours (the program path, proxies, CA bundles, the clock); nothing
+    // else of root's environment reaches a git that runs as the service user.
+    static constexpr std::array<std::string_view, 14> kKept{
+        "PATH",          "HOME",        "TZ",       "TMPDIR",   "http_proxy", "https_proxy",
+        "HTTP_PROXY",    "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy",  "ALL_PROXY",
+        "SSL_CERT_FILE", "SSL_CERT_DIR"};
+    return environment_of(kKept, overrides);
 }
 
 } // namespace

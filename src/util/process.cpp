@@ -665,6 +665,21 @@ std::vector<std::string> environment_with(const std::vector<std::string>& overri
     return environment;
 }
 
+std::vector<std::string> environment_of(std::span<const std::string_view> names,
+                                        const std::vector<std::string>& overrides)
+{
+    std::vector<std::string> environment;
+    for (const auto name : names) {
+        if (const char* value = std::getenv(std::string(name).c_str())) {
+            environment.push_back(fmt::format("{}={}", name, value));
+        }
+    }
+    for (const auto& setting : overrides) {
+        apply_setting(environment, setting);
+    }
+    return environment;
+}
+
 std::string printable(const std::vector<std::string>& argv)
 {
     std::vector<std::string> quoted_args;

@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/error.hpp"
@@ -57,6 +59,11 @@ void cancel_running_processes();
 
 // Our environment with `overrides` ("KEY=VALUE" sets, "KEY" alone removes) applied.
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
+
+// Only the variables `names` of our environment, with `overrides` applied: for children that
+// run as someone else, who has no business with the rest of root's environment.
+std::vector<std::string> environment_of(std::span<const std::string_view> names,
+                                        const std::vector<std::string>& overrides);
 
 // The command line as one string for logs, each argument quoted when needed.
 std::string printable(const std::vector<std::string>& argv);
