@@ -20,6 +20,9 @@ using namespace std::chrono_literals;
 // Edits come in bursts (an editor writes, renames, chmods): look once they settle.
 constexpr auto kDriftSettle = 200ms;
 constexpr auto kFirstRetry = 5s;
+// How often a checkout with edits whose patch could not be saved yet is looked at with
+// `git status`; as often as upstream when polls are more frequent.
+constexpr auto kMaxScanInterval = 30s;
 constexpr std::size_t kStartWorkers = 4;
 
 // Who runs the group's ls-remote: the services' user, never root in its place.
@@ -46,6 +49,8 @@ Histogram& sync_durations()
 PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval,
                      std::chrono::milliseconds git_timeout)
     : m_services(std::move(services)), m_interval(interval), m_git_timeout(git_timeout),
+      m_scan_interval(std::min<std::chrono::milliseconds>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(interval), kMaxScanInterval)),
       m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
 {
 }
@@ -96,7 +101,7 @@ void PollGroup::run()
     start_services();
     auto next_poll = Clock::now();
     while (!stopping()) {
-        wait(std::min(next_poll, m_drift_due));
+        wait(std::min({next_poll, m_drift_due, m_scan_due}));
         if (stopping()) {
             break;
         }
@@ -109,6 +114,9 @@ void PollGroup::run()
         auto trigger = Trigger::poll;
         for (const auto& request : requests) {
             handle(request, poll_now, trigger);
+        }
+        if (Clock::now() >= m_scan_due) {
+            scan_unwatched();
         }
         if (Clock::now() >= m_drift_due) {
             fix_drift();
@@ -160,6 +168,8 @@ void PollGroup::poll_upstream(Trigger trigger)
         service->reconcile(head, trigger);
         if (service->status().hash != before) {
             rewatch(id);
+        } else {
+            plan_scan(id); // a deploy refused over unsaved edits
         }
         failed = failed || service->status().state == State::diff;
     }
@@ -206,6 +216,14 @@ void PollGroup::fix_drift()
     }
 }
 
+// Edits not saved yet are looked at again as if inotify had reported them, every interval.
+void PollGroup::scan_unwatched()
+{
+    m_scan_due = Clock::time_point::max();
+    m_dirty.insert(m_unwatched.begin(), m_unwatched.end());
+    m_drift_due = std::min(m_drift_due, Clock::now());
+}
+
 // After our own git run in a checkout: watch its (possibly new) directories and forget the
 // events we caused, keeping other services' events. A checkout removed while we worked in
 // it (an `rm -rf` still running) took its watches along: look again once it settles.
@@ -213,6 +231,7 @@ void PollGroup::rewatch(std::size_t id)
 {
     const auto& config = m_services[id]->config();
     m_drift.watch(id, config.checkout_dir(), config.dirs);
+    plan_scan(id);
     for (const auto other : m_drift.drain(id)) {
         m_dirty.insert(other);
     }
@@ -221,6 +240,16 @@ void PollGroup::rewatch(std::size_t id)
         m_dirty.insert(id);
         m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
     }
+}
+
+void PollGroup::plan_scan(std::size_t id)
+{
+    if (!m_services[id]->drift_kept()) {
+        m_unwatched.erase(id);
+        return;
+    }
+    m_unwatched.insert(id);
+    m_scan_due = std::min(m_scan_due, Clock::now() + m_scan_interval);
 }
 
 void PollGroup::wait(Clock::time_point until)
