@@ -20,8 +20,10 @@ using namespace std::chrono_literals;
 // Edits come in bursts (an editor writes, renames, chmods): look once they settle.
 constexpr auto kDriftSettle = 200ms;
 constexpr auto kFirstRetry = 5s;
-// How often a checkout with edits whose patch could not be saved yet is looked at with
-// `git status`; as often as upstream when polls are more frequent.
+// How often a checkout without inotify (over its watch budget), or with edits whose patch
+// could not be saved yet, is looked at with `git status`; as often as upstream when polls
+// are more frequent. A local edit there lives at most this long, and a big tree costs one
+// status walk per period.
 constexpr auto kMaxScanInterval = 30s;
 constexpr std::size_t kStartWorkers = 4;
 
@@ -216,7 +218,7 @@ void PollGroup::fix_drift()
     }
 }
 
-// Edits not saved yet are looked at again as if inotify had reported them, every interval.
+// What inotify does not watch is looked at as if it had reported something, every interval.
 void PollGroup::scan_unwatched()
 {
     m_scan_due = Clock::time_point::max();
@@ -230,7 +232,7 @@ void PollGroup::scan_unwatched()
 void PollGroup::rewatch(std::size_t id)
 {
     const auto& config = m_services[id]->config();
-    m_drift.watch(id, config.checkout_dir(), config.dirs);
+    m_drift.watch(id, config);
     plan_scan(id);
     for (const auto other : m_drift.drain(id)) {
         m_dirty.insert(other);
@@ -244,7 +246,7 @@ void PollGroup::rewatch(std::size_t id)
 
 void PollGroup::plan_scan(std::size_t id)
 {
-    if (!m_services[id]->drift_kept()) {
+    if (!m_drift.scanned(id) && !m_services[id]->drift_kept()) {
         m_unwatched.erase(id);
         return;
     }

@@ -3,8 +3,9 @@
 // checkouts: it starts them, asks upstream once per cycle with `git ls-remote`, reconciles the
 // services whose deployed commit differs, reverts local drift, and carries out operator
 // requests. Between cycles it sleeps in poll() on an eventfd (requests, shutdown) and the
-// inotify fd of its DriftWatcher. Services with local edits not yet saved are looked at again
-// with `git status` every scan interval.
+// inotify fd of its DriftWatcher. Checkouts that inotify does not watch (over their watch
+// budget) and services with local edits not yet saved are looked at with `git status` every
+// scan interval instead.
 
 #include <chrono>
 #include <deque>
@@ -70,7 +71,7 @@ private:
     std::set<std::size_t> m_dirty; // services with unexamined inotify events
     Clock::time_point m_drift_due = Clock::time_point::max();
     std::chrono::milliseconds m_scan_interval;
-    std::set<std::size_t> m_unwatched; // for the scan: edits not yet saved
+    std::set<std::size_t> m_unwatched; // for the scan: not watched, or edits not yet saved
     Clock::time_point m_scan_due = Clock::time_point::max();
     int m_failures = 0;
 
