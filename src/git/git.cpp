@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -170,7 +172,9 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
                     .as_user = m_user,
                     .env = git_environment(m_user, url != nullptr ? *url : m_upstream),
                     .cwd = in_tree ? std::nullopt : std::optional<std::string>("/"),
-                    .max_output = options.max_output};
+                    .max_output = options.max_output,
+                    .stdin_fd = options.stdin_fd,
+                    .stdout_fd = options.stdout_fd};
     log::debug("running {}", printable(command.argv));
     auto& counters = git_counters();
     ++counters.ops;
@@ -584,21 +588,16 @@ Result<std::vector<std::string>> Git::local_changes() const
     return paths;
 }
 
-Result<std::string>
-Git::take_local_changes(const std::function<Result<>(const std::string& patch)>& keep) const
+Result<> Git::take_local_changes(int patch_fd, const std::function<Result<>()>& keep) const
 {
-    if (auto r = run_git({"add", "--all"}); !r) {
-        return std::unexpected(r.error());
+    const auto staged = run_git({"add", "--all"});
+    auto saved = staged ? write_staged_patch(patch_fd) : std::unexpected(staged.error());
+    if (saved) {
+        saved = keep();
     }
-    auto patch = run_git({"diff", "--cached", "--binary", "--no-renames", "HEAD"});
-    if (!patch) {
-        return std::unexpected(patch.error());
-    }
-    if (keep) {
-        if (auto kept = keep(patch->out); !kept) {
-            (void)run_git({"reset", "--quiet"}); // unstage; the files stay as they are
-            return std::unexpected(kept.error());
-        }
+    if (!saved) {
+        (void)run_git({"reset", "--quiet"}); // unstage; the files stay as they are
+        return saved;
     }
     if (auto r = run_git({"reset", "--quiet", "--hard", "HEAD"}); !r) {
         return std::unexpected(r.error());
@@ -606,7 +605,55 @@ Git::take_local_changes(const std::function<Result<>(const std::string& patch)>&
     if (auto r = run_git({"clean", "--quiet", "-d", "--force"}); !r) {
         return std::unexpected(r.error());
     }
-    return std::move(patch->out);
+    return {};
+}
+
+namespace {
+
+// Git says only "unknown write failure on standard output" when the disk is full: the
+// filesystem says why.
+std::string full_filesystem_note(int fd)
+{
+    struct statvfs info {};
+    if (::fstatvfs(fd, &info) == 0 && info.f_blocks > 0 && info.f_bavail == 0) {
+        return fmt::format(" ({})", std::strerror(ENOSPC));
+    }
+    return "";
+}
+
+} // namespace
+
+// Git writes to the file itself: a write error there (a full disk) makes it exit non-zero,
+// which git does for a regular file as stdout, where it ignores one for a pipe. Git's own
+// diff only: an external diff or textconv from the checkout's config would not apply back.
+Result<> Git::write_staged_patch(int patch_fd) const
+{
+    auto written = run_git(
+        {"diff", "--cached", "--binary", "--no-renames", "--no-ext-diff", "--no-textconv", "HEAD"},
+        RunOptions{.stdout_fd = patch_fd});
+    if (!written) {
+        return fail("{}{}", written.error().message, full_filesystem_note(patch_fd));
+    }
+    return check_patch(patch_fd);
+}
+
+// The patch read back from its start to its end undoes exactly what is staged: it is whole.
+// Git reads it through the descriptor: the file is root's, in root's directory.
+Result<> Git::check_patch(int patch_fd) const
+{
+    const off_t size = ::lseek(patch_fd, 0, SEEK_END);
+    if (size < 0 || ::lseek(patch_fd, 0, SEEK_SET) != 0) {
+        return fail("reading the patch back: {}", std::strerror(errno));
+    }
+    if (size == 0) {
+        return {}; // nothing staged: no patch to check
+    }
+    auto checked = run_git({"apply", "--check", "--cached", "--reverse", "--whitespace=nowarn"},
+                           RunOptions{.stdin_fd = patch_fd});
+    if (!checked) {
+        return fail("the patch git wrote does not read back whole: {}", checked.error().message);
+    }
+    return {};
 }
 
 } // namespace gitopper

@@ -87,10 +87,13 @@ public:
 
     // Files in the work tree that differ from HEAD (modified, added or deleted), sparse only.
     Result<std::vector<std::string>> local_changes() const;
-    // A binary patch of every local change (tracked and untracked), handed to `keep` first;
-    // only when `keep` succeeds is the work tree reset to HEAD and untracked files removed.
-    Result<std::string>
-    take_local_changes(const std::function<Result<>(const std::string& patch)>& keep = {}) const;
+    // Every local change (tracked and untracked) as one binary patch that git writes itself
+    // into `patch_fd` (an empty file of the caller's, open for reading and writing): never
+    // held in memory, never cut at an output limit. Once git has written it whole (exit 0)
+    // and it reads back as the reverse of what was staged, `keep` makes it durable; only when
+    // that succeeds too is the work tree reset to HEAD and untracked files removed. On any
+    // failure before, nothing stays staged and every file is as it was.
+    Result<> take_local_changes(int patch_fd, const std::function<Result<>()>& keep) const;
 
     const std::string& dir() const { return m_dir; }
 
@@ -99,11 +102,15 @@ private:
         bool in_tree = true;
         const std::string* url = nullptr; // the upstream whose credentials git needs
         std::size_t max_output = 1 << 20; // more is an error, never a silently short answer
+        int stdin_fd = -1;                // see Command
+        int stdout_fd = -1;
     };
     Result<Output> run_git(std::vector<std::string> args, bool in_tree = true,
                            const std::string* url = nullptr) const;
     Result<Output> run_git(std::vector<std::string> args, const RunOptions& options) const;
     Result<std::string> read_git_file(const std::string& name) const;
+    Result<> write_staged_patch(int patch_fd) const;
+    Result<> check_patch(int patch_fd) const;
 
     std::string m_dir;
     std::optional<Credentials> m_user;

@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 
 #include "host/mount.hpp"
-#include "util/atomic_file.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
 #include "util/safe_path.hpp"
@@ -491,8 +490,7 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
         if (state() == State::diff) {
             record(Event::succeeded, "");
         } else if (state() == State::broken && is_manual(trigger)) {
-            auto outcome = mount_all();
-            finish(outcome ? act() : outcome);
+            retry_at_head();
         }
         return;
     }
@@ -511,6 +509,17 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
     finish(outcome);
 }
 
+// A pull for a BROKEN service already at upstream's head: retry what failed.
+void ManagedService::retry_at_head()
+{
+    if (m_drift_kept) {
+        check_drift();
+        return;
+    }
+    auto outcome = mount_all();
+    finish(outcome ? act() : outcome);
+}
+
 ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigger trigger,
                                                bool force_action)
 {
@@ -519,6 +528,12 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         add_history(from, commit, trigger, e.message);
         return std::unexpected(Failure{Event::git_failed, e.message});
     };
+    auto reverted = take_drift_before(commit, trigger);
+    if (!reverted) {
+        return std::unexpected(reverted.error());
+    }
+    // The service's files changed back, whatever the commit changes.
+    force_action = force_action || *reverted;
     auto changed = from.empty() ? Result<std::vector<std::string>>{std::vector<std::string>{"*"}}
                                 : m_git->changed_paths(from, commit, m_config.dirs);
     if (!changed) {
@@ -623,41 +638,16 @@ void ManagedService::check_drift()
         finish(prepare());
         return;
     }
-    auto changes = m_git->local_changes();
-    if (!changes || changes->empty()) {
-        return;
-    }
-    const auto dir = fmt::format("{}/gitopper-drift/{}", m_host.state_dir, m_config.service);
-    const auto stem = fmt::format("{}/{:%Y%m%dT%H%M%SZ}-{}", dir, fmt::gmtime(std::time(nullptr)),
-                                  short_hash(status().hash));
-    auto saved_as = stem + ".patch";
-    for (int n = 2; fs::exists(saved_as); ++n) {
-        saved_as = fmt::format("{}-{}.patch", stem, n); // never overwrite an earlier save
-    }
-    // Saved before anything is reverted: if saving fails, the edits stay where they are.
-    auto patch = m_git->take_local_changes([&](const std::string& text) -> Result<> {
-        std::error_code ec;
-        fs::create_directories(dir, ec);
-        ::chmod(fmt::format("{}/gitopper-drift", m_host.state_dir).c_str(), 0700);
-        return write_file_atomic(saved_as, text, 0600);
-    });
-    if (!patch) {
-        record(Event::git_failed, "local changes not reverted: " + patch.error().message);
-        return;
-    }
-    // A file name is the user's to choose: a newline in it must not forge a log line.
-    std::vector<std::string> names;
-    for (const auto& change : *changes) {
-        names.push_back(escape_controls(change));
-    }
-    const auto files = join(names, ", ");
-    {
-        std::lock_guard lock(m_mutex);
-        ++m_status.drift_events;
-    }
-    log::warn("[{}] local changes reverted to git's version (saved in {}): {}", m_config.service,
-              saved_as, files);
     const auto hash = status().hash;
+    auto taken = take_drift();
+    if (!taken) {
+        finish(std::unexpected(taken.error()));
+        return;
+    }
+    if (!*taken) {
+        return;
+    }
+    const auto& [files, saved_as] = **taken;
     auto outcome = mount_all();
     if (outcome) {
         outcome = act();
@@ -669,6 +659,102 @@ void ManagedService::check_drift()
     } else {
         finish(outcome);
     }
+}
+
+// Local edits, if any, saved as a patch and then reverted to git's version. The patch is
+// written by git itself into a file of root's and is durable before anything is reverted;
+// when that fails, the edits stay exactly as they are.
+ManagedService::Taken ManagedService::take_drift()
+{
+    auto changes = m_git->local_changes();
+    if (!changes || changes->empty()) {
+        m_drift_kept = false;
+        return std::nullopt;
+    }
+    const auto kept = [&](const Error& e) {
+        m_drift_kept = true;
+        return std::unexpected(
+            Failure{Event::host_failed, "drift kept: could not save patch: " + e.message});
+    };
+    auto file = new_patch_file();
+    if (!file) {
+        return kept(file.error());
+    }
+    bool saved = false;
+    auto taken = m_git->take_local_changes(file->fd(), [&] {
+        auto committed = file->commit(Replace::no);
+        saved = committed.has_value();
+        return committed;
+    });
+    if (!taken && !saved) {
+        return kept(taken.error());
+    }
+    m_drift_kept = false;
+    if (!taken) {
+        return std::unexpected(
+            Failure{Event::git_failed, fmt::format("local changes saved in {} but not reverted: {}",
+                                                   file->path(), taken.error().message)});
+    }
+    return Reverted{note_reverted(*changes, file->path()), file->path()};
+}
+
+// Logs and counts a revert; returns the file list for the state info and history.
+std::string ManagedService::note_reverted(const std::vector<std::string>& changes,
+                                          const std::string& saved_as)
+{
+    // A file name is the user's to choose: a newline in it must not forge a log line.
+    std::vector<std::string> names;
+    for (const auto& change : changes) {
+        names.push_back(escape_controls(change));
+    }
+    const auto files = join(names, ", ");
+    {
+        std::lock_guard lock(m_mutex);
+        ++m_status.drift_events;
+    }
+    log::warn("[{}] local changes reverted to git's version (saved in {}): {}", m_config.service,
+              saved_as, files);
+    return files;
+}
+
+// The checkout of `commit` would overwrite local edits: they are saved and reverted first,
+// or it waits. Whether there were any.
+std::expected<bool, ManagedService::Failure>
+ManagedService::take_drift_before(const std::string& commit, Trigger trigger)
+{
+    const auto from = status().hash;
+    auto taken = take_drift();
+    if (!taken) {
+        add_history(from, commit, trigger, taken.error().message);
+        return std::unexpected(taken.error());
+    }
+    if (*taken) {
+        add_history(from, from, Trigger::drift, "reverted " + (*taken)->files);
+    }
+    return taken->has_value();
+}
+
+// A new patch file under the state dir, which is root's alone (checked at start):
+// gitopper-drift/ is 0700, and a patch never replaces an earlier one.
+Result<AtomicFile> ManagedService::new_patch_file() const
+{
+    const auto top = m_host.state_dir + "/gitopper-drift";
+    const auto dir = top + "/" + m_config.service;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+        return fail("creating {}: {}", dir, ec.message());
+    }
+    if (::chmod(top.c_str(), 0700) != 0) {
+        return fail("chmod {}: {}", top, std::strerror(errno));
+    }
+    const auto stem = fmt::format("{}/{:%Y%m%dT%H%M%SZ}-{}", dir, fmt::gmtime(std::time(nullptr)),
+                                  short_hash(status().hash));
+    auto path = stem + ".patch";
+    for (int n = 2; fs::exists(path); ++n) {
+        path = fmt::format("{}-{}.patch", stem, n);
+    }
+    return AtomicFile::create(path, 0600);
 }
 
 // ---- operator requests ---------------------------------------------------------------------

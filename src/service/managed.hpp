@@ -18,6 +18,7 @@
 #include "host/systemd.hpp"
 #include "service/state.hpp"
 #include "service/store.hpp"
+#include "util/atomic_file.hpp"
 
 namespace gitopper {
 
@@ -64,8 +65,12 @@ public:
     void start();
     // One reconcile against the head the poll group saw upstream (or why it saw none).
     void reconcile(const Result<std::string>& remote_head, Trigger trigger);
-    // Inotify saw something under the checkout: save local edits, revert them, act.
+    // Inotify (or the periodic scan) saw something under the checkout: save local edits,
+    // revert them, act. Edits whose patch cannot be saved whole stay as they are: BROKEN
+    // ("drift kept: could not save patch: ..."), until a later check saves them.
     void check_drift();
+    // Local edits are waiting to be saved: look again soon, inotify or not.
+    bool drift_kept() const { return m_drift_kept; }
 
     void freeze();
     void unfreeze();
@@ -84,6 +89,11 @@ private:
         std::string message;
     };
     using Outcome = std::expected<void, Failure>;
+    struct Reverted {
+        std::string files; // for logs and history: "a/x.conf, a/y.conf"
+        std::string saved_as;
+    };
+    using Taken = std::expected<std::optional<Reverted>, Failure>;
 
     Outcome prepare();
     Outcome prepare_checkout();
@@ -94,10 +104,15 @@ private:
     Outcome mount_all();
     Outcome restore_pin();
     Completion check_rollback_target(const std::string& hash, bool force, std::string& full);
+    void retry_at_head();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
     Outcome act(); // systemctl daemon-reload, then the action
     Outcome act_if_owed();
     void mark_applied(const std::string& commit);
+    Taken take_drift();
+    std::expected<bool, Failure> take_drift_before(const std::string& commit, Trigger trigger);
+    std::string note_reverted(const std::vector<std::string>& changes, const std::string& saved_as);
+    Result<AtomicFile> new_patch_file() const;
 
     bool wants_attempt(const std::string& head, Trigger trigger) const;
     void finish(const Outcome& outcome, const std::string& success_info = "");
@@ -114,6 +129,7 @@ private:
     bool m_package_done = false;
     bool m_ready = false;      // checkout, mounts and first start done
     bool m_cloned = false;     // start() made a fresh clone: no local edits to look for
+    bool m_drift_kept = false; // local edits found whose patch could not be saved
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last
 

@@ -22,6 +22,11 @@ using namespace std::chrono_literals;
 // Edits come in bursts (an editor writes, renames, chmods): look once they settle.
 constexpr auto kDriftSettle = 200ms;
 constexpr auto kFirstRetry = 5s;
+// How often a checkout without inotify (over its watch budget), or with edits whose patch
+// could not be saved yet, is looked at with `git status`; as often as upstream when polls
+// are more frequent. A local edit there lives at most this long, and a big tree costs one
+// status walk per period.
+constexpr auto kMaxScanInterval = 30s;
 constexpr std::size_t kStartWorkers = 4;
 
 // Who runs the group's ls-remote: the services' user, never root in its place.
@@ -48,6 +53,8 @@ Histogram& sync_durations()
 PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval,
                      std::chrono::milliseconds git_timeout)
     : m_services(std::move(services)), m_interval(interval), m_git_timeout(git_timeout),
+      m_scan_interval(std::min<std::chrono::milliseconds>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(interval), kMaxScanInterval)),
       m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
 {
 }
@@ -98,7 +105,7 @@ void PollGroup::run()
     start_services();
     auto next_poll = Clock::now();
     while (!stopping()) {
-        wait(std::min(next_poll, m_drift_due));
+        wait(std::min({next_poll, m_drift_due, m_scan_due}));
         if (stopping()) {
             break;
         }
@@ -110,6 +117,9 @@ void PollGroup::run()
         bool poll_now = false;
         auto trigger = Trigger::poll;
         handle_all(requests, poll_now, trigger);
+        if (Clock::now() >= m_scan_due) {
+            scan_unwatched();
+        }
         if (Clock::now() >= m_drift_due) {
             fix_drift();
         }
@@ -160,6 +170,8 @@ void PollGroup::poll_upstream(Trigger trigger)
         service->reconcile(head, trigger);
         if (service->status().hash != before) {
             rewatch(id);
+        } else {
+            plan_scan(id); // a deploy refused over unsaved edits
         }
         failed = failed || service->status().state == State::diff;
     }
@@ -242,13 +254,22 @@ void PollGroup::fix_drift()
     }
 }
 
+// What inotify does not watch is looked at as if it had reported something, every interval.
+void PollGroup::scan_unwatched()
+{
+    m_scan_due = Clock::time_point::max();
+    m_dirty.insert(m_unwatched.begin(), m_unwatched.end());
+    m_drift_due = std::min(m_drift_due, Clock::now());
+}
+
 // After our own git run in a checkout: watch its (possibly new) directories and forget the
 // events we caused, keeping other services' events. A checkout removed while we worked in
 // it (an `rm -rf` still running) took its watches along: look again once it settles.
 void PollGroup::rewatch(std::size_t id)
 {
     const auto& config = m_services[id]->config();
-    m_drift.watch(id, config.checkout_dir(), config.dirs);
+    m_drift.watch(id, config);
+    plan_scan(id);
     for (const auto other : m_drift.drain(id)) {
         m_dirty.insert(other);
     }
@@ -257,6 +278,16 @@ void PollGroup::rewatch(std::size_t id)
         m_dirty.insert(id);
         m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
     }
+}
+
+void PollGroup::plan_scan(std::size_t id)
+{
+    if (!m_drift.scanned(id) && !m_services[id]->drift_kept()) {
+        m_unwatched.erase(id);
+        return;
+    }
+    m_unwatched.insert(id);
+    m_scan_due = std::min(m_scan_due, Clock::now() + m_scan_interval);
 }
 
 void PollGroup::wait(Clock::time_point until)

@@ -3,7 +3,9 @@
 // checkouts: it starts them, asks upstream once per cycle with `git ls-remote`, reconciles the
 // services whose deployed commit differs, reverts local drift, and carries out operator
 // requests. Between cycles it sleeps in poll() on an eventfd (requests, shutdown) and the
-// inotify fd of its DriftWatcher.
+// inotify fd of its DriftWatcher. Checkouts that inotify does not watch (over their watch
+// budget) and services with local edits not yet saved are looked at with `git status` every
+// scan interval instead.
 
 #include <chrono>
 #include <deque>
@@ -61,7 +63,9 @@ private:
     void handle(const Request& request, bool& poll_now, Trigger& trigger);
     void handle_all(std::deque<Request>& requests, bool& poll_now, Trigger& trigger);
     void fix_drift();
+    void scan_unwatched();
     void rewatch(std::size_t id);
+    void plan_scan(std::size_t id);
     void wait(Clock::time_point until);
     bool stopping();
     Clock::time_point next_poll_after(bool failed);
@@ -72,6 +76,9 @@ private:
     DriftWatcher m_drift;
     std::set<std::size_t> m_dirty; // services with unexamined inotify events
     Clock::time_point m_drift_due = Clock::time_point::max();
+    std::chrono::milliseconds m_scan_interval;
+    std::set<std::size_t> m_unwatched; // for the scan: not watched, or edits not yet saved
+    Clock::time_point m_scan_due = Clock::time_point::max();
     int m_failures = 0;
 
     Fd m_wake;

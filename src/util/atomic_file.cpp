@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "util/fd.hpp"
 
@@ -49,19 +50,13 @@ int write_all(int fd, std::string_view content)
     return 0;
 }
 
-// Everything up to the rename, on the open temp file; the caller removes it on failure.
-Result<> fill_temp_file(Fd fd, std::string_view content, mode_t mode)
+// Makes the content durable and reports what close() may only now say (a delayed write error
+// on NFS): it must not pass unnoticed.
+Result<> sync_and_close(Fd fd)
 {
-    if (const int error = write_all(fd.get(), content); error != 0) {
-        return fail("writing: {}", errno_text(error));
-    }
-    if (::fchmod(fd.get(), mode) != 0) {
-        return fail("fchmod: {}", errno_text(errno));
-    }
     if (::fsync(fd.get()) != 0) {
         return fail("fsync: {}", errno_text(errno));
     }
-    // close() can report a delayed write error (NFS); it must not pass unnoticed.
     if (::close(fd.release()) != 0) {
         return fail("close: {}", errno_text(errno));
     }
@@ -81,30 +76,75 @@ Result<> sync_directory(const std::string& directory)
     return {};
 }
 
-Result<> replace_with_temp(const std::string& path, std::string& temp, std::string_view content,
-                           mode_t mode)
+// RENAME_NOREPLACE: checking first and renaming after would leave a moment to lose a file in.
+Result<> rename_into_place(const std::string& temp, const std::string& path, Replace replace)
 {
-    Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
-    if (!fd) {
-        return fail("creating temporary file: {}", errno_text(errno));
+    const unsigned flags = replace == Replace::no ? RENAME_NOREPLACE : 0;
+    if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), flags) != 0) {
+        return fail("renaming {}: {}", temp, errno_text(errno));
     }
-    auto filled = fill_temp_file(std::move(fd), content, mode);
-    if (filled && ::rename(temp.c_str(), path.c_str()) != 0) {
-        filled = fail("renaming {}: {}", temp, errno_text(errno));
-    }
-    if (!filled) {
-        ::unlink(temp.c_str());
-        return filled;
-    }
-    return sync_directory(directory_of(path));
+    return {};
 }
 
 } // namespace
 
-Result<> write_file_atomic(const std::string& path, std::string_view content, mode_t mode)
+AtomicFile::AtomicFile(std::string path, std::string temp, Fd fd)
+    : m_path(std::move(path)), m_temp(std::move(temp)), m_fd(std::move(fd))
+{
+}
+
+AtomicFile::AtomicFile(AtomicFile&& other) noexcept
+    : m_path(std::move(other.m_path)), m_temp(std::exchange(other.m_temp, {})),
+      m_fd(std::move(other.m_fd))
+{
+}
+
+AtomicFile::~AtomicFile()
+{
+    if (!m_temp.empty()) {
+        ::unlink(m_temp.c_str());
+    }
+}
+
+Result<AtomicFile> AtomicFile::create(const std::string& path, mode_t mode)
 {
     std::string temp = path + ".tmp.XXXXXX";
-    return with_context(replace_with_temp(path, temp, content, mode), "cannot write {}", path);
+    // mkostemp makes it 0600; its final mode comes before any content, which is no more
+    // private than the file will be.
+    Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
+    if (!fd) {
+        return fail("cannot write {}: creating temporary file: {}", path, errno_text(errno));
+    }
+    AtomicFile file(path, std::move(temp), std::move(fd));
+    if (::fchmod(file.fd(), mode) != 0) {
+        return fail("cannot write {}: fchmod: {}", path, errno_text(errno));
+    }
+    return file;
+}
+
+Result<> AtomicFile::commit(Replace replace)
+{
+    auto committed = sync_and_close(std::move(m_fd));
+    if (committed) {
+        committed = rename_into_place(m_temp, m_path, replace);
+    }
+    if (committed) {
+        m_temp.clear(); // it is the file now
+        committed = sync_directory(directory_of(m_path));
+    }
+    return with_context(std::move(committed), "cannot write {}", m_path);
+}
+
+Result<> write_file_atomic(const std::string& path, std::string_view content, mode_t mode)
+{
+    auto file = AtomicFile::create(path, mode);
+    if (!file) {
+        return std::unexpected(file.error());
+    }
+    if (const int error = write_all(file->fd(), content); error != 0) {
+        return fail("cannot write {}: writing: {}", path, errno_text(error));
+    }
+    return file->commit(Replace::yes);
 }
 
 Result<std::string> read_file(const std::string& path)

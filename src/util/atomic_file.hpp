@@ -8,11 +8,42 @@
 #include <string_view>
 
 #include "util/error.hpp"
+#include "util/fd.hpp"
 
 namespace gitopper {
 
 Result<> write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644);
 
 Result<std::string> read_file(const std::string& path);
+
+// Whether a commit may replace a file already at the path (a state file) or must fail rather
+// than overwrite it (a saved patch).
+enum class Replace { yes, no };
+
+// A new file filled through its descriptor, by us or by a child handed the descriptor, that
+// appears under its name only once complete and durable: a temp file next to it, created with
+// its final mode, then fsync, close, rename, fsync of the directory. A file never committed is
+// removed when the object goes. Move-only; used by one thread.
+class AtomicFile {
+public:
+    static Result<AtomicFile> create(const std::string& path, mode_t mode);
+    AtomicFile(AtomicFile&& other) noexcept;
+    AtomicFile& operator=(AtomicFile&&) = delete;
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+    ~AtomicFile();
+
+    int fd() const { return m_fd.get(); } // open for reading and writing, at offset 0
+    const std::string& path() const { return m_path; }
+    // Errors name the path and the step (writing, fsync, close, rename).
+    Result<> commit(Replace replace);
+
+private:
+    AtomicFile(std::string path, std::string temp, Fd fd);
+
+    std::string m_path;
+    std::string m_temp; // empty once committed or moved from
+    Fd m_fd;
+};
 
 } // namespace gitopper

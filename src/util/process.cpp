@@ -319,35 +319,59 @@ void kill_and_reap(pid_t pid)
 }
 
 // What the child gets as stdin, stdout and stderr, and the pipe it reports failures through.
+// A stdout going to the caller's file has no read end here: nothing to capture.
 struct ChildPipes {
-    Fd null;
+    Fd in;
     Pipe out;
     Pipe err;
     Pipe report;
 };
 
-Result<ChildPipes> make_child_pipes()
+// A copy of the caller's descriptor, above stdio, that we may close after the fork.
+Result<Fd> copy_of(int fd)
 {
-    auto null = open_dev_null();
-    if (!null) {
-        return std::unexpected(null.error());
+    Fd copy(::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
+    if (!copy) {
+        return fail("descriptor {}: {}", fd, errno_text(errno));
     }
-    auto out = make_pipe();
+    return copy;
+}
+
+Result<Pipe> stdout_for(const Command& command)
+{
+    if (command.stdout_fd < 0) {
+        return make_pipe();
+    }
+    auto copy = copy_of(command.stdout_fd);
+    if (!copy) {
+        return std::unexpected(copy.error());
+    }
+    return Pipe{Fd(), std::move(*copy)};
+}
+
+Result<ChildPipes> make_child_pipes(const Command& command)
+{
+    auto in = command.stdin_fd < 0 ? open_dev_null() : copy_of(command.stdin_fd);
+    if (!in) {
+        return std::unexpected(in.error());
+    }
+    auto out = stdout_for(command);
     auto err = make_pipe();
     auto report = make_pipe();
     if (!out || !err || !report) {
         return std::unexpected(!out ? out.error() : !err ? err.error() : report.error());
     }
-    return ChildPipes{std::move(*null), std::move(*out), std::move(*err), std::move(*report)};
+    return ChildPipes{std::move(*in), std::move(*out), std::move(*err), std::move(*report)};
 }
 
-Result<Child> start_child(ChildSetup setup, std::size_t max_output)
+Result<Child> start_child(ChildSetup setup, const Command& command)
 {
-    auto pipes = make_child_pipes();
+    auto pipes = make_child_pipes(command);
     if (!pipes) {
         return std::unexpected(pipes.error());
     }
-    setup.stdin_fd = pipes->null.get();
+    const auto max_output = command.max_output;
+    setup.stdin_fd = pipes->in.get();
     setup.stdout_fd = pipes->out.write.get();
     setup.stderr_fd = pipes->err.write.get();
     setup.report_fd = pipes->report.write.get();
@@ -640,7 +664,7 @@ Result<Output> run(const Command& command)
     setup.envp = envp.data();
     setup.cwd = command.cwd ? command.cwd->c_str() : nullptr;
     setup.user = command.as_user ? &*command.as_user : nullptr;
-    auto child = start_child(setup, command.max_output);
+    auto child = start_child(setup, command);
     if (!child) {
         return fail("cannot start {}: {}", command.argv[0], child.error().message);
     }

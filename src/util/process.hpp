@@ -2,6 +2,8 @@
 // The one way gitopper starts another program. argv only (never a shell), stdin from
 // /dev/null, stdout and stderr captured, its own process group, a timeout that kills the
 // whole group, optional drop to another uid/gid, and full control of the environment.
+// stdin and stdout may instead be files the caller opened (a child dropped to another user
+// then reads and writes them through the descriptor alone).
 // Safe to call from several threads at once; blocks the calling thread until the child ends.
 
 #include <sys/types.h>
@@ -33,6 +35,9 @@ struct Command {
     std::optional<std::vector<std::string>> env; // "KEY=VALUE"; nullopt inherits ours
     std::optional<std::string> cwd;
     std::size_t max_output = 1 << 20; // bytes kept of each of stdout and stderr
+    // Descriptors of the caller's, which run() neither closes nor moves: -1 for the defaults.
+    int stdin_fd = -1;  // what the child reads instead of /dev/null
+    int stdout_fd = -1; // where its stdout goes whole, not captured: `out` stays empty
 };
 
 struct Output {
@@ -44,6 +49,7 @@ struct Output {
     std::string out;
     std::string err;
     bool truncated = false; // stdout was longer than max_output: `out` holds only its start
+                            // (never with Command::stdout_fd, which takes everything)
 
     bool ok() const { return exit_code == 0 && !timed_out && !cancelled; }
     // A one-line description for errors: "exited 128: fatal: ..." (stderr's last lines).

@@ -1,5 +1,6 @@
 #include "git/git.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "util/fd.hpp"
 #include "util/process.hpp"
 #include "util/strings.hpp"
 
@@ -146,6 +148,27 @@ protected:
             }
         }
         return files;
+    }
+
+    // An empty file for take_local_changes to write its patch to: m_root/drift.patch.
+    Fd patch_file() const
+    {
+        Fd fd(
+            ::open((m_root / "drift.patch").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        EXPECT_TRUE(fd.valid());
+        return fd;
+    }
+
+    // The edits of the LeavesEverything tests, as they were made, and nothing staged.
+    void expect_untouched(const Git& git) const
+    {
+        EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
+        EXPECT_EQ(read(m_work / "a/b/new.txt"), "new\n");
+        EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/sub/two.txt"));
+        EXPECT_EQ(git_in(m_work, {"diff", "--cached", "--name-only"}), "");
+        const auto changes = git.local_changes();
+        ASSERT_TRUE(changes) << changes.error().message;
+        EXPECT_EQ(as_set(*changes), (Paths{"a/b/one.txt", "a/b/new.txt", "a/b/sub/two.txt"}));
     }
 
     Git work_git() const { return Git(m_work.string(), std::nullopt, 60s); }
@@ -452,7 +475,7 @@ TEST_F(GitTest, LocalChangesListsEditsAdditionsAndDeletions)
     EXPECT_EQ(as_set(*changes), (Paths{"a/b/one.txt", "a/b/new file.txt", "a/b/sub/two.txt"}));
 }
 
-TEST_F(GitTest, TakeLocalChangesReturnsAPatchAndReverts)
+TEST_F(GitTest, TakeLocalChangesWritesAPatchAndReverts)
 {
     const auto git = cloned({dir_link("a/b"), file_link("c/file.txt")});
     write(m_work / "a/b/one.txt", "edited\n");
@@ -460,14 +483,15 @@ TEST_F(GitTest, TakeLocalChangesReturnsAPatchAndReverts)
     write(m_work / "a/b/deep/er/untracked.bin", std::string("\0\1\2binary", 9));
     std::filesystem::remove(m_work / "a/b/sub/two.txt");
 
-    const auto patch = git.take_local_changes();
-    ASSERT_TRUE(patch) << patch.error().message;
-    EXPECT_FALSE(patch->empty());
+    auto file = patch_file();
+    const auto taken = git.take_local_changes(file.get(), [] { return Result<>{}; });
+    ASSERT_TRUE(taken) << taken.error().message;
+    const auto patch = read(m_root / "drift.patch");
     for (const auto* path :
          {"a/b/one.txt", "a/b/new.txt", "a/b/sub/two.txt", "a/b/deep/er/untracked.bin"}) {
-        EXPECT_NE(patch->find(path), std::string::npos) << path << " in\n" << *patch;
+        EXPECT_NE(patch.find(path), std::string::npos) << path << " in\n" << patch;
     }
-    EXPECT_NE(patch->find("+edited"), std::string::npos) << *patch;
+    EXPECT_NE(patch.find("+edited"), std::string::npos) << patch;
 
     const auto after = git.local_changes();
     ASSERT_TRUE(after) << after.error().message;
@@ -480,29 +504,49 @@ TEST_F(GitTest, TakeLocalChangesReturnsAPatchAndReverts)
     EXPECT_EQ(git.head().value_or("<error>"), m_first);
 
     // The patch brings the changes back.
-    const auto patch_file = m_root / "drift.patch";
-    write(patch_file, *patch);
-    git_in(m_work, {"apply", "--binary", patch_file.string()});
+    git_in(m_work, {"apply", (m_root / "drift.patch").string()});
     EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
     EXPECT_EQ(read(m_work / "a/b/new.txt"), "new\n");
     EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/sub/two.txt"));
 }
 
-TEST_F(GitTest, TakeLocalChangesHandsThePatchToKeepFirst)
+TEST_F(GitTest, TakeLocalChangesWritesMoreThanAnyOutputLimit)
+{
+    const auto git = cloned({dir_link("a/b")});
+    // 3 MiB that do not compress, so the binary patch is larger still.
+    std::string big(3 << 20, '\0');
+    std::uint64_t x = 88172645463325252ULL;
+    for (auto& c : big) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        c = static_cast<char>(x);
+    }
+    write(m_work / "a/b/big.bin", big);
+
+    auto file = patch_file();
+    const auto taken = git.take_local_changes(file.get(), [] { return Result<>{}; });
+    ASSERT_TRUE(taken) << taken.error().message;
+    EXPECT_GT(std::filesystem::file_size(m_root / "drift.patch"), big.size());
+    EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/big.bin"));
+    git_in(m_work, {"apply", (m_root / "drift.patch").string()});
+    EXPECT_EQ(read(m_work / "a/b/big.bin"), big);
+}
+
+TEST_F(GitTest, TakeLocalChangesKeepsThePatchBeforeReverting)
 {
     const auto git = cloned({dir_link("a/b")});
     write(m_work / "a/b/one.txt", "edited\n");
     write(m_work / "a/b/new.txt", "new\n");
 
+    auto file = patch_file();
     std::string kept;
-    const auto patch = git.take_local_changes([&](const std::string& text) -> Result<> {
-        kept = text;
+    const auto taken = git.take_local_changes(file.get(), [&]() -> Result<> {
+        kept = read(m_root / "drift.patch"); // whole when keep runs
         // Called before anything is reverted.
         EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
         return {};
     });
-    ASSERT_TRUE(patch) << patch.error().message;
-    EXPECT_EQ(kept, *patch);
+    ASSERT_TRUE(taken) << taken.error().message;
+    EXPECT_EQ(kept, read(m_root / "drift.patch"));
     EXPECT_NE(kept.find("a/b/new.txt"), std::string::npos) << kept;
     EXPECT_EQ(read(m_work / "a/b/one.txt"), "one\n");
     EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/new.txt"));
@@ -515,26 +559,62 @@ TEST_F(GitTest, TakeLocalChangesLeavesEverythingWhenKeepFails)
     write(m_work / "a/b/new.txt", "new\n");
     std::filesystem::remove(m_work / "a/b/sub/two.txt");
 
-    const auto patch =
-        git.take_local_changes([](const std::string&) -> Result<> { return fail("disk full"); });
-    ASSERT_FALSE(patch);
-    EXPECT_EQ(patch.error().message, "disk full");
-    EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
-    EXPECT_EQ(read(m_work / "a/b/new.txt"), "new\n");
-    EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/sub/two.txt"));
-    // Nothing stays staged: the changes look as they did before.
-    EXPECT_EQ(git_in(m_work, {"diff", "--cached", "--name-only"}), "");
-    const auto changes = git.local_changes();
-    ASSERT_TRUE(changes) << changes.error().message;
-    EXPECT_EQ(as_set(*changes), (Paths{"a/b/one.txt", "a/b/new.txt", "a/b/sub/two.txt"}));
+    auto file = patch_file();
+    const auto taken =
+        git.take_local_changes(file.get(), []() -> Result<> { return fail("disk full"); });
+    ASSERT_FALSE(taken);
+    EXPECT_EQ(taken.error().message, "disk full");
+    expect_untouched(git);
+}
+
+TEST_F(GitTest, TakeLocalChangesLeavesEverythingWhenThePatchCannotBeWritten)
+{
+    const auto git = cloned({dir_link("a/b")});
+    write(m_work / "a/b/one.txt", "edited\n");
+    write(m_work / "a/b/new.txt", "new\n");
+    std::filesystem::remove(m_work / "a/b/sub/two.txt");
+
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    Fd full(::open("/dev/full", O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(full.valid());
+    bool kept = false;
+    const auto taken = git.take_local_changes(full.get(), [&] {
+        kept = true;
+        return Result<>{};
+    });
+    ASSERT_FALSE(taken);
+    EXPECT_TRUE(taken.error().message.starts_with("git diff: exited 128: "))
+        << taken.error().message;
+    EXPECT_FALSE(kept) << "keep was called for a patch git could not write";
+    expect_untouched(git);
+}
+
+TEST_F(GitTest, TakeLocalChangesOfModesAndADirectoryTurnedSymlink)
+{
+    const auto git = cloned({dir_link("a/b")});
+    std::filesystem::permissions(m_work / "a/b/one.txt", std::filesystem::perms::owner_exec,
+                                 std::filesystem::perm_options::add);
+    std::filesystem::remove_all(m_work / "a/b/sub");
+    std::filesystem::create_symlink("/etc", m_work / "a/b/sub");
+    write(m_work / "a/b/empty", "");
+
+    auto file = patch_file();
+    const auto taken = git.take_local_changes(file.get(), [] { return Result<>{}; });
+    ASSERT_TRUE(taken) << taken.error().message;
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt"}));
+    EXPECT_FALSE(std::filesystem::is_symlink(m_work / "a/b/sub"));
+    git_in(m_work, {"apply", (m_root / "drift.patch").string()});
+    EXPECT_TRUE(std::filesystem::is_symlink(m_work / "a/b/sub"));
+    EXPECT_TRUE(std::filesystem::exists(m_work / "a/b/empty"));
 }
 
 TEST_F(GitTest, TakeLocalChangesOfACleanTreeIsEmpty)
 {
     const auto git = cloned({dir_link("a/b")});
-    const auto patch = git.take_local_changes();
-    ASSERT_TRUE(patch) << patch.error().message;
-    EXPECT_TRUE(patch->empty()) << *patch;
+    auto file = patch_file();
+    const auto taken = git.take_local_changes(file.get(), [] { return Result<>{}; });
+    ASSERT_TRUE(taken) << taken.error().message;
+    EXPECT_EQ(std::filesystem::file_size(m_root / "drift.patch"), 0u);
     EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt"}));
 }
 

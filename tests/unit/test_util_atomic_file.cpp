@@ -127,3 +127,59 @@ TEST_F(AtomicFileTest, WorksWithARelativePath)
     ASSERT_TRUE(written) << written.error().message;
     EXPECT_EQ(content.value_or("<error>"), "r");
 }
+
+TEST_F(AtomicFileTest, AFileFilledThroughItsDescriptorAppearsOnlyOnCommit)
+{
+    const auto path = path_of("drift.patch");
+    auto file = AtomicFile::create(path, 0600);
+    ASSERT_TRUE(file) << file.error().message;
+    struct stat info {};
+    ASSERT_EQ(::fstat(file->fd(), &info), 0);
+    EXPECT_EQ(info.st_mode & 07777, 0600u); // from the start, not only once complete
+    ASSERT_EQ(::write(file->fd(), "whole\n", 6), 6);
+    EXPECT_FALSE(std::filesystem::exists(path));
+    ASSERT_EQ(entries().size(), 1u);
+    EXPECT_TRUE(entries().begin()->starts_with("drift.patch.tmp.")) << *entries().begin();
+
+    const auto committed = file->commit(Replace::no);
+    ASSERT_TRUE(committed) << committed.error().message;
+    EXPECT_EQ(read_file(path).value_or("<error>"), "whole\n");
+    EXPECT_EQ(mode_of(path), 0600u);
+    EXPECT_EQ(entries(), (std::set<std::string>{"drift.patch"}));
+}
+
+TEST_F(AtomicFileTest, AFileNeverCommittedLeavesNothing)
+{
+    {
+        auto file = AtomicFile::create(path_of("drift.patch"), 0600);
+        ASSERT_TRUE(file) << file.error().message;
+        ASSERT_EQ(::write(file->fd(), "half", 4), 4);
+    }
+    EXPECT_EQ(entries(), (std::set<std::string>{}));
+}
+
+TEST_F(AtomicFileTest, ACommitThatMustNotReplaceKeepsTheOldFile)
+{
+    const auto path = path_of("drift.patch");
+    ASSERT_TRUE(write_file_atomic(path, "earlier\n", 0600));
+    {
+        auto file = AtomicFile::create(path, 0600);
+        ASSERT_TRUE(file) << file.error().message;
+        ASSERT_EQ(::write(file->fd(), "later\n", 6), 6);
+        const auto committed = file->commit(Replace::no);
+        ASSERT_FALSE(committed);
+        EXPECT_NE(committed.error().message.find("File exists"), std::string::npos)
+            << committed.error().message;
+    }
+    EXPECT_EQ(read_file(path).value_or("<error>"), "earlier\n");
+    EXPECT_EQ(entries(), (std::set<std::string>{"drift.patch"}));
+}
+
+TEST_F(AtomicFileTest, CreatingInAMissingDirectoryNamesIt)
+{
+    const auto path = path_of("missing/drift.patch");
+    const auto file = AtomicFile::create(path, 0600);
+    ASSERT_FALSE(file);
+    EXPECT_EQ(file.error().message,
+              "cannot write " + path + ": creating temporary file: No such file or directory");
+}

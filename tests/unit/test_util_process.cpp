@@ -1,5 +1,6 @@
 #include "util/process.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -14,6 +15,8 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+
+#include "util/fd.hpp"
 
 using namespace gitopper;
 using namespace std::chrono_literals;
@@ -247,6 +250,71 @@ TEST_F(ProcessTest, KeepsAtMostMaxOutputAndReadsOn)
     EXPECT_EQ(output.out.size(), 1000u);
     EXPECT_EQ(output.err.size(), 1000u);
     EXPECT_EQ(output.out.substr(0, 4), "y\ny\n");
+}
+
+TEST_F(ProcessTest, StdoutToADescriptorIsWrittenWholeAndNotCaptured)
+{
+    const auto path = m_dir / "out";
+    Fd file(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    ASSERT_TRUE(file.valid());
+    auto command = command_of({"/bin/sh", "-c", "yes | head -c 5000000; echo said >&2"});
+    command.max_output = 1000; // applies to what is captured, not to the descriptor
+    command.stdout_fd = file.get();
+    const auto output = run_ok(command);
+    EXPECT_TRUE(output.ok()) << output.describe();
+    EXPECT_EQ(output.out, "");
+    EXPECT_FALSE(output.truncated);
+    EXPECT_EQ(output.err, "said\n");
+    EXPECT_EQ(std::filesystem::file_size(path), 5000000u);
+    // Still ours, open, and where the child left it.
+    EXPECT_EQ(::lseek(file.get(), 0, SEEK_CUR), 5000000);
+}
+
+TEST_F(ProcessTest, StdoutDescriptorWorksForAnotherUser)
+{
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "needs root";
+    }
+    // Root's file, in a directory only root may enter: the child writes through what it got.
+    const auto closed = m_dir / "closed";
+    std::filesystem::create_directory(closed);
+    std::filesystem::permissions(closed, std::filesystem::perms::owner_all);
+    Fd file(::open((closed / "out").c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    ASSERT_TRUE(file.valid());
+    auto command = command_of({"/bin/sh", "-c", "id -u"});
+    command.as_user = Credentials{65534, 65534, {65534}, "nobody", "/nonexistent"};
+    command.stdout_fd = file.get();
+    const auto output = run_ok(command);
+    EXPECT_TRUE(output.ok()) << output.describe();
+    std::ifstream written(closed / "out");
+    std::string text;
+    std::getline(written, text);
+    EXPECT_EQ(text, "65534");
+}
+
+TEST_F(ProcessTest, StdinFromADescriptor)
+{
+    const auto path = m_dir / "in";
+    std::ofstream(path) << "line one\nline two\n";
+    Fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(file.valid());
+    auto command = command_of({"cat"});
+    command.stdin_fd = file.get();
+    const auto output = run_ok(command);
+    EXPECT_EQ(output.exit_code, 0);
+    EXPECT_EQ(output.out, "line one\nline two\n");
+}
+
+TEST_F(ProcessTest, AStdoutWriteErrorIsTheChildsToReport)
+{
+    // /dev/full fails every write with ENOSPC, as a full disk does.
+    Fd full(::open("/dev/full", O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(full.valid());
+    auto command = command_of({"/bin/sh", "-c", "printf x || exit 3"});
+    command.stdout_fd = full.get();
+    const auto output = run_ok(command);
+    EXPECT_FALSE(output.ok());
+    EXPECT_EQ(output.exit_code, 3);
 }
 
 TEST_F(ProcessTest, ReportsDeathBySignal)
