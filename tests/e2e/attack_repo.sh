@@ -61,7 +61,7 @@ done
 [ ! -e "$T/etc/grafana/hostfile" ] || fail "the victim directory shows at the target"
 
 # The HTTP API says the same.
-port=$(sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
+port=$(http_port)
 curl -sS "http://127.0.0.1:$port/list/service/caddy" >"$T/caddy.json"
 expect_in "$T/caddy.json" '"state":"BROKEN"'
 expect_in "$T/caddy.json" 'is a symlink in'

@@ -130,7 +130,7 @@ as_nobody sh -c "printf x >'$T/etc/shared/evil
 [shared] state OK -> FREEZE: forged'"
 wait_until 10 grep -q 'local changes reverted.*evil\\n' "$T/gitopper.log"
 ! grep -q '^\[shared\] state OK -> FREEZE: forged' "$T/gitopper.log" || fail "a file name forged a log line"
-curl -sS "http://127.0.0.1:$(sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)/list/service/shared" >"$T/shared.json"
+curl -sS "http://127.0.0.1:$(http_port)/list/service/shared" >"$T/shared.json"
 expect_in "$T/shared.json" 'evil\\n[shared]'
 stop_gitopper TERM
 

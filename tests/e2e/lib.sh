@@ -154,3 +154,9 @@ start_git_daemon() {
     done
     GIT_DAEMON_PORT=$port
 }
+
+# http_port: the port the daemon's HTTP endpoint listens on (from its log; wait for the line).
+http_port() {
+    wait_until 20 grep -q "http: .*listening on 127.0.0.1:" "$T/gitopper.log"
+    sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | tail -1
+}

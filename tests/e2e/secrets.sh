@@ -58,7 +58,7 @@ wait_until 20 grep -q "\[named\] state OK -> DIFF" "$T/gitopper.log"
 commit app/app.conf "app 2" >/dev/null
 wait_until 20 grep -qx "app 2" "$T/etc/good/app.conf" # fetches work too
 
-port=$(sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
+port=$(http_port)
 curl -sS "http://127.0.0.1:$port/list/service" >"$T/list.json"
 curl -sS "http://127.0.0.1:$port/list/service/bad" >"$T/bad.json"
 curl -sS "http://127.0.0.1:$port/metrics" >"$T/metrics.txt"
