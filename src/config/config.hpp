@@ -89,6 +89,10 @@ Result<std::vector<Service>> services_for_host(const Config& config,
                                                std::span<const std::string> hosts,
                                                const std::string& state_dir);
 
+// Files holding a secret that others may read: the config file when an upstream URL carries a
+// credential, and the webhook secret file. One warning each, naming the file and its mode.
+std::vector<std::string> secret_file_warnings(const Config& config);
+
 // Checks the merged services; returns the problems found (empty when all is well).
 std::vector<std::string> validate(const Config& config);
 

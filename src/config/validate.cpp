@@ -1,6 +1,8 @@
 // The rules of SPEC §1 that apply to the merged services. Each rule is one small function
 // returning a problem or nothing; the table at the bottom says which field it checks.
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <array>
 #include <filesystem>
@@ -318,6 +320,45 @@ void check_duplicates(const Config& config, std::vector<std::string>& out)
 }
 
 } // namespace
+
+namespace {
+
+std::optional<std::string> readable_by_others(const std::string& path)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 044) == 0) {
+        return std::nullopt;
+    }
+    return fmt::format("{:04o}", st.st_mode & 07777);
+}
+
+} // namespace
+
+std::vector<std::string> secret_file_warnings(const Config& config)
+{
+    std::vector<std::string> warnings;
+    const auto with_credential =
+        std::find_if(config.services.begin(), config.services.end(),
+                     [](const Service& s) { return redact_credentials(s.upstream) != s.upstream; });
+    if (with_credential != config.services.end()) {
+        if (auto mode = readable_by_others(config.path)) {
+            warnings.push_back(fmt::format(
+                "{}: warning: the upstream of {} holds a credential and the file is readable by "
+                "others (mode {}); chmod go-r",
+                config.at(with_credential->position_of("upstream")), with_credential->label(),
+                *mode));
+        }
+    }
+    if (!config.webhook_secret_file.empty()) {
+        const auto path = config.resolve(config.webhook_secret_file);
+        if (auto mode = readable_by_others(path)) {
+            warnings.push_back(fmt::format("{}: warning: the webhook secret is readable by others "
+                                           "(mode {}); chmod go-r",
+                                           path, *mode));
+        }
+    }
+    return warnings;
+}
 
 std::vector<std::string> validate(const Config& config)
 {

@@ -53,6 +53,9 @@ int run_check(const Options& options)
         fmt::print(stderr, "{}\n", redact_credentials(services.error().message));
         return 1;
     }
+    for (const auto& warning : secret_file_warnings(*config)) {
+        fmt::print(stderr, "{}\n", warning);
+    }
     auto keys = load_authorized_keys(*config);
     if (!keys) {
         fmt::print(stderr, "{}\n", keys.error().message);

@@ -204,6 +204,9 @@ int run_daemon(const Options& options)
         log_lines(services.error().message);
         return 1;
     }
+    for (const auto& warning : secret_file_warnings(*config)) {
+        log::warn("{}", warning);
+    }
     if (auto r = prepare_state_dir(options.state_dir); !r) {
         log::error("{}", r.error().message);
         return 1;

@@ -44,8 +44,13 @@ upstream = "https://$token@127.0.0.1:9/named.git"
 dirs = [ { local = "$T/etc/named", link = "app" } ]
 TOML
 
+chmod 644 "$T/config.toml"
 expect_status 0 "$GITOPPER" --check -c "$T/config.toml" -h testhost
 cat "$T/out" "$T/err" >"$T/check.out"
+expect_in "$T/err" "warning: the upstream of [[services]] #1 (good) holds a credential and the file is readable by others (mode 0644)"
+chmod 600 "$T/config.toml"
+expect_status 0 "$GITOPPER" --check -c "$T/config.toml" -h testhost
+expect_not_in "$T/err" "readable by others"
 expect_not_in "$T/check.out" "$token"
 expect_in "$T/check.out" "https://deploy:***@127.0.0.1:9/nothing.git"
 expect_in "$T/check.out" "https://***@127.0.0.1:9/named.git"
