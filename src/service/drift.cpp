@@ -116,7 +116,8 @@ void Walk::checkout(const Service& service)
 {
     auto top = open_no_symlinks(service.checkout_dir(), O_RDONLY | O_DIRECTORY);
     if (!top) {
-        if (fs::exists(fs::symlink_status(service.checkout_dir()))) {
+        std::error_code ec;
+        if (fs::exists(fs::symlink_status(service.checkout_dir(), ec))) {
             refuse(top.error().message); // there, but not a directory reached without symlinks
         }
         return; // not cloned (yet): nothing to watch
