@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -294,6 +295,36 @@ int in_user_namespace(const std::function<int()>& body)
 }
 
 } // namespace
+
+// A file system mounted inside a link (a user's FUSE tree, say) is not entered: the checkout
+// is scanned, by git as the user.
+TEST_F(DriftWatcherTest, AMountInsideALinkIsNotEntered)
+{
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "needs root to mount";
+    }
+    const auto app = service("app", {"conf"});
+    make_dirs(app, "conf", 1);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        // Our own mount namespace, so the tmpfs is gone with the child.
+        if (::unshare(CLONE_NEWNS) != 0 ||
+            ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("tmpfs", path(app, "conf/d0").c_str(), "tmpfs", 0, nullptr) != 0) {
+            ::_exit(77);
+        }
+        std::filesystem::create_directories(path(app, "conf/d0/x/y"));
+        DriftWatcher watcher;
+        ::_exit(watcher.watch(0, app) == WatchMode::scan && watcher.watches(0) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        GTEST_SKIP() << "no mount namespace here";
+    }
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the mount was walked";
+}
 
 // The host's limit (fs.inotify.max_user_watches) reached half way: the watches taken are
 // given back and the checkout is scanned, as when over its own budget.
