@@ -174,7 +174,8 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
                     .cwd = in_tree ? std::nullopt : std::optional<std::string>("/"),
                     .max_output = options.max_output,
                     .stdin_fd = options.stdin_fd,
-                    .stdout_fd = options.stdout_fd};
+                    .stdout_fd = options.stdout_fd,
+                    .max_file_size = options.max_file_size};
     log::debug("running {}", printable(command.argv));
     auto& counters = git_counters();
     ++counters.ops;
@@ -572,26 +573,38 @@ void Git::remove_leftovers(const std::string& service) const
     }
 }
 
-Result<std::vector<std::string>> Git::local_changes() const
+// A user can leave millions of files: their names are counted, not kept, and the output has
+// a bound (64 MiB: over a million paths of 60 bytes) so root's memory has one too. Past it
+// this fails, and the caller saves and reverts all the same.
+Result<Git::Changes> Git::local_changes(std::size_t listed) const
 {
-    auto output = run_git({"status", "--porcelain=v1", "-z", "--untracked-files=all",
-                           "--ignored=no", "--no-renames"});
+    auto output = run_git(
+        {"status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=no", "--no-renames"},
+        RunOptions{.max_output = std::size_t(64) << 20});
     if (!output) {
         return std::unexpected(output.error());
     }
-    std::vector<std::string> paths;
+    Changes changes;
     for (const auto& entry : split_nul(output->out)) {
         if (entry.size() > 3) {
-            paths.push_back(entry.substr(3)); // "XY path"
+            ++changes.count;
+            if (changes.listed.size() < listed) {
+                changes.listed.push_back(entry.substr(3)); // "XY path"
+            }
         }
     }
-    return paths;
+    return changes;
 }
 
-Result<> Git::take_local_changes(int patch_fd, const std::function<Result<>()>& keep) const
+// `--sparse`: a file the user leaves outside the sparse paths (where git refuses to add
+// anything otherwise) is saved and then removed like any other: the work tree must be
+// exactly git's, and one stray file must not make the whole revert fail.
+Result<> Git::take_local_changes(int patch_fd, const std::function<Result<>()>& keep,
+                                 std::uint64_t max_patch_bytes) const
 {
-    const auto staged = run_git({"add", "--all"});
-    auto saved = staged ? write_staged_patch(patch_fd) : std::unexpected(staged.error());
+    const auto staged = run_git({"add", "--sparse", "--all"});
+    auto saved =
+        staged ? write_staged_patch(patch_fd, max_patch_bytes) : std::unexpected(staged.error());
     if (saved) {
         saved = keep();
     }
@@ -621,18 +634,29 @@ std::string full_filesystem_note(int fd)
     return "";
 }
 
+// Past max_bytes the kernel stopped git (SIGXFSZ): say that, or why else it failed.
+std::string too_large_note(int fd, std::uint64_t max_bytes)
+{
+    const off_t size = ::lseek(fd, 0, SEEK_END);
+    if (max_bytes != 0 && size >= 0 && static_cast<std::uint64_t>(size) >= max_bytes) {
+        return fmt::format(" (the patch is larger than {} MiB, the most kept for drift)",
+                           max_bytes >> 20);
+    }
+    return full_filesystem_note(fd);
+}
+
 } // namespace
 
 // Git writes to the file itself: a write error there (a full disk) makes it exit non-zero,
 // which git does for a regular file as stdout, where it ignores one for a pipe. Git's own
 // diff only: an external diff or textconv from the checkout's config would not apply back.
-Result<> Git::write_staged_patch(int patch_fd) const
+Result<> Git::write_staged_patch(int patch_fd, std::uint64_t max_bytes) const
 {
     auto written = run_git(
         {"diff", "--cached", "--binary", "--no-renames", "--no-ext-diff", "--no-textconv", "HEAD"},
-        RunOptions{.stdout_fd = patch_fd});
+        RunOptions{.stdout_fd = patch_fd, .max_file_size = max_bytes});
     if (!written) {
-        return fail("{}{}", written.error().message, full_filesystem_note(patch_fd));
+        return fail("{}{}", written.error().message, too_large_note(patch_fd, max_bytes));
     }
     return check_patch(patch_fd);
 }

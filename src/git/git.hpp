@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
@@ -85,15 +86,23 @@ public:
     // Moves the work tree to `commit`, discarding local changes to tracked files.
     Result<> checkout(const std::string& commit) const;
 
-    // Files in the work tree that differ from HEAD (modified, added or deleted), sparse only.
-    Result<std::vector<std::string>> local_changes() const;
-    // Every local change (tracked and untracked) as one binary patch that git writes itself
-    // into `patch_fd` (an empty file of the caller's, open for reading and writing): never
-    // held in memory, never cut at an output limit. Once git has written it whole (exit 0)
-    // and it reads back as the reverse of what was staged, `keep` makes it durable; only when
-    // that succeeds too is the work tree reset to HEAD and untracked files removed. On any
-    // failure before, nothing stays staged and every file is as it was.
-    Result<> take_local_changes(int patch_fd, const std::function<Result<>()>& keep) const;
+    // Files anywhere in the work tree that differ from HEAD (modified, added, deleted or
+    // untracked, inside the sparse paths or not): how many, and the first `listed` of them.
+    struct Changes {
+        std::vector<std::string> listed;
+        std::size_t count = 0;
+    };
+    Result<Changes> local_changes(std::size_t listed = SIZE_MAX) const;
+    // Every local change (tracked and untracked, outside the sparse paths too) as one binary
+    // patch that git writes itself into `patch_fd` (an empty file of the caller's, open for
+    // reading and writing): never held in memory, never cut at an output limit. A patch over
+    // `max_patch_bytes` is refused when git gets there, before the disk fills. Once git has
+    // written it whole (exit 0) and it reads back as the reverse of what was staged, `keep`
+    // makes it durable; only when that succeeds too is the work tree reset to HEAD and every
+    // untracked file removed. On any failure before, nothing stays staged and every file is as
+    // it was.
+    Result<> take_local_changes(int patch_fd, const std::function<Result<>()>& keep,
+                                std::uint64_t max_patch_bytes = 0) const; // 0: no limit
 
     const std::string& dir() const { return m_dir; }
 
@@ -104,12 +113,13 @@ private:
         std::size_t max_output = 1 << 20; // more is an error, never a silently short answer
         int stdin_fd = -1;                // see Command
         int stdout_fd = -1;
+        std::uint64_t max_file_size = 0; // see Command
     };
     Result<Output> run_git(std::vector<std::string> args, bool in_tree = true,
                            const std::string* url = nullptr) const;
     Result<Output> run_git(std::vector<std::string> args, const RunOptions& options) const;
     Result<std::string> read_git_file(const std::string& name) const;
-    Result<> write_staged_patch(int patch_fd) const;
+    Result<> write_staged_patch(int patch_fd, std::uint64_t max_bytes) const;
     Result<> check_patch(int patch_fd) const;
 
     std::string m_dir;

@@ -1,17 +1,24 @@
 #include "service/drift.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <limits>
+#include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "util/log.hpp"
+#include "util/safe_path.hpp"
+#include "util/strings.hpp"
 
 namespace gitopper {
 namespace {
@@ -24,55 +31,190 @@ constexpr std::uint32_t kMask = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELE
 // and the directory itself, so that a removal is seen whenever it ends.
 constexpr std::uint32_t kRootMask = IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF;
 
-using Targets = std::map<std::string, std::uint32_t>;
+// How deep the walk goes below a link. Each level keeps one descriptor open while the walk is
+// below it; configuration trees are a few levels deep, and a deeper one (a user could nest
+// thousands) is scanned instead of costing root a descriptor per level.
+constexpr int kMaxDepth = 64;
 
-constexpr auto kAll = std::numeric_limits<std::size_t>::max();
+// How far past its budget a checkout is counted for the message that it is over: the user
+// could make that walk as long as it likes.
+constexpr std::size_t kCountedFor = 16;
 
-// A path met twice (a file link's parent is the top) is one watch with both masks.
-void add_target(Targets& targets, const fs::path& path, std::uint32_t mask)
+} // namespace
+
+// The walk of one checkout's links that watching it takes, by descriptor and without
+// following any symlink: the top is opened from "/" without symlinks, each link beneath it
+// and each directory beneath its parent (openat2: no symlink, no mount crossed), and only
+// what lies on the checkout's file system is visited. `visit` gets each inode once per mask
+// as an open descriptor, so a watch is on the inode the walk opened, never on a name looked
+// up again. It stops once more than `limit` inodes were visited, when `visit` fails, or at
+// the first thing it may not enter (a symlinked link, a mount, too deep): then `refused`
+// says why and the checkout is left to the scan, which runs git as the user.
+class Walk {
+public:
+    using Visit = std::function<int(int fd, std::uint32_t mask)>; // 0, or the errno that ends it
+
+    Walk(std::size_t limit, Visit visit) : m_limit(limit), m_visit(std::move(visit)) {}
+
+    void checkout(const Service& service);
+    std::size_t count() const { return m_seen.size(); }
+    bool over() const { return count() > m_limit; }
+    const std::string& refused() const { return m_refused; }
+    int error() const { return m_error; }
+
+private:
+    bool stopped() const { return over() || !m_refused.empty() || m_error != 0; }
+    void refuse(std::string why) { m_refused = std::move(why); }
+    bool add(int fd, std::uint32_t mask);
+    void link(int top, const Link& link);
+    void file_link(int top, const Link& link);
+    void tree(int dir, const std::string& shown, int depth);
+
+    std::size_t m_limit;
+    Visit m_visit;
+    dev_t m_device = 0;
+    std::set<ino_t> m_seen;
+    std::string m_refused;
+    int m_error = 0;
+};
+
+namespace {
+
+// The names of the directories in `dir` (not "." or ".."; symlinks are not directories),
+// until there are more than `limit`.
+std::vector<std::string> subdirectories(int dir, std::size_t limit)
 {
-    targets[path.string()] |= mask;
+    std::vector<std::string> names;
+    const int copy = ::fcntl(dir, F_DUPFD_CLOEXEC, 0); // closedir closes it, not `dir`
+    std::unique_ptr<DIR, int (*)(DIR*)> stream(copy < 0 ? nullptr : ::fdopendir(copy), ::closedir);
+    if (!stream) {
+        if (copy >= 0) {
+            ::close(copy);
+        }
+        return names;
+    }
+    while (const auto* entry = ::readdir(stream.get())) {
+        const std::string_view name = entry->d_name;
+        if (name == "." || name == ".." || names.size() > limit) {
+            continue;
+        }
+        struct stat st {};
+        const bool is_dir =
+            entry->d_type == DT_DIR ||
+            (entry->d_type == DT_UNKNOWN &&
+             ::fstatat(dir, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode));
+        if (is_dir) {
+            names.emplace_back(name);
+        }
+    }
+    return names;
 }
 
-// Every directory below `path` (symlinks not followed), until there are more than `limit`.
-void add_tree(Targets& targets, const fs::path& path, std::size_t limit)
+} // namespace
+
+void Walk::checkout(const Service& service)
 {
-    std::error_code ec;
-    add_target(targets, path, kMask);
-    for (auto it = fs::recursive_directory_iterator(path, ec);
-         !ec && it != fs::recursive_directory_iterator() && targets.size() <= limit;
-         it.increment(ec)) {
-        if (it->is_directory(ec) && !it->is_symlink(ec)) {
-            add_target(targets, it->path(), kMask);
+    auto top = open_no_symlinks(service.checkout_dir(), O_RDONLY | O_DIRECTORY);
+    if (!top) {
+        std::error_code ec;
+        if (fs::exists(fs::symlink_status(service.checkout_dir(), ec))) {
+            refuse(top.error().message); // there, but not a directory reached without symlinks
+        }
+        return; // not cloned (yet): nothing to watch
+    }
+    const auto info = file_info(top->get());
+    if (!info) {
+        return refuse(info.error().message);
+    }
+    m_device = info->device;
+    if (!add(top->get(), kRootMask)) {
+        return;
+    }
+    for (const auto& each : service.dirs) {
+        if (stopped()) {
+            return;
+        }
+        each.file ? file_link(top->get(), each) : link(top->get(), each);
+    }
+}
+
+// Counted once per inode; false once the walk is to stop.
+bool Walk::add(int fd, std::uint32_t mask)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        m_error = errno;
+        return false;
+    }
+    if (st.st_dev != m_device) {
+        refuse("has a directory on another file system");
+        return false;
+    }
+    m_seen.insert(st.st_ino);
+    if (over()) {
+        return false;
+    }
+    m_error = m_visit(fd, mask);
+    return m_error == 0;
+}
+
+// A directory link and every directory below it. A missing one is left out (the checkout's
+// top sees it come back); a symlink or a mount is refused.
+void Walk::link(int top, const Link& link)
+{
+    auto dir = find_beneath_same_mount(top, link.link, O_RDONLY | O_DIRECTORY);
+    if (!dir) {
+        return refuse(dir.error().message);
+    }
+    if (*dir) {
+        tree((*dir)->get(), link.link, 0);
+    }
+}
+
+// A file link: its directory, and the file itself (O_PATH: a FIFO put there opens nothing).
+void Walk::file_link(int top, const Link& link)
+{
+    const auto parent = fs::path(link.link).parent_path().string();
+    auto dir = find_beneath_same_mount(top, parent, O_RDONLY | O_DIRECTORY);
+    if (!dir) {
+        return refuse(dir.error().message);
+    }
+    if (!*dir || !add((*dir)->get(), kMask)) {
+        return;
+    }
+    auto file = find_beneath_same_mount(top, link.link, O_PATH);
+    if (!file) {
+        return refuse(file.error().message);
+    }
+    if (*file) {
+        add((*file)->get(), kMask);
+    }
+}
+
+void Walk::tree(int dir, const std::string& shown, int depth)
+{
+    if (!add(dir, kMask)) {
+        return;
+    }
+    for (const auto& name : subdirectories(dir, m_limit)) {
+        if (stopped()) {
+            return;
+        }
+        if (depth == kMaxDepth) {
+            return refuse(
+                fmt::format("{} is nested deeper than {} directories", quote(shown), kMaxDepth));
+        }
+        auto child = find_beneath_same_mount(dir, name, O_RDONLY | O_DIRECTORY);
+        if (!child) {
+            return refuse(fmt::format("in {}: {}", quote(shown), child.error().message));
+        }
+        if (*child) { // else gone since it was listed
+            tree((*child)->get(), shown + "/" + name, depth + 1);
         }
     }
 }
 
-// What watching the links of `service` takes, stopping once there are more than `limit`.
-Targets watch_targets(const Service& service, std::size_t limit)
-{
-    Targets targets;
-    const fs::path dir = service.checkout_dir();
-    std::error_code ec;
-    if (fs::is_directory(dir, ec)) {
-        add_target(targets, dir, kRootMask);
-    }
-    for (const auto& link : service.dirs) {
-        const fs::path path = dir / link.link;
-        if (targets.size() > limit) {
-            break;
-        }
-        if (!link.file && fs::is_directory(path, ec)) {
-            add_tree(targets, path, limit);
-        } else if (link.file && fs::is_directory(path.parent_path(), ec)) {
-            add_target(targets, path.parent_path(), kMask);
-            if (fs::exists(path, ec)) {
-                add_target(targets, path, kMask);
-            }
-        }
-    }
-    return targets;
-}
+namespace {
 
 // The host's limit (ENOSPC), or no kernel memory for another watch.
 bool out_of_watches(int error)
@@ -101,22 +243,24 @@ std::size_t DriftWatcher::watches(std::size_t id) const
     return count;
 }
 
-// Returns 0, or the errno of a watch the host could not give. A path that went away since
-// the walk (or cannot be watched for another reason) is only left out.
-int DriftWatcher::add_all(std::size_t id, const Targets& targets)
+// Walks the checkout of `service` adding a watch for every inode met, through the walk's own
+// descriptor; a walk that ends early leaves the watches it took for the caller to give back.
+Walk DriftWatcher::add_all(std::size_t id, const Service& service, std::set<int>& added)
 {
-    for (const auto& [path, mask] : targets) {
-        const int wd = ::inotify_add_watch(m_fd.get(), path.c_str(), mask | IN_DONT_FOLLOW);
-        if (wd < 0 && out_of_watches(errno)) {
+    Walk walk(m_budget, [&](int fd, std::uint32_t mask) {
+        // The magic link names the open inode itself. IN_MASK_ADD: an inode met twice (a
+        // file link's directory is the top) is one watch with both masks.
+        const auto path = fmt::format("/proc/self/fd/{}", fd);
+        const int wd = ::inotify_add_watch(m_fd.get(), path.c_str(), mask | IN_MASK_ADD);
+        if (wd < 0) {
             return errno;
         }
-        if (wd < 0) {
-            log::warn("cannot watch {} for local changes: {}", path, std::strerror(errno));
-            continue;
-        }
         m_owner[wd] = id;
-    }
-    return 0;
+        added.insert(wd);
+        return 0;
+    });
+    walk.checkout(service);
+    return walk;
 }
 
 void DriftWatcher::remove_all(std::size_t id)
@@ -143,31 +287,64 @@ WatchMode DriftWatcher::give_up(std::size_t id, const Service& service,
     return WatchMode::scan;
 }
 
+// Counted first, so that a checkout over its budget takes no watch even for a moment (root's
+// watches are shared with every other root process), then watched.
 WatchMode DriftWatcher::watch(std::size_t id, const Service& service)
 {
     if (!m_fd) {
         m_scanned.insert(id);
         return WatchMode::scan;
     }
-    const auto targets = watch_targets(service, m_budget);
-    if (targets.size() > m_budget) {
+    Walk counted(m_budget, [](int, std::uint32_t) { return 0; });
+    counted.checkout(service);
+    if (!counted.refused().empty()) {
+        return give_up(id, service,
+                       [&] { return "cannot be watched safely: " + counted.refused(); });
+    }
+    if (counted.over()) {
+        return give_up(id, service, [&] { return over_budget(service); });
+    }
+    std::set<int> added;
+    const auto walk = add_all(id, service, added);
+    if (walk.error() != 0) {
         return give_up(id, service, [&] {
-            // Counted to the end only for the message, once per change of mode.
-            return fmt::format("needs {} inotify watches, over its budget of {}",
-                               watch_targets(service, kAll).size(), m_budget);
+            return fmt::format(
+                "cannot be watched: {}{}", std::strerror(walk.error()),
+                out_of_watches(walk.error()) ? " (fs.inotify.max_user_watches reached?)" : "");
         });
     }
-    if (const int error = add_all(id, targets); error != 0) {
-        return give_up(id, service, [&] {
-            return fmt::format("cannot be watched: {} (fs.inotify.max_user_watches reached?)",
-                               std::strerror(error));
-        });
+    if (!walk.refused().empty() || walk.over()) { // it changed since it was counted
+        return give_up(id, service, [&] { return "changed while being watched"; });
     }
+    remove_other(id, added);
     if (m_scanned.erase(id) > 0) {
         log::info("[{}] checkout {} fits its inotify budget again ({} of {} watches)",
-                  service.service, service.checkout_dir(), targets.size(), m_budget);
+                  service.service, service.checkout_dir(), added.size(), m_budget);
     }
     return WatchMode::inotify;
+}
+
+// Counted further only for the message, once per change of mode, and not without end.
+std::string DriftWatcher::over_budget(const Service& service) const
+{
+    Walk counted(m_budget * kCountedFor, [](int, std::uint32_t) { return 0; });
+    counted.checkout(service);
+    return fmt::format("needs {}{} inotify watches, over its budget of {}",
+                       counted.over() ? "more than " : "",
+                       std::min(counted.count(), m_budget * kCountedFor), m_budget);
+}
+
+// Watches of service `id` on inodes its checkout no longer holds (a directory moved away).
+void DriftWatcher::remove_other(std::size_t id, const std::set<int>& kept)
+{
+    for (auto it = m_owner.begin(); it != m_owner.end();) {
+        if (it->second == id && !kept.contains(it->first)) {
+            ::inotify_rm_watch(m_fd.get(), it->first);
+            it = m_owner.erase(it);
+        } else {
+            ++it;
+        }
+    }
 }
 
 std::set<std::size_t> DriftWatcher::drain(std::optional<std::size_t> ignore)

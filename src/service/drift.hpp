@@ -2,6 +2,9 @@
 // Noticing local edits without running anything: inotify watches on every checked-out
 // directory (and file) of a poll group's services. An event only marks the service; the
 // poll thread then asks git what really changed.
+// The checkout belongs to the service user, so root walks it by descriptor and follows no
+// symlink and crosses no mount on the way: a link that is a symlink, a mount inside a link
+// or a tree nested too deep takes no watches and is scanned instead.
 // A checkout that would take more than its watch budget, or more than the host has left,
 // takes none: its edits are found by the poll thread's periodic `git status` instead.
 // Owned and used by one poll thread.
@@ -18,6 +21,8 @@
 #include "util/fd.hpp"
 
 namespace gitopper {
+
+class Walk; // of a checkout's directories, by descriptor (drift.cpp)
 
 // The inotify watches one checkout may take: one per directory of its links, its top, and a
 // file link's file. Root's watches share one limit, fs.inotify.max_user_watches, with
@@ -53,10 +58,10 @@ public:
     std::set<std::size_t> drain(std::optional<std::size_t> ignore = std::nullopt);
 
 private:
-    using Targets = std::map<std::string, std::uint32_t>; // path -> event mask
-
-    int add_all(std::size_t id, const Targets& targets);
+    Walk add_all(std::size_t id, const Service& service, std::set<int>& added);
     void remove_all(std::size_t id);
+    void remove_other(std::size_t id, const std::set<int>& kept);
+    std::string over_budget(const Service& service) const;
     // `why` is asked only when the mode changes, which is when it is logged.
     WatchMode give_up(std::size_t id, const Service& service,
                       const std::function<std::string()>& why);

@@ -23,6 +23,10 @@
 namespace gitopper {
 namespace {
 
+// How many changed files a drift's log line, state info and history entry name; the rest
+// are counted ("and 29981 more"): a user can change any number of them.
+constexpr std::size_t kListedChanges = 20;
+
 namespace fs = std::filesystem;
 
 constexpr std::array<std::pair<Trigger, std::string_view>, 7> kTriggers{{
@@ -133,7 +137,8 @@ std::string_view trigger_name(Trigger trigger)
 }
 
 ManagedService::ManagedService(Service config, HostTools& host, SavedService saved)
-    : m_config(std::move(config)), m_host(host), m_saved(std::move(saved))
+    : m_config(std::move(config)), m_host(host), m_patches(host.state_dir, m_config.service),
+      m_saved(std::move(saved))
 {
     m_status.service = m_config.service;
     m_status.branch = m_config.branch;
@@ -663,13 +668,19 @@ void ManagedService::check_drift()
 
 // Local edits, if any, saved as a patch and then reverted to git's version. The patch is
 // written by git itself into a file of root's and is durable before anything is reverted;
-// when that fails, the edits stay exactly as they are.
+// when that fails (or it would be over the patches' size limit), the edits stay exactly as
+// they are. Edits that cannot even be listed (git status failed: millions of files) are
+// still there: they are saved and reverted like any others.
 ManagedService::Taken ManagedService::take_drift()
 {
-    auto changes = m_git->local_changes();
-    if (!changes || changes->empty()) {
+    const auto changes = m_git->local_changes(kListedChanges);
+    if (changes && changes->count == 0) {
         m_drift_kept = false;
         return std::nullopt;
+    }
+    if (!changes) {
+        log::warn("[{}] cannot list local changes ({}); saving and reverting whatever is there",
+                  m_config.service, escape_controls(changes.error().message));
     }
     const auto kept = [&](const Error& e) {
         m_drift_kept = true;
@@ -681,33 +692,44 @@ ManagedService::Taken ManagedService::take_drift()
         return kept(file.error());
     }
     bool saved = false;
-    auto taken = m_git->take_local_changes(file->fd(), [&] {
-        auto committed = file->commit(Replace::no);
-        saved = committed.has_value();
-        return committed;
-    });
+    auto taken = m_git->take_local_changes(
+        file->fd(),
+        [&] {
+            auto committed = file->commit(Replace::no);
+            saved = committed.has_value();
+            return committed;
+        },
+        m_patches.limits().bytes);
     if (!taken && !saved) {
         return kept(taken.error());
     }
     m_drift_kept = false;
+    m_patches.prune();
     if (!taken) {
         return std::unexpected(
             Failure{Event::git_failed, fmt::format("local changes saved in {} but not reverted: {}",
                                                    file->path(), taken.error().message)});
     }
-    return Reverted{note_reverted(*changes, file->path()), file->path()};
+    return Reverted{note_reverted(changes, file->path()), file->path()};
 }
 
-// Logs and counts a revert; returns the file list for the state info and history.
-std::string ManagedService::note_reverted(const std::vector<std::string>& changes,
+// Logs and counts a revert; returns the file list for the state info and history: the first
+// kListedChanges names, and how many more.
+std::string ManagedService::note_reverted(const Result<Git::Changes>& changes,
                                           const std::string& saved_as)
 {
-    // A file name is the user's to choose: a newline in it must not forge a log line.
-    std::vector<std::string> names;
-    for (const auto& change : changes) {
-        names.push_back(escape_controls(change));
+    std::string files = "files not listed";
+    if (changes) {
+        // A file name is the user's to choose: a newline in it must not forge a log line.
+        std::vector<std::string> names;
+        for (const auto& change : changes->listed) {
+            names.push_back(escape_controls(change));
+        }
+        files = join(names, ", ");
+        if (changes->count > changes->listed.size()) {
+            files += fmt::format(" and {} more", changes->count - changes->listed.size());
+        }
     }
-    const auto files = join(names, ", ");
     {
         std::lock_guard lock(m_mutex);
         ++m_status.drift_events;
@@ -734,27 +756,11 @@ ManagedService::take_drift_before(const std::string& commit, Trigger trigger)
     return taken->has_value();
 }
 
-// A new patch file under the state dir, which is root's alone (checked at start):
-// gitopper-drift/ is 0700, and a patch never replaces an earlier one.
+// A new patch file under the state dir, named by time and deployed commit.
 Result<AtomicFile> ManagedService::new_patch_file() const
 {
-    const auto top = m_host.state_dir + "/gitopper-drift";
-    const auto dir = top + "/" + m_config.service;
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) {
-        return fail("creating {}: {}", dir, ec.message());
-    }
-    if (::chmod(top.c_str(), 0700) != 0) {
-        return fail("chmod {}: {}", top, std::strerror(errno));
-    }
-    const auto stem = fmt::format("{}/{:%Y%m%dT%H%M%SZ}-{}", dir, fmt::gmtime(std::time(nullptr)),
-                                  short_hash(status().hash));
-    auto path = stem + ".patch";
-    for (int n = 2; fs::exists(path); ++n) {
-        path = fmt::format("{}-{}.patch", stem, n);
-    }
-    return AtomicFile::create(path, 0600);
+    return m_patches.create(fmt::format("{:%Y%m%dT%H%M%SZ}-{}", fmt::gmtime(std::time(nullptr)),
+                                        short_hash(status().hash)));
 }
 
 // ---- operator requests ---------------------------------------------------------------------

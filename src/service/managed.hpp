@@ -16,6 +16,7 @@
 #include "host/mount.hpp"
 #include "host/package.hpp"
 #include "host/systemd.hpp"
+#include "service/patches.hpp"
 #include "service/state.hpp"
 #include "service/store.hpp"
 #include "util/atomic_file.hpp"
@@ -111,7 +112,7 @@ private:
     void mark_applied(const std::string& commit);
     Taken take_drift();
     std::expected<bool, Failure> take_drift_before(const std::string& commit, Trigger trigger);
-    std::string note_reverted(const std::vector<std::string>& changes, const std::string& saved_as);
+    std::string note_reverted(const Result<Git::Changes>& changes, const std::string& saved_as);
     Result<AtomicFile> new_patch_file() const;
 
     bool wants_attempt(const std::string& head, Trigger trigger) const;
@@ -124,6 +125,7 @@ private:
 
     Service m_config;
     HostTools& m_host;
+    PatchDir m_patches; // drift patches under the state dir, bounded
     std::optional<Credentials> m_user;
     std::optional<Git> m_git;
     bool m_package_done = false;

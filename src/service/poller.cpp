@@ -249,8 +249,16 @@ void PollGroup::fix_drift()
     m_drift_due = Clock::time_point::max();
     auto dirty = std::exchange(m_dirty, {});
     for (const auto id : dirty) {
+        const auto reverted = m_services[id]->status().drift_events;
         m_services[id]->check_drift();
         rewatch(id);
+        if (m_services[id]->status().drift_events != reverted) {
+            // rewatch() took every event since the revert for our own, and the service's
+            // action ran in between: an edit made then would wait for the next one. One more
+            // look, which costs a git status and finds nothing unless there is something.
+            m_dirty.insert(id);
+            m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
+        }
     }
 }
 

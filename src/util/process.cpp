@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@ enum class Step : int {
     setresuid,
     chdir,
     close_fds,
+    file_size,
     exec,
 };
 
@@ -76,6 +78,7 @@ struct ChildSetup {
     int stdout_fd = -1;
     int stderr_fd = -1;
     int report_fd = -1;
+    rlim_t max_file_size = RLIM_INFINITY;
 };
 
 // One pipe from the child. Keeps at most `limit` bytes but reads on to the end, so that the
@@ -232,6 +235,11 @@ void drop_privileges(const Credentials& user, int report_fd)
     }
     if (!redirect_stdio(setup)) {
         fail_child(report, Step::stdio);
+    }
+    // Before dropping privileges: the hard limit too, which the user can then not raise.
+    const rlimit file_size{setup.max_file_size, setup.max_file_size};
+    if (setup.max_file_size != RLIM_INFINITY && ::setrlimit(RLIMIT_FSIZE, &file_size) != 0) {
+        fail_child(report, Step::file_size);
     }
     if (setup.user != nullptr) {
         drop_privileges(*setup.user, report);
@@ -501,6 +509,8 @@ std::string describe_step(Step step, const Command& command, const std::string& 
         return "chdir " + command.cwd.value_or("");
     case Step::close_fds:
         return "close_range";
+    case Step::file_size:
+        return fmt::format("setrlimit RLIMIT_FSIZE {}", command.max_file_size);
     case Step::exec:
         return "execve " + program;
     }
@@ -664,6 +674,9 @@ Result<Output> run(const Command& command)
     setup.envp = envp.data();
     setup.cwd = command.cwd ? command.cwd->c_str() : nullptr;
     setup.user = command.as_user ? &*command.as_user : nullptr;
+    if (command.max_file_size != 0) {
+        setup.max_file_size = command.max_file_size;
+    }
     auto child = start_child(setup, command);
     if (!child) {
         return fail("cannot start {}: {}", command.argv[0], child.error().message);

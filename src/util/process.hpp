@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -38,6 +39,9 @@ struct Command {
     // Descriptors of the caller's, which run() neither closes nor moves: -1 for the defaults.
     int stdin_fd = -1;  // what the child reads instead of /dev/null
     int stdout_fd = -1; // where its stdout goes whole, not captured: `out` stays empty
+    // The largest file the child may write (RLIMIT_FSIZE, soft and hard, so a child dropped to
+    // another user cannot raise it): past it the kernel ends it with SIGXFSZ. 0: no limit.
+    std::uint64_t max_file_size = 0;
 };
 
 struct Output {

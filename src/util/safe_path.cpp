@@ -150,6 +150,11 @@ Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int f
     return find_below(dir, relative, flags, "");
 }
 
+Result<std::optional<Fd>> find_beneath_same_mount(int dir, std::string_view relative, int flags)
+{
+    return find_below(dir, relative, flags, "", RESOLVE_NO_XDEV);
+}
+
 Result<Fd> open_no_symlinks(std::string_view path, int flags)
 {
     auto root = open_root();

@@ -29,6 +29,8 @@ Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags
 
 // As open_beneath, but a missing path (ENOENT) is nullopt rather than an error.
 Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags);
+// Both: beneath, within one mount, and a missing path is nullopt.
+Result<std::optional<Fd>> find_beneath_same_mount(int dir, std::string_view relative, int flags);
 
 // Opens the absolute `path` from "/" without following a symlink in any component.
 Result<Fd> open_no_symlinks(std::string_view path, int flags);

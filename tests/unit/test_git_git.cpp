@@ -168,7 +168,8 @@ protected:
         EXPECT_EQ(git_in(m_work, {"diff", "--cached", "--name-only"}), "");
         const auto changes = git.local_changes();
         ASSERT_TRUE(changes) << changes.error().message;
-        EXPECT_EQ(as_set(*changes), (Paths{"a/b/one.txt", "a/b/new.txt", "a/b/sub/two.txt"}));
+        EXPECT_EQ(as_set(changes->listed),
+                  (Paths{"a/b/one.txt", "a/b/new.txt", "a/b/sub/two.txt"}));
     }
 
     Git work_git() const { return Git(m_work.string(), std::nullopt, 60s); }
@@ -464,7 +465,7 @@ TEST_F(GitTest, LocalChangesListsEditsAdditionsAndDeletions)
     const auto git = cloned({dir_link("a/b"), file_link("c/file.txt")});
     const auto clean = git.local_changes();
     ASSERT_TRUE(clean) << clean.error().message;
-    EXPECT_TRUE(clean->empty());
+    EXPECT_EQ(clean->count, 0u);
 
     write(m_work / "a/b/one.txt", "edited\n");
     write(m_work / "a/b/new file.txt", "new\n");
@@ -472,7 +473,8 @@ TEST_F(GitTest, LocalChangesListsEditsAdditionsAndDeletions)
 
     const auto changes = git.local_changes();
     ASSERT_TRUE(changes) << changes.error().message;
-    EXPECT_EQ(as_set(*changes), (Paths{"a/b/one.txt", "a/b/new file.txt", "a/b/sub/two.txt"}));
+    EXPECT_EQ(as_set(changes->listed),
+              (Paths{"a/b/one.txt", "a/b/new file.txt", "a/b/sub/two.txt"}));
 }
 
 TEST_F(GitTest, TakeLocalChangesWritesAPatchAndReverts)
@@ -495,7 +497,7 @@ TEST_F(GitTest, TakeLocalChangesWritesAPatchAndReverts)
 
     const auto after = git.local_changes();
     ASSERT_TRUE(after) << after.error().message;
-    EXPECT_TRUE(after->empty()) << join(*after, ", ");
+    EXPECT_EQ(after->count, 0u) << join(after->listed, ", ");
     EXPECT_EQ(read(m_work / "a/b/one.txt"), "one\n");
     EXPECT_EQ(read(m_work / "a/b/sub/two.txt"), "two\n");
     EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/new.txt"));
@@ -606,6 +608,81 @@ TEST_F(GitTest, TakeLocalChangesOfModesAndADirectoryTurnedSymlink)
     git_in(m_work, {"apply", (m_root / "drift.patch").string()});
     EXPECT_TRUE(std::filesystem::is_symlink(m_work / "a/b/sub"));
     EXPECT_TRUE(std::filesystem::exists(m_work / "a/b/empty"));
+}
+
+// What the user leaves outside the sparse paths (where `git add` refuses to go) is saved and
+// removed too: new files at the top, a tracked file of another link written back, a directory
+// moved out of a link. And it does not stop the edit of a linked file being reverted.
+TEST_F(GitTest, TakeLocalChangesOutsideTheSparsePaths)
+{
+    const auto git = cloned({dir_link("a/b")});
+    write(m_work / "a/b/one.txt", "edited\n");
+    write(m_work / "outside", "junk\n");
+    write(m_work / "c/other", "mine\n");
+    write(m_work / ".moved/f", "moved\n");
+
+    const auto changes = git.local_changes();
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(as_set(changes->listed), (Paths{"a/b/one.txt", "outside", "c/other", ".moved/f"}));
+    auto file = patch_file();
+    const auto taken = git.take_local_changes(file.get(), [] { return Result<>{}; });
+    ASSERT_TRUE(taken) << taken.error().message;
+    const auto patch = read(m_root / "drift.patch");
+    for (const auto* text : {"+edited", "outside", "+junk", "c/other", "+mine", ".moved/f"}) {
+        EXPECT_NE(patch.find(text), std::string::npos) << text << " in\n" << patch;
+    }
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt"}));
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "one\n");
+    const auto after = git.local_changes();
+    ASSERT_TRUE(after) << after.error().message;
+    EXPECT_EQ(after->count, 0u) << join(after->listed, ", ");
+}
+
+// Megabytes of `git status` (30000 untracked files): counted, the first few named.
+TEST_F(GitTest, LocalChangesCountsManyFilesAndNamesTheFirst)
+{
+    const auto git = cloned({dir_link("a/b")});
+    std::filesystem::create_directories(m_work / "a/b/many");
+    const std::string pad(40, 'p');
+    for (int i = 0; i < 30000; ++i) {
+        std::ofstream(m_work / "a/b/many" / (pad + std::to_string(i)));
+    }
+    const auto changes = git.local_changes(20);
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(changes->count, 30000u);
+    EXPECT_EQ(changes->listed.size(), 20u);
+}
+
+// A patch over the limit is refused while git writes it: nothing kept, nothing reverted.
+TEST_F(GitTest, TakeLocalChangesRefusesAPatchOverTheLimit)
+{
+    const auto git = cloned({dir_link("a/b")});
+    std::string big(2 << 20, '\0');
+    std::uint64_t x = 88172645463325252ULL;
+    for (auto& c : big) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        c = static_cast<char>(x);
+    }
+    write(m_work / "a/b/big.bin", big);
+    write(m_work / "a/b/one.txt", "edited\n");
+
+    auto file = patch_file();
+    bool kept = false;
+    const auto taken = git.take_local_changes(
+        file.get(),
+        [&] {
+            kept = true;
+            return Result<>{};
+        },
+        1 << 20);
+    ASSERT_FALSE(taken);
+    EXPECT_NE(taken.error().message.find("larger than 1 MiB"), std::string::npos)
+        << taken.error().message;
+    EXPECT_FALSE(kept);
+    EXPECT_LE(std::filesystem::file_size(m_root / "drift.patch"), 1u << 20);
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
+    EXPECT_EQ(read(m_work / "a/b/big.bin"), big);
+    EXPECT_EQ(git_in(m_work, {"diff", "--cached", "--name-only"}), "");
 }
 
 TEST_F(GitTest, TakeLocalChangesOfACleanTreeIsEmpty)

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -170,6 +171,101 @@ TEST_F(DriftWatcherTest, TheDefaultBudgetFitsOrdinaryCheckouts)
     EXPECT_EQ(watcher.watches(0), 102u);
 }
 
+// The service user swaps its link for a symlink to a tree of the user's choosing (standing in
+// for /usr): root neither walks nor watches it, and leaves the checkout to the scan.
+TEST_F(DriftWatcherTest, ALinkThatIsASymlinkIsNeitherWalkedNorWatched)
+{
+    auto app = service("app", {"conf"});
+    std::filesystem::create_directories(m_root / "victim");
+    for (int i = 0; i < 50; ++i) {
+        std::filesystem::create_directories(m_root / "victim" / ("d" + std::to_string(i)));
+    }
+    std::filesystem::remove_all(path(app, "conf"));
+    std::filesystem::create_directory_symlink(m_root / "victim", path(app, "conf"));
+    DriftWatcher watcher;
+    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watches(0), 0u);
+    edit(m_root / "victim" / "d7" / "x.conf");
+    EXPECT_EQ(watcher.drain(), Ids{});
+
+    // Back to a directory (the revert): watched again, the victim still not.
+    std::filesystem::remove(path(app, "conf"));
+    std::filesystem::create_directory(path(app, "conf"));
+    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watches(0), 2u);
+    edit(m_root / "victim" / "d8" / "x.conf");
+    EXPECT_EQ(watcher.drain(), Ids{});
+}
+
+TEST_F(DriftWatcherTest, SymlinksBelowALinkAreNotFollowed)
+{
+    const auto app = service("app", {"conf"});
+    make_dirs(app, "conf", 1);
+    std::filesystem::create_directories(m_root / "victim" / "a" / "b");
+    std::filesystem::create_directory_symlink(m_root / "victim", path(app, "conf/d0/elsewhere"));
+    DriftWatcher watcher;
+    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watches(0), 3u); // top, conf, conf/d0
+    edit(m_root / "victim" / "a" / "x.conf");
+    EXPECT_EQ(watcher.drain(), Ids{});
+}
+
+TEST_F(DriftWatcherTest, ACheckoutThatIsASymlinkIsNotWatched)
+{
+    const auto app = service("app", {"conf"});
+    std::filesystem::rename(m_root / "app", m_root / "real");
+    std::filesystem::create_directory_symlink(m_root / "real", m_root / "app");
+    DriftWatcher watcher;
+    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watches(0), 0u);
+}
+
+TEST_F(DriftWatcherTest, AFileLinkThatIsASymlinkIsNotWatched)
+{
+    auto single = service("single", {});
+    edit(m_root / "victim.conf");
+    std::filesystem::create_directories(path(single, "etc"));
+    std::filesystem::create_symlink(m_root / "victim.conf", path(single, "etc/single.conf"));
+    single.dirs.push_back(Link{.local = "/srv/unused", .link = "etc/single.conf", .file = true});
+    DriftWatcher watcher;
+    EXPECT_EQ(watcher.watch(0, single), WatchMode::scan);
+    edit(m_root / "victim.conf");
+    EXPECT_EQ(watcher.drain(), Ids{});
+}
+
+// A watch is on the inode the walk opened: a directory moved out of the checkout takes its
+// watch along, and rewatching gives that watch back.
+TEST_F(DriftWatcherTest, ADirectoryMovedAwayIsNoLongerWatched)
+{
+    const auto app = service("app", {"conf"});
+    make_dirs(app, "conf", 1);
+    DriftWatcher watcher;
+    ASSERT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    std::filesystem::rename(path(app, "conf"), m_root / "moved");
+    std::filesystem::create_directory(path(app, "conf"));
+    (void)watcher.drain();
+    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watches(0), 2u);
+    edit(m_root / "moved" / "d0" / "x.conf");
+    EXPECT_EQ(watcher.drain(), Ids{});
+}
+
+// Each level of the walk holds a descriptor: a tree nested deeper than 64 is scanned.
+TEST_F(DriftWatcherTest, ATreeNestedTooDeepIsScanned)
+{
+    const auto app = service("app", {"conf"});
+    std::string deep = "conf";
+    for (int i = 0; i < 64; ++i) {
+        deep += "/d";
+    }
+    std::filesystem::create_directories(path(app, deep));
+    DriftWatcher watcher;
+    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    std::filesystem::create_directory(path(app, deep + "/d"));
+    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watches(0), 0u);
+}
+
 namespace {
 
 bool write_text(const char* path, const std::string& text)
@@ -199,6 +295,36 @@ int in_user_namespace(const std::function<int()>& body)
 }
 
 } // namespace
+
+// A file system mounted inside a link (a user's FUSE tree, say) is not entered: the checkout
+// is scanned, by git as the user.
+TEST_F(DriftWatcherTest, AMountInsideALinkIsNotEntered)
+{
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "needs root to mount";
+    }
+    const auto app = service("app", {"conf"});
+    make_dirs(app, "conf", 1);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        // Our own mount namespace, so the tmpfs is gone with the child.
+        if (::unshare(CLONE_NEWNS) != 0 ||
+            ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("tmpfs", path(app, "conf/d0").c_str(), "tmpfs", 0, nullptr) != 0) {
+            ::_exit(77);
+        }
+        std::filesystem::create_directories(path(app, "conf/d0/x/y"));
+        DriftWatcher watcher;
+        ::_exit(watcher.watch(0, app) == WatchMode::scan && watcher.watches(0) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        GTEST_SKIP() << "no mount namespace here";
+    }
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the mount was walked";
+}
 
 // The host's limit (fs.inotify.max_user_watches) reached half way: the watches taken are
 // given back and the checkout is scanned, as when over its own budget.

@@ -270,6 +270,24 @@ TEST_F(ProcessTest, StdoutToADescriptorIsWrittenWholeAndNotCaptured)
     EXPECT_EQ(::lseek(file.get(), 0, SEEK_CUR), 5000000);
 }
 
+// A child writing a file past max_file_size is stopped there, not when the disk is full.
+TEST_F(ProcessTest, MaxFileSizeStopsTheChildAtTheLimit)
+{
+    const auto path = m_dir / "out";
+    Fd file(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    ASSERT_TRUE(file.valid());
+    auto command = command_of({"/bin/sh", "-c", "yes | head -c 5000000"});
+    command.stdout_fd = file.get();
+    command.max_file_size = 100000;
+    const auto output = run_ok(command);
+    EXPECT_FALSE(output.ok());
+    EXPECT_EQ(std::filesystem::file_size(path), 100000u);
+
+    // The limit is the child's alone: the next one writes on.
+    command.max_file_size = 0;
+    EXPECT_TRUE(run_ok(command).ok());
+}
+
 TEST_F(ProcessTest, StdoutDescriptorWorksForAnotherUser)
 {
     if (::geteuid() != 0) {
