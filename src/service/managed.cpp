@@ -161,22 +161,19 @@ void ManagedService::start()
 
 ManagedService::Outcome ManagedService::prepare()
 {
-    const auto host_failure = [](const Error& e) {
-        return std::unexpected(Failure{Event::host_failed, e.message});
-    };
     if (!m_package_done && !m_config.package.empty()) {
         if (!m_host.packages) {
             log::warn("[{}] unknown OS: not installing package {}", m_config.service,
                       quote(m_config.package));
         } else if (auto r = ensure_package(*m_host.packages, m_config.package); !r) {
-            return host_failure(r.error());
+            return host_failure(r.error().message);
         }
         m_package_done = true;
     }
     if (!m_config.user.empty() && !m_user) {
         auto user = lookup_user(m_config.user);
         if (!user) {
-            return host_failure(Error{user.error().message + " (create it, or fix \"user\")"});
+            return host_failure(user.error().message + " (create it, or fix \"user\")");
         }
         m_user = *user;
     }
@@ -194,14 +191,14 @@ ManagedService::Outcome ManagedService::prepare()
     }
     if (is_template_instance(m_config.service)) {
         if (auto r = m_host.systemd.run("enable", m_config.service); !r) {
-            return host_failure(r.error());
+            return host_failure(r.error().message);
         }
     }
     if (auto r = m_host.systemd.daemon_reload(); !r) {
-        return host_failure(r.error());
+        return host_failure(r.error().message);
     }
     if (auto r = m_host.systemd.run("start", m_config.service); !r) {
-        return host_failure(r.error());
+        return host_failure(r.error().message);
     }
     if (auto r = act_if_owed(); !r) {
         return r;
@@ -212,60 +209,82 @@ ManagedService::Outcome ManagedService::prepare()
 
 ManagedService::Outcome ManagedService::prepare_checkout()
 {
-    const auto host_failure = [](std::string message) {
-        return std::unexpected(Failure{Event::host_failed, std::move(message)});
-    };
     auto base = open_mount_base(m_config.mount);
     if (!base) {
         return host_failure(base.error().message);
     }
-    const auto& [base_fd, trust] = *base;
-    const auto replace = [&](const std::string& why) -> Outcome {
-        if (auto r = move_aside(m_config, why); !r) {
-            return host_failure(r.error().message);
-        }
+    const int base_fd = base->first.get();
+    const auto found = inspect_checkout(base_fd, base->second);
+    switch (found.kind) {
+    case Found::Kind::nothing:
         return clone_fresh();
-    };
-    auto entry = find_beneath(base_fd.get(), m_config.service, O_PATH);
-    if (!entry) {
-        // A symlink in the checkout's place: in a shared (sticky) base someone else made it.
-        const auto why = fmt::format("{}: {}", m_config.checkout_dir(), entry.error().message);
-        return trust == DirTrust::sticky ? host_failure(why + "; not following it") : replace(why);
+    case Found::Kind::refused:
+        return host_failure(found.why);
+    case Found::Kind::unusable:
+        return replace_checkout(found.why);
+    case Found::Kind::ours:
+        break;
     }
-    if (!*entry) {
-        return clone_fresh();
-    }
-    auto info = file_info((*entry)->get());
-    if (!info) {
-        return host_failure(info.error().message);
-    }
-    const uid_t uid = m_user ? m_user->uid : ::geteuid();
-    if (info->uid != uid && info->uid != 0 && trust == DirTrust::sticky) {
-        return host_failure(
-            fmt::format("{} belongs to uid {}, neither root nor {}: not touching it",
-                        m_config.checkout_dir(), info->uid, m_user ? m_user->name : "us"));
-    }
-    if (!S_ISDIR(info->mode)) {
-        return replace("not a directory");
-    }
-    if (info->uid != uid) {
-        // Never chown an old tree: its old owner may still hold files, hooks or links in it.
-        return replace(fmt::format("it belongs to uid {}, not {}", info->uid, uid));
-    }
-    if (auto r = restrict_checkout(base_fd.get()); !r) {
+    if (auto r = restrict_checkout(base_fd); !r) {
         return host_failure(r.error().message);
     }
     if (!m_git->is_repository().value_or(false)) {
-        return replace("not a git checkout");
+        return replace_checkout("not a git checkout");
     }
     m_git->remove_leftovers(m_config.service);
     auto head = m_git->head();
     if (!head) {
-        return replace(head.error().message);
+        return replace_checkout(head.error().message);
     }
-    const auto git_failure = [](const Error& e) {
-        return std::unexpected(Failure{Event::git_failed, e.message});
-    };
+    return reuse_checkout(*head);
+}
+
+// What lies at <mount>/<service>, looked at without following it. In a sticky (shared) base
+// someone else may have put it there: then only root's or the user's own is touched.
+ManagedService::Found ManagedService::inspect_checkout(int base, DirTrust trust) const
+{
+    const bool shared = trust == DirTrust::sticky;
+    auto entry = find_beneath(base, m_config.service, O_PATH);
+    if (!entry) {
+        const auto why = fmt::format("{}: {}", m_config.checkout_dir(), entry.error().message);
+        return shared ? Found{Found::Kind::refused, why + "; not following it"}
+                      : Found{Found::Kind::unusable, why};
+    }
+    if (!*entry) {
+        return {Found::Kind::nothing, ""};
+    }
+    auto info = file_info((*entry)->get());
+    if (!info) {
+        return {Found::Kind::refused, info.error().message};
+    }
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    if (info->uid != uid && info->uid != 0 && shared) {
+        return {Found::Kind::refused,
+                fmt::format("{} belongs to uid {}, neither root nor {}: not touching it",
+                            m_config.checkout_dir(), info->uid, m_user ? m_user->name : "us")};
+    }
+    if (!S_ISDIR(info->mode)) {
+        return {Found::Kind::unusable, "not a directory"};
+    }
+    if (info->uid != uid) {
+        // Never chown an old tree: its old owner may still hold files, hooks or links in it.
+        return {Found::Kind::unusable, fmt::format("it belongs to uid {}, not {}", info->uid, uid)};
+    }
+    return {Found::Kind::ours, ""};
+}
+
+ManagedService::Outcome ManagedService::replace_checkout(const std::string& why)
+{
+    if (auto r = move_aside(m_config, why); !r) {
+        return host_failure(r.error().message);
+    }
+    return clone_fresh();
+}
+
+// An existing checkout of ours at `head`: pointed at the configured upstream (moved to its
+// vetted branch head when that changed) with the configured links.
+ManagedService::Outcome ManagedService::reuse_checkout(std::string head)
+{
     auto url = m_git->remote_url();
     const bool moved_upstream = !url || *url != public_url(m_config.upstream);
     if (moved_upstream) {
@@ -281,24 +300,22 @@ ManagedService::Outcome ManagedService::prepare_checkout()
     }
     if (moved_upstream) {
         // The service must not start on the old upstream's files, nor on new ones unvetted.
-        if (auto r = switch_upstream(*head); !r) {
+        if (auto r = switch_upstream(head); !r) {
             return r;
         }
-        head = m_git->head();
-        if (!head) {
-            return git_failure(head.error());
+        auto moved = m_git->head();
+        if (!moved) {
+            return git_failure(moved.error());
         }
+        head = *moved;
     }
     std::lock_guard lock_status(m_mutex);
-    m_status.hash = *head;
+    m_status.hash = head;
     return {};
 }
 
 ManagedService::Outcome ManagedService::switch_upstream(const std::string& from)
 {
-    const auto git_failure = [](const Error& e) {
-        return std::unexpected(Failure{Event::git_failed, e.message});
-    };
     if (auto r = m_git->fetch(m_config.branch); !r) {
         return git_failure(r.error());
     }
@@ -341,9 +358,6 @@ ManagedService::Outcome ManagedService::clone_fresh()
     const auto dir = m_config.checkout_dir();
     const auto name = m_config.service + ".gitopper-clone";
     const auto fresh = m_config.mount + "/" + name;
-    const auto host_failure = [](std::string message) {
-        return std::unexpected(Failure{Event::host_failed, std::move(message)});
-    };
     auto base = open_mount_base(m_config.mount);
     if (!base) {
         return host_failure(base.error().message);
@@ -359,17 +373,9 @@ ManagedService::Outcome ManagedService::clone_fresh()
     log::info("[{}] cloning {} ({}) into {}", m_config.service, m_config.upstream, m_config.branch,
               dir);
     const Git git(fresh, m_user, m_host.git_timeout, m_config.upstream);
-    std::optional<std::string> refused; // the branch head holds what we must not check out
+    bool refused = false; // the branch head holds what we must not check out
     auto cloned = git.clone(m_config.upstream, m_config.branch, m_config.dirs,
-                            [&](const std::string& commit) -> Result<> {
-                                auto vetted = git.vet_tree("", commit, m_config.dirs,
-                                                           m_config.file_size_limit());
-                                if (vetted && *vetted) {
-                                    refused = **vetted;
-                                    return fail("{}", **vetted);
-                                }
-                                return vetted ? Result<>{} : std::unexpected(vetted.error());
-                            });
+                            [&](const std::string& commit) { return vet(git, commit, refused); });
     auto head = cloned ? git.detached_head() : std::unexpected(cloned.error());
     if (head) {
         ::unlinkat(base_fd, m_config.service.c_str(), AT_REMOVEDIR); // only ever an empty dir
@@ -397,6 +403,17 @@ ManagedService::Outcome ManagedService::clone_fresh()
     add_history("", *head, Trigger::start, "ok");
     m_cloned = true;
     return {};
+}
+
+// For a clone: the branch head may be checked out, or `refused` says why not (an error).
+Result<> ManagedService::vet(const Git& git, const std::string& commit, bool& refused) const
+{
+    auto vetted = git.vet_tree("", commit, m_config.dirs, m_config.file_size_limit());
+    if (!vetted) {
+        return std::unexpected(vetted.error());
+    }
+    refused = vetted->has_value();
+    return refused ? fail("{}", **vetted) : Result<>{};
 }
 
 // `name` in the mount base, made by root without following anything: 0750, the user's.

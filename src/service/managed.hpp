@@ -20,6 +20,7 @@
 #include "service/state.hpp"
 #include "service/store.hpp"
 #include "util/atomic_file.hpp"
+#include "util/safe_path.hpp"
 
 namespace gitopper {
 
@@ -96,10 +97,28 @@ private:
     };
     using Taken = std::expected<std::optional<Reverted>, Failure>;
 
+    // What prepare_checkout found in the checkout's place.
+    struct Found {
+        enum class Kind { nothing, ours, unusable, refused } kind;
+        std::string why; // unusable: moved aside and cloned anew; refused: left, BROKEN
+    };
+
     Outcome prepare();
     Outcome prepare_checkout();
+    Found inspect_checkout(int base, DirTrust trust) const;
+    Outcome replace_checkout(const std::string& why);
+    Outcome reuse_checkout(std::string head);
+    static std::unexpected<Failure> host_failure(std::string message)
+    {
+        return std::unexpected(Failure{Event::host_failed, std::move(message)});
+    }
+    static std::unexpected<Failure> git_failure(const Error& error)
+    {
+        return std::unexpected(Failure{Event::git_failed, error.message});
+    }
     Outcome clone_fresh();
     Outcome switch_upstream(const std::string& from);
+    Result<> vet(const Git& git, const std::string& commit, bool& refused) const;
     Result<> restrict_checkout(int base) const;
     Result<> make_checkout_dir(int base, const std::string& name) const;
     Outcome mount_all();
