@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "config/config.hpp"
+#include "util/safe_path.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -329,7 +330,7 @@ std::optional<std::string> readable_by_others(const std::string& path)
     if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 044) == 0) {
         return std::nullopt;
     }
-    return fmt::format("{:04o}", st.st_mode & 07777);
+    return mode_text(st.st_mode);
 }
 
 } // namespace

@@ -1,8 +1,5 @@
 #include "server/admission.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <array>
 #include <cstring>
 #include <utility>
@@ -86,43 +83,6 @@ void Admission::wait_until_idle()
 {
     std::unique_lock lock(m_mutex);
     m_idle.wait(lock, [this] { return m_count == 0; });
-}
-
-namespace {
-
-std::string ipv4_text(const in_addr& address)
-{
-    std::array<char, INET_ADDRSTRLEN> text{};
-    return ::inet_ntop(AF_INET, &address, text.data(), text.size()) ? text.data() : "";
-}
-
-std::string ipv6_prefix_text(in6_addr address)
-{
-    std::memset(address.s6_addr + 8, 0, 8); // the interface half varies within one host
-    std::array<char, INET6_ADDRSTRLEN> text{};
-    if (!::inet_ntop(AF_INET6, &address, text.data(), text.size())) {
-        return "";
-    }
-    return std::string(text.data()) + "/64";
-}
-
-} // namespace
-
-std::string source_of(const sockaddr_storage& peer)
-{
-    if (peer.ss_family == AF_INET) {
-        return ipv4_text(reinterpret_cast<const sockaddr_in&>(peer).sin_addr);
-    }
-    if (peer.ss_family != AF_INET6) {
-        return "";
-    }
-    const auto& address = reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(&address)) {
-        in_addr v4{};
-        std::memcpy(&v4, address.s6_addr + 12, sizeof v4);
-        return ipv4_text(v4);
-    }
-    return ipv6_prefix_text(address);
 }
 
 } // namespace gitopper

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 
+#include "server/address.hpp"
 #include "util/error.hpp"
 
 namespace gitopper {
@@ -55,10 +56,5 @@ private:
     std::map<std::string, std::size_t> m_open; // sources with at least one ticket
     std::size_t m_count = 0;
 };
-
-// Who a peer counts as: its IPv4 address ("127.0.0.2", also when mapped into IPv6) or its
-// IPv6 /64 ("2001:db8:1:2::/64"), since one host commonly holds a whole /64. Empty when the
-// address is neither.
-std::string source_of(const sockaddr_storage& peer);
 
 } // namespace gitopper

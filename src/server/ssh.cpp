@@ -173,33 +173,16 @@ void set_timeout(ssh_session session, Clock::time_point deadline)
     ssh_options_set(session, SSH_OPTIONS_TIMEOUT_USEC, &micros);
 }
 
-// The client's address as sshd shows it (IPv4-mapped IPv6 as IPv4), and the group its
-// unauthenticated connections are counted in: the address, or its /64 for IPv6, since one
-// host usually holds a whole /64.
+// The client's address as sshd shows it, and the group its unauthenticated connections are
+// counted in (server/address: the address, or its /64 for IPv6).
 struct Source {
     std::string address;
     std::string group;
 };
 
-Source source_of(const sockaddr_storage& peer)
+Source source_from(const sockaddr_storage& peer)
 {
-    char text[INET6_ADDRSTRLEN] = {};
-    if (peer.ss_family == AF_INET) {
-        const auto& v4 = reinterpret_cast<const sockaddr_in&>(peer);
-        ::inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text);
-        return {text, text};
-    }
-    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(peer);
-    if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
-        ::inet_ntop(AF_INET, &v6.sin6_addr.s6_addr[12], text, sizeof text);
-        return {text, text};
-    }
-    ::inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text);
-    in6_addr network = v6.sin6_addr;
-    std::fill(network.s6_addr + 8, network.s6_addr + 16, 0);
-    char group[INET6_ADDRSTRLEN] = {};
-    ::inet_ntop(AF_INET6, &network, group, sizeof group);
-    return {text, std::string(group) + "/64"};
+    return {peer_address(peer), source_of(peer)};
 }
 
 // Whether a pending socket has sent something (true), is still silent (false), or is gone.
@@ -479,7 +462,7 @@ void SshServer::accept_new()
             }
             return; // EAGAIN: the queue is empty; others: the client is gone already
         }
-        const auto source = source_of(peer);
+        const auto source = source_from(peer);
         admit(std::move(fd), source.address, source.group);
     }
 }

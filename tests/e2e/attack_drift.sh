@@ -7,9 +7,7 @@
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 
-as_nobody() { setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- "$@"; }
 # The daemon's inotify watches, as the kernel lists them for its descriptors.
-watches() { cat /proc/"$GITOPPER_PID"/fdinfo/* 2>/dev/null | grep -c '^inotify wd:' || true; }
 patches() { find "$T/state/gitopper-drift/svc" -name '*.patch' 2>/dev/null | wc -l; }
 reverted() { [ "$(cat "$T/etc/svc/app.conf")" = "app 1" ]; }
 drift_logged() { [ "$(grep -c '\[svc\] local changes reverted' "$T/gitopper.log")" -ge "$1" ]; }
@@ -40,11 +38,7 @@ stop() {
     [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
     : >"$T/systemctl.log"
 }
-info() {
-    local port
-    port=$(sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | tail -1)
-    curl -sS "http://127.0.0.1:$port/list/service/svc"
-}
+info() { curl -sS "http://127.0.0.1:$(http_port)/list/service/svc"; }
 
 # few_watches MS: the daemon holds at most 5 watches all that time (sampled).
 few_watches() {

@@ -7,7 +7,6 @@
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 
-as_nobody() { setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- "$@"; }
 mkdir -p "$T/victim/etcdir" "$T/victim/gitdir" "$T/hookout"
 echo "keep" >"$T/victim/etcdir/precious"
 echo "keep" >"$T/victim/gitdir/precious.lock"

@@ -5,7 +5,6 @@
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 
-as_nobody() { setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- "$@"; }
 make_upstream
 commit app/app.conf "app 1" >/dev/null
 chown -R nobody: "$T/up"

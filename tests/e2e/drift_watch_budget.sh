@@ -25,7 +25,6 @@ dirs = [ { local = "$T/etc/app", link = "app/conf" } ]
 TOML
 
 # The daemon's inotify watches, as the kernel lists them for its descriptors.
-watches() { cat /proc/"$GITOPPER_PID"/fdinfo/* 2>/dev/null | grep -c '^inotify wd:' || true; }
 watches_above() { [ "$(watches)" -gt "$1" ]; }
 
 start_gitopper -t 1s

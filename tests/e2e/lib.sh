@@ -160,3 +160,9 @@ http_port() {
     wait_until 20 grep -q "http: .*listening on 127.0.0.1:" "$T/gitopper.log"
     sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | tail -1
 }
+
+# as_nobody COMMAND...: runs COMMAND as the unprivileged user the attack scenarios play.
+as_nobody() { setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- "$@"; }
+
+# watches: how many inotify watches the daemon holds.
+watches() { cat /proc/"$GITOPPER_PID"/fdinfo/* 2>/dev/null | grep -c '^inotify wd:' || true; }

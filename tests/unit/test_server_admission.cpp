@@ -118,3 +118,11 @@ TEST(Admission, SourceIsTheIpv4AddressOrTheIpv6Slash64)
     unix_socket.ss_family = AF_UNIX;
     EXPECT_EQ(source_of(unix_socket), "");
 }
+
+TEST(Admission, PeerAddressIsTheWholeAddress)
+{
+    EXPECT_EQ(peer_address(ipv4("127.0.0.2")), "127.0.0.2");
+    EXPECT_EQ(peer_address(ipv6("::ffff:192.0.2.7")), "192.0.2.7");
+    EXPECT_EQ(peer_address(ipv6("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+              "2001:db8:1:2:aaaa:bbbb:cccc:dddd");
+}
