@@ -141,9 +141,9 @@ std::string public_url(std::string_view url)
 }
 
 Git::Git(std::string dir, std::optional<Credentials> user, std::chrono::milliseconds timeout,
-         std::string upstream)
+         std::string upstream, std::string store)
     : m_dir(std::move(dir)), m_user(std::move(user)), m_timeout(timeout),
-      m_upstream(std::move(upstream))
+      m_upstream(std::move(upstream)), m_store(std::move(store))
 {
 }
 
@@ -215,6 +215,109 @@ Result<std::string> Git::remote_head(const std::string& url, const std::string& 
     return fail("branch {} not found in {}", quote(branch), public_url(url));
 }
 
+Result<std::map<std::string, std::string>>
+Git::remote_heads(const std::string& url, const std::vector<std::string>& branches) const
+{
+    std::vector<std::string> args{"ls-remote", "--end-of-options", public_url(url)};
+    for (const auto& branch : branches) {
+        args.push_back("refs/heads/" + branch);
+    }
+    auto output = run_git(std::move(args), false, &url);
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    // ls-remote matches patterns against the tail of each ref ("x/refs/heads/main" too).
+    std::map<std::string, std::string> heads;
+    for (const auto& line : split(output->out, '\n')) {
+        const auto hash = line.substr(0, 40);
+        for (const auto& branch : branches) {
+            if (line.size() > 41 && line.substr(40) == "\trefs/heads/" + branch &&
+                is_commit_hash(hash)) {
+                heads[branch] = hash;
+            }
+        }
+    }
+    return heads;
+}
+
+Result<> Git::clone_store(const std::string& url, const std::string& branch) const
+{
+    if (auto r =
+            run_git({"clone", "--quiet", "--filter=blob:none", "--no-checkout", "--no-tags",
+                     "--single-branch", "--branch", branch, "--config",
+                     "extensions.worktreeConfig=true", "--end-of-options", public_url(url), m_dir},
+                    false, &url);
+        !r) {
+        return std::unexpected(r.error());
+    }
+    return protect_config();
+}
+
+Result<std::map<std::string, std::string>> Git::tracking_heads() const
+{
+    auto output = run_git(
+        {"for-each-ref", "--format=%(objectname) %(refname:lstrip=3)", "refs/remotes/origin/"});
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    std::map<std::string, std::string> heads;
+    for (const auto& line : split(output->out, '\n')) {
+        if (line.size() > 41 && is_commit_hash(line.substr(0, 40))) {
+            heads[line.substr(41)] = line.substr(0, 40);
+        }
+    }
+    return heads;
+}
+
+Result<> Git::add_worktree(const std::string& path, const std::string& commit, bool checkout) const
+{
+    // --force: the path may still be registered for a tree that was removed (by an operator,
+    // or by us for a leftover); it is ours to reuse.
+    std::vector<std::string> args{"worktree", "add", "--quiet", "--force", "--detach"};
+    if (!checkout) {
+        args.emplace_back("--no-checkout");
+    }
+    args.insert(args.end(), {"--end-of-options", path, commit});
+    auto output = run_git(std::move(args));
+    return output ? Result<>{} : std::unexpected(output.error());
+}
+
+Result<std::string> Git::worktree_git_dir() const
+{
+    auto dir = open_no_symlinks(m_dir, O_PATH | O_DIRECTORY);
+    if (!dir) {
+        return std::unexpected(dir.error());
+    }
+    auto text = read_beneath(dir->get(), ".git", 4096);
+    if (!text) {
+        return std::unexpected(text.error());
+    }
+    const auto line = trim(*text);
+    const auto named = line.substr(std::min<std::size_t>(line.size(), 8));
+    const auto prefix = m_store + "/.git/worktrees/";
+    const auto id = named.substr(std::min(named.size(), prefix.size()));
+    // The file is the user's: root reads only what lies where the store keeps work trees.
+    if (!line.starts_with("gitdir: ") || m_store.empty() || !named.starts_with(prefix) ||
+        id.empty() || id.find_first_of("/\n") != std::string_view::npos || id == "." ||
+        id == "..") {
+        return fail("{}/.git does not name a work tree of {}", m_dir,
+                    m_store.empty() ? "an object store" : m_store);
+    }
+    return std::string(named);
+}
+
+Result<> Git::reset_hard() const
+{
+    auto output = run_git({"reset", "--quiet", "--hard", "HEAD"});
+    return output ? Result<>{} : std::unexpected(output.error());
+}
+
+Result<> Git::clean() const
+{
+    auto output = run_git({"clean", "--quiet", "-d", "-x", "--force"});
+    return output ? Result<>{} : std::unexpected(output.error());
+}
+
 Result<> Git::clone(const std::string& url, const std::string& branch, std::span<const Link> links,
                     const std::function<Result<>(const std::string& commit)>& vet) const
 {
@@ -274,7 +377,17 @@ Result<std::string> Git::read_git_file(const std::string& name) const
     if (!dir) {
         return std::unexpected(dir.error());
     }
-    return read_beneath(dir->get(), ".git/" + name, kLimit);
+    if (auto own = read_beneath(dir->get(), ".git/" + name, kLimit)) {
+        return own;
+    }
+    // A work tree of an object store: its files are in the store's directory for it.
+    auto git_dir = worktree_git_dir();
+    auto store = git_dir ? open_no_symlinks(*git_dir, O_PATH | O_DIRECTORY)
+                         : std::unexpected(git_dir.error());
+    if (!store) {
+        return std::unexpected(store.error());
+    }
+    return read_beneath(store->get(), name, kLimit);
 }
 
 Result<bool> Git::is_repository() const
@@ -298,22 +411,29 @@ Result<> Git::set_remote_url(const std::string& url) const
     return output ? protect_config() : std::unexpected(output.error());
 }
 
+std::string sparse_patterns(std::span<const Link> links)
+{
+    std::string text;
+    for (const auto& link : links) {
+        text += sparse_pattern(link) + "\n";
+    }
+    return links.empty() ? "!/*\n" : text; // nothing of the repository in the work tree
+}
+
 Result<> Git::set_sparse(std::span<const Link> links) const
 {
-    std::vector<std::string> patterns;
-    for (const auto& link : links) {
-        patterns.push_back(sparse_pattern(link));
-    }
-    if (links.empty()) {
-        patterns.push_back("!/*"); // nothing of the repository in the work tree
-    }
+    const auto wanted = sparse_patterns(links);
     // Unchanged links (every restart): the file git wrote last time says so, no process needed.
     const auto current = read_git_file("info/sparse-checkout");
-    if (current && *current == join(patterns, "\n") + "\n") {
+    if (current && *current == wanted) {
         return {};
     }
     std::vector<std::string> args{"sparse-checkout", "set", "--no-cone", "--end-of-options"};
-    args.insert(args.end(), patterns.begin(), patterns.end());
+    for (auto& pattern : split(wanted, '\n')) {
+        if (!pattern.empty()) {
+            args.push_back(std::move(pattern));
+        }
+    }
     auto output = run_git(std::move(args));
     return output ? Result<>{} : std::unexpected(output.error());
 }
@@ -324,6 +444,17 @@ Result<> Git::fetch(const std::string& branch) const
     auto output =
         run_git({"fetch", "--quiet", "--no-tags", "--filter=blob:none", "--end-of-options",
                  "origin", fmt::format("+refs/heads/{0}:refs/remotes/origin/{0}", branch)});
+    return output ? Result<>{} : std::unexpected(output.error());
+}
+
+Result<> Git::fetch(const std::vector<std::string>& branches) const
+{
+    std::vector<std::string> args{
+        "fetch", "--quiet", "--no-tags", "--filter=blob:none", "--end-of-options", "origin"};
+    for (const auto& branch : branches) {
+        args.push_back(fmt::format("+refs/heads/{0}:refs/remotes/origin/{0}", branch));
+    }
+    auto output = run_git(std::move(args));
     return output ? Result<>{} : std::unexpected(output.error());
 }
 
@@ -411,16 +542,10 @@ namespace {
 
 constexpr auto kEmptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
-struct TreeEntry {
-    std::string mode;
-    std::string type;
-    std::uint64_t size = 0;
-};
-
 // `git ls-tree -z [-l]` records: "<mode> <type> <object>[ <size>]\t<path>".
-std::map<std::string, TreeEntry> parse_tree(const std::string& text)
+TreeListing parse_tree(const std::string& text)
 {
-    std::map<std::string, TreeEntry> entries;
+    TreeListing entries;
     for (const auto& record : split_nul(text)) {
         const auto tab = record.find('\t');
         if (tab == std::string::npos) {
@@ -454,9 +579,9 @@ std::string symlink_refusal(const Link& link, const std::string& at, const std::
 // One link against the listed tree: every directory on its way must be a tree, the link
 // itself a tree or a regular file as configured; a symlink anywhere is refused.
 // `entry_of` lists one path alone (ls-tree without -r), for what -t does not show.
-Result<std::optional<std::string>> vet_link(
-    const Link& link, const std::string& commit, const std::map<std::string, TreeEntry>& entries,
-    const std::function<Result<std::map<std::string, TreeEntry>>(const std::string&)>& entry_of)
+Result<std::optional<std::string>>
+vet_link(const Link& link, const std::string& commit, const TreeListing& entries,
+         const std::function<Result<TreeListing>(const std::string&)>& entry_of)
 {
     const auto parts = path_components(link.link);
     const auto short_commit = commit.substr(0, 8);
@@ -508,25 +633,73 @@ Result<std::optional<std::string>> Git::vet_tree(const std::string& from, const 
     if (links.empty()) {
         return std::nullopt;
     }
-    const auto paths = pathspecs(links);
-    // The diff reads the blobs it compares, so a partial clone fetches the missing ones in one
-    // batch: sizes below are then read locally, and the checkout needs no fetch of its own.
-    std::vector<std::string> prefetch{
-        "diff", "--shortstat", "--no-renames", "--end-of-options", from.empty() ? kEmptyTree : from,
-        commit, "--"};
-    prefetch.insert(prefetch.end(), paths.begin(), paths.end());
-    if (auto r = run_git(std::move(prefetch)); !r) {
+    if (auto r = changed_fetching(from, commit, links); !r) {
         return std::unexpected(r.error());
+    }
+    auto listing = list_tree(commit, links);
+    if (!listing) {
+        return std::unexpected(listing.error());
+    }
+    return judge_tree(*listing, commit, links, max_file_size);
+}
+
+Result<std::vector<std::string>> Git::changed_fetching(const std::string& from,
+                                                       const std::string& to,
+                                                       std::span<const Link> links) const
+{
+    if (links.empty()) {
+        return std::vector<std::string>{};
+    }
+    std::vector<std::string> args{"diff",
+                                  "--numstat",
+                                  "-z",
+                                  "--no-renames",
+                                  "--end-of-options",
+                                  from.empty() ? kEmptyTree : from,
+                                  to,
+                                  "--"};
+    for (auto& spec : pathspecs(links)) {
+        args.push_back(std::move(spec));
+    }
+    auto output = run_git(std::move(args), RunOptions{.max_output = std::size_t(64) << 20});
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    // "<added>\t<deleted>\t<path>" per file, NUL-terminated ("-\t-\t" for binary files).
+    std::vector<std::string> paths;
+    for (const auto& record : split_nul(output->out)) {
+        const auto first = record.find('\t');
+        const auto second = first == std::string::npos ? first : record.find('\t', first + 1);
+        if (second != std::string::npos) {
+            paths.push_back(record.substr(second + 1));
+        }
+    }
+    return paths;
+}
+
+Result<TreeListing> Git::list_tree(const std::string& commit, std::span<const Link> links) const
+{
+    if (links.empty()) {
+        return TreeListing{};
     }
     std::vector<std::string> list{"ls-tree",          "-r",   "-t", "-l", "-z",
                                   "--end-of-options", commit, "--"};
-    list.insert(list.end(), paths.begin(), paths.end());
+    for (auto& spec : pathspecs(links)) {
+        list.push_back(std::move(spec));
+    }
     auto listed = run_git(std::move(list), RunOptions{.max_output = std::size_t(256) << 20});
     if (!listed) {
         return std::unexpected(listed.error());
     }
-    const auto entries = parse_tree(listed->out);
-    const auto entry_of = [&](const std::string& path) -> Result<std::map<std::string, TreeEntry>> {
+    return parse_tree(listed->out);
+}
+
+Result<std::optional<std::string>> Git::judge_tree(const TreeListing& entries,
+                                                   const std::string& commit,
+                                                   std::span<const Link> links,
+                                                   std::uint64_t max_file_size) const
+{
+    const auto entry_of = [&](const std::string& path) -> Result<TreeListing> {
         auto alone =
             run_git({"ls-tree", "-z", "--end-of-options", commit, "--", ":(literal)" + path});
         if (!alone) {
@@ -543,10 +716,21 @@ Result<std::optional<std::string>> Git::vet_tree(const std::string& from, const 
             return refusal;
         }
     }
-    for (const auto& [path, entry] : entries) {
-        if (entry.type == "blob" && entry.size > max_file_size) {
-            return fmt::format("file {} is {} bytes in {}, over max_file_size ({} bytes)",
-                               quote(path), entry.size, commit.substr(0, 8), max_file_size);
+    // The listing may hold other services' paths too: only ours count.
+    for (const auto& link : links) {
+        const auto top = join(path_components(link.link), "/");
+        for (auto it = entries.lower_bound(top); it != entries.end(); ++it) {
+            const auto& [path, entry] = *it;
+            if (path != top && !path.starts_with(top + "/")) {
+                if (path > top + "/") {
+                    break;
+                }
+                continue;
+            }
+            if (entry.type == "blob" && entry.size > max_file_size) {
+                return fmt::format("file {} is {} bytes in {}, over max_file_size ({} bytes)",
+                                   quote(path), entry.size, commit.substr(0, 8), max_file_size);
+            }
         }
     }
     return std::nullopt;

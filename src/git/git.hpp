@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -33,15 +34,68 @@ bool is_commit_hash(std::string_view text); // 4..40 lowercase or uppercase hex 
 // the environment of its own process (see git_environment), never a file or a command line.
 std::string public_url(std::string_view url);
 
+// One entry of `git ls-tree -l`: mode, type (blob, tree, commit) and, for a blob, its size.
+struct TreeEntry {
+    std::string mode;
+    std::string type;
+    std::uint64_t size = 0;
+};
+using TreeListing = std::map<std::string, TreeEntry>; // by path
+
+// The sparse-checkout file (non-cone patterns) that checks out exactly these links.
+std::string sparse_patterns(std::span<const Link> links);
+
 class Git {
 public:
     // `dir` is the work tree; `user` is who git runs as (nullopt: ourselves); `upstream` the
     // URL "origin" stands for, with its credentials if any.
+    // `store`: for a work tree of an object store, that store's directory; its .git file must
+    // then name the store's directory for it, nothing else.
     Git(std::string dir, std::optional<Credentials> user,
-        std::chrono::milliseconds timeout = std::chrono::minutes(2), std::string upstream = "");
+        std::chrono::milliseconds timeout = std::chrono::minutes(2), std::string upstream = "",
+        std::string store = "");
 
     // The commit `branch` points to upstream; an error when the branch does not exist.
     Result<std::string> remote_head(const std::string& url, const std::string& branch) const;
+
+    // The commits these branches point to upstream, in one ls-remote; a branch that does not
+    // exist there is missing from the answer.
+    Result<std::map<std::string, std::string>>
+    remote_heads(const std::string& url, const std::vector<std::string>& branches) const;
+
+    // An object store: a partial clone (blobs on demand, full history) of `branch` into the
+    // (empty) directory, with no work tree of its own: its services' work trees are git
+    // worktrees of it, each with its own sparse checkout (extensions.worktreeConfig).
+    Result<> clone_store(const std::string& url, const std::string& branch) const;
+    // The remote-tracking heads the store has ("main" -> hash), read in one process.
+    Result<std::map<std::string, std::string>> tracking_heads() const;
+    // A work tree of this repository at `path` (an empty directory of the user's), detached at
+    // `commit`. Run in a sparse work tree, git copies its sparse patterns and checks out only
+    // them; with `checkout` false nothing is written but the tree's .git file and git's own
+    // files for it (its patterns are then the caller's to write, see Store).
+    Result<> add_worktree(const std::string& path, const std::string& commit,
+                          bool checkout = true) const;
+    // A work tree's own directory in the object store: what its .git file names, read without
+    // a process. An error when `.git` is not such a file (a clone of its own, or nothing).
+    Result<std::string> worktree_git_dir() const;
+    // Resets the index and the work tree to HEAD (after the sparse patterns were written).
+    Result<> reset_hard() const;
+    // Removes every untracked file and directory (ignored ones too).
+    Result<> clean() const;
+
+    // Paths under `links` that differ between the two commits, read with `--numstat`, which
+    // makes a partial clone fetch the blobs it compares in one batch: afterwards the checkout
+    // of `to` and the sizes in list_tree() need no fetch of their own. `from` empty: all.
+    Result<std::vector<std::string>> changed_fetching(const std::string& from,
+                                                      const std::string& to,
+                                                      std::span<const Link> links) const;
+    // The trees and files under `links` in `commit` (ls-tree -r -t -l).
+    Result<TreeListing> list_tree(const std::string& commit, std::span<const Link> links) const;
+    // Why `commit` must not be checked out for `links`, judged from its listing (see vet_tree).
+    Result<std::optional<std::string>> judge_tree(const TreeListing& listing,
+                                                  const std::string& commit,
+                                                  std::span<const Link> links,
+                                                  std::uint64_t max_file_size) const;
 
     // A partial clone (blobs on demand, full history) of `branch` into the (empty) work tree,
     // checked out sparsely: only `links` are written. `vet`, when given, sees the branch head
@@ -71,6 +125,8 @@ public:
 
     // Brings `branch` from upstream, also after a force-push.
     Result<> fetch(const std::string& branch) const;
+    // The same for several branches, in one fetch.
+    Result<> fetch(const std::vector<std::string>& branches) const;
     Result<bool> has_commit(const std::string& hash) const;
     // `commit` is `of` or one of its ancestors.
     Result<bool> is_ancestor(const std::string& commit, const std::string& of) const;
@@ -126,6 +182,7 @@ private:
     std::optional<Credentials> m_user;
     std::chrono::milliseconds m_timeout;
     std::string m_upstream;
+    std::string m_store;
 };
 
 } // namespace gitopper

@@ -56,7 +56,7 @@ public:
 
     Walk(std::size_t limit, Visit visit) : m_limit(limit), m_visit(std::move(visit)) {}
 
-    void checkout(const Service& service);
+    void checkout(const Service& service, const std::string& dir);
     std::size_t count() const { return m_seen.size(); }
     bool over() const { return count() > m_limit; }
     const std::string& refused() const { return m_refused; }
@@ -112,12 +112,12 @@ std::vector<std::string> subdirectories(int dir, std::size_t limit)
 
 } // namespace
 
-void Walk::checkout(const Service& service)
+void Walk::checkout(const Service& service, const std::string& dir)
 {
-    auto top = open_no_symlinks(service.checkout_dir(), O_RDONLY | O_DIRECTORY);
+    auto top = open_no_symlinks(dir, O_RDONLY | O_DIRECTORY);
     if (!top) {
         std::error_code ec;
-        if (fs::exists(fs::symlink_status(service.checkout_dir(), ec))) {
+        if (fs::exists(fs::symlink_status(dir, ec))) {
             refuse(top.error().message); // there, but not a directory reached without symlinks
         }
         return; // not cloned (yet): nothing to watch
@@ -245,7 +245,8 @@ std::size_t DriftWatcher::watches(std::size_t id) const
 
 // Walks the checkout of `service` adding a watch for every inode met, through the walk's own
 // descriptor; a walk that ends early leaves the watches it took for the caller to give back.
-Walk DriftWatcher::add_all(std::size_t id, const Service& service, std::set<int>& added)
+Walk DriftWatcher::add_all(std::size_t id, const Service& service, const std::string& dir,
+                           std::set<int>& added)
 {
     Walk walk(m_budget, [&](int fd, std::uint32_t mask) {
         // The magic link names the open inode itself. IN_MASK_ADD: an inode met twice (a
@@ -259,7 +260,7 @@ Walk DriftWatcher::add_all(std::size_t id, const Service& service, std::set<int>
         added.insert(wd);
         return 0;
     });
-    walk.checkout(service);
+    walk.checkout(service, dir);
     return walk;
 }
 
@@ -275,60 +276,60 @@ void DriftWatcher::remove_all(std::size_t id)
     }
 }
 
-WatchMode DriftWatcher::give_up(std::size_t id, const Service& service,
+WatchMode DriftWatcher::give_up(std::size_t id, const Service& service, const std::string& dir,
                                 const std::function<std::string()>& why)
 {
     remove_all(id);
     if (m_scanned.insert(id).second) {
         log::warn("[{}] checkout {} {}: not watching it with inotify; local changes are looked "
                   "for with a periodic git status instead",
-                  service.service, service.checkout_dir(), why());
+                  service.service, dir, why());
     }
     return WatchMode::scan;
 }
 
 // Counted first, so that a checkout over its budget takes no watch even for a moment (root's
 // watches are shared with every other root process), then watched.
-WatchMode DriftWatcher::watch(std::size_t id, const Service& service)
+WatchMode DriftWatcher::watch(std::size_t id, const Service& service, const std::string& dir)
 {
     if (!m_fd) {
         m_scanned.insert(id);
         return WatchMode::scan;
     }
     Walk counted(m_budget, [](int, std::uint32_t) { return 0; });
-    counted.checkout(service);
+    counted.checkout(service, dir);
     if (!counted.refused().empty()) {
-        return give_up(id, service,
+        return give_up(id, service, dir,
                        [&] { return "cannot be watched safely: " + counted.refused(); });
     }
     if (counted.over()) {
-        return give_up(id, service, [&] { return over_budget(service); });
+        return give_up(id, service, dir, [&] { return over_budget(service, dir); });
     }
     std::set<int> added;
-    const auto walk = add_all(id, service, added);
+    const auto walk = add_all(id, service, dir, added);
     if (walk.error() != 0) {
-        return give_up(id, service, [&] {
+        return give_up(id, service, dir, [&] {
             return fmt::format(
                 "cannot be watched: {}{}", std::strerror(walk.error()),
                 out_of_watches(walk.error()) ? " (fs.inotify.max_user_watches reached?)" : "");
         });
     }
     if (!walk.refused().empty() || walk.over()) { // it changed since it was counted
-        return give_up(id, service, [&] { return "changed while being watched"; });
+        return give_up(id, service, dir, [&] { return "changed while being watched"; });
     }
     remove_other(id, added);
     if (m_scanned.erase(id) > 0) {
         log::info("[{}] checkout {} fits its inotify budget again ({} of {} watches)",
-                  service.service, service.checkout_dir(), added.size(), m_budget);
+                  service.service, dir, added.size(), m_budget);
     }
     return WatchMode::inotify;
 }
 
 // Counted further only for the message, once per change of mode, and not without end.
-std::string DriftWatcher::over_budget(const Service& service) const
+std::string DriftWatcher::over_budget(const Service& service, const std::string& dir) const
 {
     Walk counted(m_budget * kCountedFor, [](int, std::uint32_t) { return 0; });
-    counted.checkout(service);
+    counted.checkout(service, dir);
     return fmt::format("needs {}{} inotify watches, over its budget of {}",
                        counted.over() ? "more than " : "",
                        std::min(counted.count(), m_budget * kCountedFor), m_budget);

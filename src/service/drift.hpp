@@ -44,11 +44,11 @@ public:
 
     int fd() const { return m_fd.get(); }
 
-    // (Re)watches the links of service number `id` under its checkout: directories
+    // (Re)watches the links of service number `id` under its live work tree `dir`: directories
     // recursively, files with their parent directory, and the checkout's top. Over the budget,
     // or when inotify_add_watch finds the host's limit reached, the checkout gives back the
     // watches it holds and is left to scan; the change either way is logged once.
-    WatchMode watch(std::size_t id, const Service& service);
+    WatchMode watch(std::size_t id, const Service& service, const std::string& dir);
 
     bool scanned(std::size_t id) const { return m_scanned.contains(id); }
     std::size_t watches(std::size_t id) const; // held by service `id`
@@ -58,12 +58,13 @@ public:
     std::set<std::size_t> drain(std::optional<std::size_t> ignore = std::nullopt);
 
 private:
-    Walk add_all(std::size_t id, const Service& service, std::set<int>& added);
+    Walk add_all(std::size_t id, const Service& service, const std::string& dir,
+                 std::set<int>& added);
     void remove_all(std::size_t id);
     void remove_other(std::size_t id, const std::set<int>& kept);
-    std::string over_budget(const Service& service) const;
+    std::string over_budget(const Service& service, const std::string& dir) const;
     // `why` is asked only when the mode changes, which is when it is logged.
-    WatchMode give_up(std::size_t id, const Service& service,
+    WatchMode give_up(std::size_t id, const Service& service, const std::string& dir,
                       const std::function<std::string()>& why);
 
     Fd m_fd;

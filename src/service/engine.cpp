@@ -41,18 +41,26 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
         names.insert(service.service);
     }
     auto saved = m_store.load(names);
-    std::map<std::tuple<std::string, std::string, std::string>, std::vector<ManagedService*>>
-        groups;
+    // One object store, and one poll group, per (mount base, upstream, user).
+    std::map<std::tuple<std::string, std::string, std::string>, std::size_t> group_of;
+    std::vector<std::vector<ManagedService*>> members;
     for (auto& service : services) {
-        const auto key = std::tuple{service.upstream, service.branch, service.user};
+        const auto key = std::tuple{service.mount, service.upstream, service.user};
+        auto [it, added] = group_of.try_emplace(key, m_stores.size());
+        if (added) {
+            const auto dir = Layout(service.mount, service.service).stores() + "/" +
+                             Store::name_for(service.upstream, service.user);
+            m_stores.push_back(std::make_unique<Store>(dir, service.upstream, m_host.git_timeout));
+            members.emplace_back();
+        }
         auto name = service.service;
-        m_services.push_back(
-            std::make_unique<ManagedService>(std::move(service), m_host, saved[name]));
-        groups[key].push_back(m_services.back().get());
+        m_services.push_back(std::make_unique<ManagedService>(std::move(service), m_host,
+                                                              *m_stores[it->second], saved[name]));
+        members[it->second].push_back(m_services.back().get());
     }
-    for (auto& [key, members] : groups) {
+    for (std::size_t i = 0; i < members.size(); ++i) {
         m_groups.push_back(
-            std::make_unique<PollGroup>(members, m_options.interval, m_host.git_timeout));
+            std::make_unique<PollGroup>(*m_stores[i], std::move(members[i]), m_options.interval));
     }
 }
 

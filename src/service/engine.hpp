@@ -1,7 +1,7 @@
 #pragma once
-// All services of this host: builds them from the config, groups them by (upstream, branch,
-// user) into poll groups, restores their saved state, and is the control interface the API
-// uses (freeze, unfreeze, pull, rollback, status, history). Arguments are validated here,
+// All services of this host: builds them from the config, groups them by object store (mount
+// base, upstream, user) into poll groups, restores their saved state, and is the control interface
+// the API uses (freeze, unfreeze, pull, rollback, status, history). Arguments are validated here,
 // before anything is queued.
 
 #include <deque>
@@ -57,6 +57,7 @@ private:
     EngineOptions m_options;
     StateStore m_store;
     HostTools m_host;
+    std::vector<std::unique_ptr<Store>> m_stores;
     std::vector<std::unique_ptr<ManagedService>> m_services;
     std::vector<std::unique_ptr<PollGroup>> m_groups;
 };

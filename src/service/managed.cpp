@@ -27,6 +27,8 @@ namespace {
 // are counted ("and 29981 more"): a user can change any number of them.
 constexpr std::size_t kListedChanges = 20;
 
+constexpr std::string_view kMissing = "missing";
+
 namespace fs = std::filesystem;
 
 constexpr std::array<std::pair<Trigger, std::string_view>, 7> kTriggers{{
@@ -72,52 +74,47 @@ Result<std::pair<Fd, DirTrust>> open_mount_base(const std::string& mount)
     return std::pair{std::move(*base), *trust};
 }
 
-// Removes a tree of the service user's as that user: root never walks a tree that someone
-// else can change under it. Only the emptied top, in root's own directory, is root's to remove.
-Result<> remove_tree(int base, const std::string& base_path, const std::string& name,
-                     const std::optional<Credentials>& user)
+// Moves an unusable work tree or checkout out of the way: kept for the operator, never
+// deleted. Our mounts of it are detached too; left in place, each would stay underneath the
+// mount of the new tree, a second mount on the same target.
+Result<std::string> move_aside(const Service& config, const std::string& path,
+                               const std::string& why)
 {
-    auto removed =
-        run(Command{.argv = {"rm", "-rf", "--one-file-system", "--", base_path + "/" + name},
-                    .timeout = std::chrono::minutes(5),
-                    .as_user = user,
-                    .cwd = "/"});
-    if (::unlinkat(base, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-        return fail("remove {}/{}: {}{}", base_path, name, std::strerror(errno),
-                    removed && !removed->ok() ? " (" + removed->describe() + ")" : "");
-    }
-    return {};
-}
-
-// Moves an unusable checkout out of the way: kept for the operator, never deleted. Our mounts
-// of its work tree are detached too; left in place, each would stay underneath the mount of
-// the new checkout, a second mount on the same target.
-Result<> move_aside(const Service& config, const std::string& why)
-{
-    const auto dir = config.checkout_dir();
-    const auto stem = fmt::format("{}.broken-{}", dir, unix_now());
+    const auto stem = fmt::format("{}.broken-{}", config.checkout_dir(), unix_now());
     auto aside = stem;
     // Never onto something already there (an earlier one, or one planted in a sticky base).
     for (int n = 2;
-         ::renameat2(AT_FDCWD, dir.c_str(), AT_FDCWD, aside.c_str(), RENAME_NOREPLACE) != 0; ++n) {
+         ::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, aside.c_str(), RENAME_NOREPLACE) != 0; ++n) {
         if (errno != EEXIST || n > 100) {
-            return fail("move {} aside: {}", dir, std::strerror(errno));
+            return fail("move {} aside: {}", path, std::strerror(errno));
         }
         aside = fmt::format("{}-{}", stem, n);
     }
-    log::warn("[{}] {} is not a usable checkout ({}); moved it to {} and cloning again",
-              config.service, dir, why, aside);
+    log::warn("[{}] {} is not a usable work tree ({}); moved it to {} and checking out anew",
+              config.service, path, why, aside);
     for (const auto& link : config.dirs) {
         if (auto r = release_bind_mount({aside, link.link, link.local, link.file}); !r) {
             log::warn("[{}] {}: the new mount goes on top", config.service, r.error().message);
         }
     }
-    return {};
+    return aside;
 }
 
-BindMount bind_mount_of(const Service& config, const Link& link)
+// What a tree's (or checkout's) link is, for telling our mounts of it from anyone else's.
+std::optional<FileId> source_id(const std::string& tree, const Link& link)
 {
-    BindMount mount{config.checkout_dir(), link.link, link.local, link.file};
+    auto top = open_no_symlinks(tree, O_PATH | O_DIRECTORY);
+    auto found = top ? find_beneath(top->get(), link.link, O_PATH) : std::nullopt;
+    if (!found || !*found) {
+        return std::nullopt;
+    }
+    auto info = file_info((*found)->get());
+    return info ? std::optional(FileId{info->device, info->inode}) : std::nullopt;
+}
+
+BindMount bind_mount_of(const Link& link, const std::string& tree)
+{
+    BindMount mount{tree, link.link, link.local, link.file};
     if (auto bits = link.mode_bits()) {
         mount.mode = static_cast<mode_t>(*bits);
     }
@@ -136,8 +133,9 @@ std::string_view trigger_name(Trigger trigger)
     return "unknown";
 }
 
-ManagedService::ManagedService(Service config, HostTools& host, SavedService saved)
-    : m_config(std::move(config)), m_host(host), m_patches(host.state_dir, m_config.service),
+ManagedService::ManagedService(Service config, HostTools& host, Store& store, SavedService saved)
+    : m_config(std::move(config)), m_host(host), m_store(store),
+      m_layout(m_config.mount, m_config.service), m_patches(host.state_dir, m_config.service),
       m_saved(std::move(saved))
 {
     m_status.service = m_config.service;
@@ -149,7 +147,32 @@ ManagedService::ManagedService(Service config, HostTools& host, SavedService sav
     }
 }
 
+std::string ManagedService::live_dir() const
+{
+    return m_live < 0 ? std::string() : m_layout.tree(m_live);
+}
+
 // ---- start-up ------------------------------------------------------------------------------
+
+// SPEC §2.1, in order; each step is a no-op once done, so a retry starts from the top.
+const ManagedService::Step ManagedService::kOpen[] = {
+    {&ManagedService::install_package, "the package may bring the unit and its user"},
+    {&ManagedService::find_user, "git and the work trees are the service user's"},
+    {&ManagedService::open_store, "one object store serves every service of the upstream"},
+};
+const ManagedService::Step ManagedService::kStart[] = {
+    {&ManagedService::prepare_tree, "a live work tree at a vetted commit"},
+    {&ManagedService::restore_pin, "a freeze or rollback outlives a restart"},
+    {&ManagedService::mount_all, "the service reads its files where it expects them"},
+    {&ManagedService::retire_migrated, "an old checkout goes once no mount shows it"},
+    {&ManagedService::start_unit, "the service runs on git's files"},
+    {&ManagedService::act_if_owed, "a deploy a crash cut short still gets its action"},
+};
+
+void ManagedService::open()
+{
+    (void)run_steps(kOpen); // a failure is recorded by start(), which runs these again
+}
 
 void ManagedService::start()
 {
@@ -159,276 +182,398 @@ void ManagedService::start()
     }
 }
 
+bool ManagedService::fresh() const
+{
+    struct stat st {};
+    return ::fstatat(AT_FDCWD, m_layout.link().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+           errno == ENOENT;
+}
+
+ManagedService::Outcome ManagedService::run_steps(std::span<const Step> steps)
+{
+    for (const auto& step : steps) {
+        log::debug("[{}] {}", m_config.service, step.why);
+        if (auto r = (this->*step.run)(); !r) {
+            return r;
+        }
+    }
+    return {};
+}
+
 ManagedService::Outcome ManagedService::prepare()
 {
-    if (!m_package_done && !m_config.package.empty()) {
-        if (!m_host.packages) {
-            log::warn("[{}] unknown OS: not installing package {}", m_config.service,
-                      quote(m_config.package));
-        } else if (auto r = ensure_package(*m_host.packages, m_config.package); !r) {
-            return host_failure(r.error().message);
-        }
-        m_package_done = true;
-    }
-    if (!m_config.user.empty() && !m_user) {
-        auto user = lookup_user(m_config.user);
-        if (!user) {
-            return host_failure(user.error().message + " (create it, or fix \"user\")");
-        }
-        m_user = *user;
-    }
-    if (!m_git) {
-        m_git.emplace(m_config.checkout_dir(), m_user, m_host.git_timeout, m_config.upstream);
-    }
-    if (auto r = prepare_checkout(); !r) {
+    if (auto r = run_steps(kOpen); !r) {
         return r;
     }
-    if (auto r = restore_pin(); !r) {
-        return r;
-    }
-    if (auto r = mount_all(); !r) {
-        return r;
-    }
-    if (is_template_instance(m_config.service)) {
-        if (auto r = m_host.systemd.run("enable", m_config.service); !r) {
-            return host_failure(r.error().message);
-        }
-    }
-    if (auto r = m_host.systemd.daemon_reload(); !r) {
-        return host_failure(r.error().message);
-    }
-    if (auto r = m_host.systemd.run("start", m_config.service); !r) {
-        return host_failure(r.error().message);
-    }
-    if (auto r = act_if_owed(); !r) {
+    if (auto r = run_steps(kStart); !r) {
         return r;
     }
     m_ready = true;
     return {};
 }
 
-ManagedService::Outcome ManagedService::prepare_checkout()
+ManagedService::Outcome ManagedService::install_package()
+{
+    if (m_package_done || m_config.package.empty()) {
+        return {};
+    }
+    if (!m_host.packages) {
+        log::warn("[{}] unknown OS: not installing package {}", m_config.service,
+                  quote(m_config.package));
+    } else if (auto r = ensure_package(*m_host.packages, m_config.package); !r) {
+        return host_failure(r.error().message);
+    }
+    m_package_done = true;
+    return {};
+}
+
+ManagedService::Outcome ManagedService::find_user()
+{
+    if (m_config.user.empty() || m_user) {
+        return {};
+    }
+    auto user = lookup_user(m_config.user);
+    if (!user) {
+        return host_failure(user.error().message + " (create it, or fix \"user\")");
+    }
+    m_user = *user;
+    return {};
+}
+
+// The store is cloned next to its place and renamed into it, so it is never half made; one
+// that is there is the user's (a store of another owner is another store's name).
+ManagedService::Outcome ManagedService::open_store()
+{
+    auto opened = m_store.open(m_user, [&]() -> Result<> {
+        auto base = open_mount_base(m_config.mount);
+        auto stores =
+            base ? m_layout.open_stores(base->first.get()) : std::unexpected(base.error());
+        if (!stores) {
+            return std::unexpected(stores.error());
+        }
+        const auto name = fs::path(m_store.dir()).filename().string();
+        struct stat st {};
+        const uid_t uid = m_user ? m_user->uid : ::geteuid();
+        if (::fstatat(stores->get(), (name + "/.git").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISDIR(st.st_mode) && st.st_uid == uid) {
+            // What a killed git left (locks, half-written packs), before any git runs in it.
+            m_store.git().remove_leftovers(m_config.service);
+            return {};
+        }
+        const auto fresh = name + ".new";
+        const auto stores_path = m_layout.stores();
+        if (auto r = remove_tree(stores->get(), stores_path, fresh, m_user); !r) {
+            return r;
+        }
+        if (auto r = make_owned_dir(stores->get(), fresh, m_user, stores_path + "/" + fresh); !r) {
+            return r;
+        }
+        // The log's sink shows a password as "***".
+        log::info("[{}] cloning {} ({}) into the object store {}", m_config.service,
+                  m_config.upstream, m_config.branch, m_store.dir());
+        if (auto r = m_store.clone_into(stores_path + "/" + fresh, m_config.branch); !r) {
+            (void)remove_tree(stores->get(), stores_path, fresh, m_user);
+            return r;
+        }
+        // Anything in the old place is not a store of ours: kept for the operator.
+        if (::renameat(stores->get(), name.c_str(), stores->get(),
+                       fmt::format("{}.broken-{}", name, unix_now()).c_str()) != 0 &&
+            errno != ENOENT) {
+            return fail("move {} aside: {}", m_store.dir(), std::strerror(errno));
+        }
+        if (::renameat(stores->get(), fresh.c_str(), stores->get(), name.c_str()) != 0) {
+            return fail("rename {}/{} to {}: {}", stores_path, fresh, m_store.dir(),
+                        std::strerror(errno));
+        }
+        return {};
+    });
+    return opened ? Outcome{} : git_failure(opened.error());
+}
+
+// M/<service>: our symlink to a live tree, nothing yet, or a checkout of the old layout. In a
+// sticky (shared) base someone else may have put it there: then only root's or the user's own
+// is touched.
+ManagedService::Outcome ManagedService::prepare_tree()
 {
     auto base = open_mount_base(m_config.mount);
     if (!base) {
         return host_failure(base.error().message);
     }
-    const int base_fd = base->first.get();
-    const auto found = inspect_checkout(base_fd, base->second);
+    const int mount_fd = base->first.get();
+    const auto found = m_layout.inspect(mount_fd);
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    const bool shared = base->second == DirTrust::sticky;
+    if (shared && found.kind == Layout::Found::Kind::other && found.symlink) {
+        return host_failure(fmt::format("{}: \"{}\" is a symlink; not following it",
+                                        m_layout.link(), m_config.service));
+    }
+    if (found.kind != Layout::Found::Kind::nothing && shared && found.owner != uid &&
+        found.owner != 0) {
+        return host_failure(
+            fmt::format("{} belongs to uid {}, neither root nor {}: not touching it",
+                        m_layout.link(), found.owner, m_user ? m_user->name : "us"));
+    }
     switch (found.kind) {
-    case Found::Kind::nothing:
-        return clone_fresh();
-    case Found::Kind::refused:
-        return host_failure(found.why);
-    case Found::Kind::unusable:
-        return replace_checkout(found.why);
-    case Found::Kind::ours:
+    case Layout::Found::Kind::nothing:
+        return first_tree(mount_fd);
+    case Layout::Found::Kind::live:
+        return reuse_tree(mount_fd, found.live);
+    case Layout::Found::Kind::checkout:
+        return migrate_checkout(mount_fd);
+    case Layout::Found::Kind::other:
         break;
     }
-    if (auto r = restrict_checkout(base_fd); !r) {
-        return host_failure(r.error().message);
-    }
-    if (!m_git->is_repository().value_or(false)) {
-        return replace_checkout("not a git checkout");
-    }
-    m_git->remove_leftovers(m_config.service);
-    auto head = m_git->head();
+    return replace_tree(mount_fd, m_layout.link(), found.why);
+}
+
+// A fresh service: a work tree at the branch head, vetted before anything is checked out.
+ManagedService::Outcome ManagedService::first_tree(int mount_fd)
+{
+    auto head = m_store.tracking_head(m_config.branch);
     if (!head) {
-        return replace_checkout(head.error().message);
-    }
-    return reuse_checkout(*head);
-}
-
-// What lies at <mount>/<service>, looked at without following it. In a sticky (shared) base
-// someone else may have put it there: then only root's or the user's own is touched.
-ManagedService::Found ManagedService::inspect_checkout(int base, DirTrust trust) const
-{
-    const bool shared = trust == DirTrust::sticky;
-    auto entry = find_beneath(base, m_config.service, O_PATH);
-    if (!entry) {
-        const auto why = fmt::format("{}: {}", m_config.checkout_dir(), entry.error().message);
-        return shared ? Found{Found::Kind::refused, why + "; not following it"}
-                      : Found{Found::Kind::unusable, why};
-    }
-    if (!*entry) {
-        return {Found::Kind::nothing, ""};
-    }
-    auto info = file_info((*entry)->get());
-    if (!info) {
-        return {Found::Kind::refused, info.error().message};
-    }
-    const uid_t uid = m_user ? m_user->uid : ::geteuid();
-    if (info->uid != uid && info->uid != 0 && shared) {
-        return {Found::Kind::refused,
-                fmt::format("{} belongs to uid {}, neither root nor {}: not touching it",
-                            m_config.checkout_dir(), info->uid, m_user ? m_user->name : "us")};
-    }
-    if (!S_ISDIR(info->mode)) {
-        return {Found::Kind::unusable, "not a directory"};
-    }
-    if (info->uid != uid) {
-        // Never chown an old tree: its old owner may still hold files, hooks or links in it.
-        return {Found::Kind::unusable, fmt::format("it belongs to uid {}, not {}", info->uid, uid)};
-    }
-    return {Found::Kind::ours, ""};
-}
-
-ManagedService::Outcome ManagedService::replace_checkout(const std::string& why)
-{
-    if (auto r = move_aside(m_config, why); !r) {
-        return host_failure(r.error().message);
-    }
-    return clone_fresh();
-}
-
-// An existing checkout of ours at `head`: pointed at the configured upstream (moved to its
-// vetted branch head when that changed) with the configured links.
-ManagedService::Outcome ManagedService::reuse_checkout(std::string head)
-{
-    auto url = m_git->remote_url();
-    const bool moved_upstream = !url || *url != public_url(m_config.upstream);
-    if (moved_upstream) {
-        // The URL comes from the user's .git/config: no control character reaches the log.
-        log::info("[{}] checkout tracked {}; switching it to {}", m_config.service,
-                  url ? escape_controls(*url) : "nothing", public_url(m_config.upstream));
-        if (auto r = m_git->set_remote_url(m_config.upstream); !r) {
+        if (auto r = m_store.fetch({m_config.branch}); !r) {
             return git_failure(r.error());
         }
+        head = m_store.tracking_head(m_config.branch);
     }
-    if (auto r = m_git->set_sparse(m_config.dirs); !r) {
-        return git_failure(r.error());
-    }
-    if (moved_upstream) {
-        // The service must not start on the old upstream's files, nor on new ones unvetted.
-        if (auto r = switch_upstream(head); !r) {
-            return r;
-        }
-        auto moved = m_git->head();
-        if (!moved) {
-            return git_failure(moved.error());
-        }
-        head = *moved;
-    }
-    std::lock_guard lock_status(m_mutex);
-    m_status.hash = head;
-    return {};
-}
-
-ManagedService::Outcome ManagedService::switch_upstream(const std::string& from)
-{
-    if (auto r = m_git->fetch(m_config.branch); !r) {
-        return git_failure(r.error());
-    }
-    auto head = m_git->resolve("origin/" + m_config.branch);
     if (!head) {
         return git_failure(head.error());
     }
-    auto refused = m_git->vet_tree(from, *head, m_config.dirs, m_config.file_size_limit());
-    if (!refused) {
-        return git_failure(refused.error());
+    auto survey = m_store.survey("", *head, m_config.dirs, m_config.file_size_limit());
+    if (!survey) {
+        return git_failure(survey.error());
     }
-    if (*refused) {
-        add_history(from, *head, Trigger::start, **refused);
-        return std::unexpected(Failure{Event::host_failed, **refused});
+    if (survey->refusal) {
+        add_history("", *head, Trigger::start, *survey->refusal);
+        return host_failure(*survey->refusal);
     }
-    if (auto r = m_git->checkout(*head); !r) {
+    auto trees = m_layout.open_trees(mount_fd);
+    if (!trees) {
+        return host_failure(trees.error().message);
+    }
+    log::info("[{}] checking out {} ({}) into {}", m_config.service, short_hash(*head),
+              m_config.branch, m_layout.tree(0));
+    auto tree = build_tree(trees->get(), 0, *head, nullptr);
+    if (!tree) {
+        add_history("", *head, Trigger::start, "checkout failed: " + tree.error().message);
+        return git_failure(tree.error());
+    }
+    m_cloned = true;
+    return use_new_tree(mount_fd, 0, std::move(*tree), *head, "ok");
+}
+
+// Our symlink names tree `live`: it must still be the user's work tree of this store.
+ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, int live)
+{
+    auto trees = m_layout.open_trees(mount_fd);
+    if (!trees) {
+        return host_failure(trees.error().message);
+    }
+    auto tree = m_store.tree(m_layout.tree(live));
+    if (auto unusable = unusable_tree(trees->get(), live, tree)) {
+        switch (unusable->kind) {
+        case Unusable::Kind::missing:
+            return first_tree(mount_fd); // removed under us: nothing to keep
+        case Unusable::Kind::other_store:
+            return switch_store(mount_fd, live);
+        case Unusable::Kind::broken:
+            break;
+        }
+        return replace_tree(mount_fd, m_layout.tree(live), unusable->why);
+    }
+    auto head = tree.detached_head();
+    if (!head) {
+        return replace_tree(mount_fd, m_layout.tree(live), head.error().message);
+    }
+    if (auto r = tree.set_sparse(m_config.dirs); !r) {
         return git_failure(r.error());
     }
+    m_live = live;
+    m_git = std::move(tree);
+    std::lock_guard lock(m_mutex);
+    m_status.hash = *head;
     return {};
 }
 
-// The checkout is no second, world-readable copy of the repository: 0750 with the user's
-// group. The service reads it through the mounts, as its own user.
-Result<> ManagedService::restrict_checkout(int base) const
+// Why tree `n` cannot be used as it is, or nullopt: it must be a directory of the user's
+// whose .git names a work tree of this store. One of another store of ours is a tree of the
+// upstream (or its credentials) the config named before.
+std::optional<ManagedService::Unusable> ManagedService::unusable_tree(int trees_fd, int n,
+                                                                      const Git& tree) const
 {
-    auto dir = open_beneath(base, m_config.service, O_RDONLY | O_DIRECTORY);
-    if (!dir) {
-        return fail("{}: {}", m_config.checkout_dir(), dir.error().message);
+    using Kind = Unusable::Kind;
+    auto entry = find_beneath(trees_fd, std::to_string(n), O_PATH);
+    if (!entry || !*entry) {
+        return Unusable{entry ? Kind::missing : Kind::broken,
+                        entry ? std::string(kMissing) : entry.error().message};
     }
-    const gid_t gid = m_user ? m_user->gid : ::getegid();
-    if (::fchown(dir->get(), static_cast<uid_t>(-1), gid) != 0 || ::fchmod(dir->get(), 0750) != 0) {
-        return fail("restrict {}: {}", m_config.checkout_dir(), std::strerror(errno));
+    auto info = file_info((*entry)->get());
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    if (!info || !S_ISDIR(info->mode)) {
+        return Unusable{Kind::broken, "not a directory"};
     }
-    return {};
+    if (info->uid != uid) {
+        // Never chown an old tree: its old owner may still hold files, hooks or links in it.
+        return Unusable{Kind::broken, fmt::format("it belongs to uid {}, not {}", info->uid, uid)};
+    }
+    auto git_dir = tree.worktree_git_dir();
+    if (git_dir) {
+        return std::nullopt;
+    }
+    auto top = open_no_symlinks(m_layout.tree(n), O_PATH | O_DIRECTORY);
+    auto text = top ? read_beneath(top->get(), ".git", 4096) : std::unexpected(top.error());
+    const auto stores = fmt::format("gitdir: {}/", m_layout.stores());
+    if (text && text->starts_with(stores) && text->find("/.git/worktrees/") != std::string::npos) {
+        return Unusable{Kind::other_store, ""};
+    }
+    return Unusable{Kind::broken, git_dir.error().message};
 }
 
-// Clones next to the checkout and renames into place, so a checkout is never half made.
-ManagedService::Outcome ManagedService::clone_fresh()
+// The live tree is one of another store (the config names another upstream, or other
+// credentials): a tree of this store is made beside it, vetted first, and switched to; until
+// then, and when the new branch head is refused, the service keeps its files.
+ManagedService::Outcome ManagedService::switch_store(int mount_fd, int live)
 {
-    const auto dir = m_config.checkout_dir();
-    const auto name = m_config.service + ".gitopper-clone";
-    const auto fresh = m_config.mount + "/" + name;
-    auto base = open_mount_base(m_config.mount);
-    if (!base) {
-        return host_failure(base.error().message);
-    }
-    const int base_fd = base->first.get();
-    // A leftover of an interrupted clone of ours, written by git as the user.
-    if (auto r = remove_tree(base_fd, m_config.mount, name, m_user); !r) {
-        return host_failure(r.error().message);
-    }
-    if (auto r = make_checkout_dir(base_fd, name); !r) {
-        return host_failure(r.error().message);
-    }
-    log::info("[{}] cloning {} ({}) into {}", m_config.service, m_config.upstream, m_config.branch,
-              dir);
-    const Git git(fresh, m_user, m_host.git_timeout, m_config.upstream);
-    bool refused = false; // the branch head holds what we must not check out
-    auto cloned = git.clone(m_config.upstream, m_config.branch, m_config.dirs,
-                            [&](const std::string& commit) { return vet(git, commit, refused); });
-    auto head = cloned ? git.detached_head() : std::unexpected(cloned.error());
-    if (head) {
-        ::unlinkat(base_fd, m_config.service.c_str(), AT_REMOVEDIR); // only ever an empty dir
-    }
-    if (head && ::renameat(base_fd, name.c_str(), base_fd, m_config.service.c_str()) != 0) {
-        return host_failure(fmt::format("rename {} to {}: {}", fresh, dir, std::strerror(errno)));
-    }
-    if (!head) {
-        (void)remove_tree(base_fd, m_config.mount, name, m_user);
-        add_history("", "", Trigger::start, "clone failed: " + head.error().message);
-        return std::unexpected(
-            Failure{refused ? Event::host_failed : Event::git_failed, head.error().message});
-    }
+    Git old(m_layout.tree(live), m_user, m_host.git_timeout, m_config.upstream);
+    auto old_head = old.head();
+    m_git = old;
+    m_live = live;
     {
         std::lock_guard lock(m_mutex);
-        m_status.hash = *head;
+        m_status.hash = old_head.value_or("");
+    }
+    auto taken = take_drift(); // the new tree will not have them
+    if (!taken) {
+        return std::unexpected(taken.error());
+    }
+    auto head = m_store.tracking_head(m_config.branch);
+    if (!head) {
+        return git_failure(head.error());
+    }
+    auto survey = m_store.survey("", *head, m_config.dirs, m_config.file_size_limit());
+    if (!survey) {
+        return git_failure(survey.error());
+    }
+    if (survey->refusal) {
+        add_history(old_head.value_or(""), *head, Trigger::start, *survey->refusal);
+        return host_failure(*survey->refusal);
+    }
+    auto trees = m_layout.open_trees(mount_fd);
+    if (!trees) {
+        return host_failure(trees.error().message);
+    }
+    log::info("[{}] the work tree tracked another upstream; switching it to {}", m_config.service,
+              public_url(m_config.upstream));
+    auto tree = build_tree(trees->get(), 1 - live, *head, nullptr);
+    if (!tree) {
+        return git_failure(tree.error());
+    }
+    return use_new_tree(mount_fd, 1 - live, std::move(*tree), *head, "switched upstream");
+}
+
+ManagedService::Outcome ManagedService::replace_tree(int mount_fd, const std::string& path,
+                                                     const std::string& why)
+{
+    if (auto r = move_aside(m_config, path, why); !r) {
+        return host_failure(r.error().message);
+    }
+    return first_tree(mount_fd);
+}
+
+// A clone of its own at M/<service> (gitopper before object stores, or the Go tool): its
+// local edits are saved, a work tree of the store takes its commit, the symlink its place;
+// mount_all() then moves every mount onto the tree and retire_migrated() removes the clone.
+// Its files do not change, so nothing is reloaded.
+ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
+{
+    const auto path = m_layout.link();
+    auto entry = find_beneath(mount_fd, m_config.service, O_PATH);
+    auto info = entry && *entry ? file_info((*entry)->get()) : Result<FileInfo>(fail("gone"));
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    Git old(path, m_user, m_host.git_timeout, m_config.upstream);
+    if (!info || info->uid != uid || !old.is_repository().value_or(false)) {
+        return replace_tree(mount_fd, path,
+                            info && info->uid != uid
+                                ? fmt::format("it belongs to uid {}, not {}", info->uid, uid)
+                                : "not a git checkout");
+    }
+    old.remove_leftovers(m_config.service);
+    m_git = old;
+    m_live = -1;
+    auto taken = take_drift(); // kept in the patch dir: the clone is about to go
+    if (!taken) {
+        return std::unexpected(taken.error());
+    }
+    auto commit = old.detached_head();
+    if (!commit || !m_store.git().has_commit(*commit).value_or(false)) {
+        log::warn("[{}] the commit of {} is not upstream's any more: taking the branch head",
+                  m_config.service, path);
+        commit = m_store.tracking_head(m_config.branch);
+    }
+    if (!commit) {
+        return git_failure(commit.error());
+    }
+    auto survey = m_store.survey("", *commit, m_config.dirs, m_config.file_size_limit());
+    if (!survey || survey->refusal) {
+        return survey ? host_failure(*survey->refusal) : git_failure(survey.error());
+    }
+    auto trees = m_layout.open_trees(mount_fd);
+    if (!trees) {
+        return host_failure(trees.error().message);
+    }
+    auto tree = build_tree(trees->get(), 0, *commit, nullptr);
+    if (!tree) {
+        return git_failure(tree.error());
+    }
+    if (::renameat(AT_FDCWD, path.c_str(), AT_FDCWD, m_layout.migrated().c_str()) != 0) {
+        return host_failure(
+            fmt::format("move {} to {}: {}", path, m_layout.migrated(), std::strerror(errno)));
+    }
+    log::info("[{}] moved {} into the object store {} (its old clone waits in {})",
+              m_config.service, path, m_store.dir(), m_layout.migrated());
+    m_migrated = true;
+    return use_new_tree(mount_fd, 0, std::move(*tree), *commit, "moved to the object store");
+}
+
+// An empty directory of the user's at tree `n`, then a work tree in it: its own (sparse on
+// the links) or, given `like`, one that borrows `like`'s sparse patterns.
+Result<Git> ManagedService::build_tree(int trees_fd, int n, const std::string& commit,
+                                       const Git* like) const
+{
+    const auto name = std::to_string(n);
+    const auto path = m_layout.tree(n);
+    // A leftover: a tree moved aside, or one a kill -9 left half made.
+    if (auto r = remove_tree(trees_fd, m_layout.trees(), name, m_user); !r) {
+        return std::unexpected(r.error());
+    }
+    if (auto r = make_owned_dir(trees_fd, name, m_user, path); !r) {
+        return std::unexpected(r.error());
+    }
+    return like != nullptr ? m_store.add_tree_like(*like, path, commit)
+                           : m_store.add_tree(path, commit, m_config.dirs);
+}
+
+ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, int n, Git tree,
+                                                     const std::string& commit,
+                                                     const std::string& note)
+{
+    if (auto r = m_layout.publish(mount_fd, n); !r) {
+        return host_failure(r.error().message);
+    }
+    m_live = n;
+    m_git = std::move(tree);
+    {
+        std::lock_guard lock(m_mutex);
+        m_status.hash = commit;
         m_status.change = std::chrono::system_clock::now();
-        // A first clone is what `systemctl start` will start on; saved with the history
-        // entry, so a clone costs one state write. A clone replacing an applied commit
-        // leaves the comparison to act_if_owed().
+        // A first tree is what `systemctl start` will start on; saved with the history
+        // entry, so it costs one state write. A tree replacing an applied commit leaves the
+        // comparison to act_if_owed().
         if (m_saved.applied.empty()) {
-            m_saved.applied = *head;
+            m_saved.applied = commit;
         }
     }
-    add_history("", *head, Trigger::start, "ok");
-    m_cloned = true;
-    return {};
-}
-
-// For a clone: the branch head may be checked out, or `refused` says why not (an error).
-Result<> ManagedService::vet(const Git& git, const std::string& commit, bool& refused) const
-{
-    auto vetted = git.vet_tree("", commit, m_config.dirs, m_config.file_size_limit());
-    if (!vetted) {
-        return std::unexpected(vetted.error());
-    }
-    refused = vetted->has_value();
-    return refused ? fail("{}", **vetted) : Result<>{};
-}
-
-// `name` in the mount base, made by root without following anything: 0750, the user's.
-Result<> ManagedService::make_checkout_dir(int base, const std::string& name) const
-{
-    if (::mkdirat(base, name.c_str(), 0700) != 0) {
-        return fail("create {}/{}: {}", m_config.mount, name, std::strerror(errno));
-    }
-    auto dir = open_beneath(base, name, O_RDONLY | O_DIRECTORY);
-    const auto owner = m_user ? *m_user : current_credentials();
-    if (!dir || ::fchown(dir->get(), owner.uid, owner.gid) != 0 ||
-        ::fchmod(dir->get(), 0750) != 0) {
-        return fail("create {}/{}: {}", m_config.mount, name,
-                    dir ? std::strerror(errno) : dir.error().message);
-    }
+    add_history("", commit, Trigger::start, note);
     return {};
 }
 
@@ -441,10 +586,10 @@ ManagedService::Outcome ManagedService::restore_pin()
     if (!frozen || pin.empty() || pin == status().hash) {
         return {};
     }
-    auto full = m_git->resolve(pin);
+    auto full = m_store.git().resolve(pin);
     if (!full) {
-        (void)m_git->fetch(m_config.branch);
-        full = m_git->resolve(pin);
+        (void)m_store.fetch({m_config.branch});
+        full = m_store.git().resolve(pin);
     }
     if (!full) {
         return std::unexpected(
@@ -454,36 +599,126 @@ ManagedService::Outcome ManagedService::restore_pin()
     return deploy(*full, Trigger::start, false);
 }
 
+// What a target showed before, if it was ours: the other tree's link, the old checkout's
+// or our last mount's. The mount on it is then replaced, never stacked on.
+std::optional<FileId> ManagedService::previous_source(const Link& link) const
+{
+    if (auto last = m_mounted.find(link.local); last != m_mounted.end()) {
+        return last->second;
+    }
+    auto target = open_no_symlinks(link.local, O_PATH);
+    auto shown = target ? file_info(target->get()) : Result<FileInfo>(fail("none"));
+    if (!shown) {
+        return std::nullopt;
+    }
+    const FileId showing{shown->device, shown->inode};
+    for (const auto& tree : {m_layout.tree(1 - m_live), m_layout.migrated()}) {
+        if (source_id(tree, link) == showing) {
+            return showing;
+        }
+    }
+    return std::nullopt;
+}
+
 ManagedService::Outcome ManagedService::mount_all()
 {
     for (const auto& link : m_config.dirs) {
-        const auto source = m_config.checkout_dir() + "/" + link.link;
-        auto spec = bind_mount_of(m_config, link);
-        if (auto last = m_mounted.find(link.local); last != m_mounted.end()) {
-            spec.ours = last->second;
-        }
+        auto spec = bind_mount_of(link, live_dir());
+        spec.ours = previous_source(link);
         auto mounted = ensure_bind_mount(spec, m_user);
         if (!mounted) {
-            return std::unexpected(Failure{Event::host_failed, mounted.error().message});
+            return host_failure(mounted.error().message);
         }
         m_mounted[link.local] = mounted->source;
         if (mounted->result != MountResult::unchanged) {
-            log::info("[{}] {} {} on {}", m_config.service,
-                      mounted->result == MountResult::mounted ? "mounted" : "refreshed mount of",
-                      source, link.local);
+            log::info("[{}] {} {}/{} on {}", m_config.service,
+                      mounted->result == MountResult::mounted ? "mounted" : "switched", live_dir(),
+                      link.link, link.local);
         }
     }
     return {};
 }
 
+ManagedService::Outcome ManagedService::retire_migrated()
+{
+    if (!m_migrated && !fs::exists(fs::symlink_status(m_layout.migrated()))) {
+        return {};
+    }
+    auto base = open_no_symlinks(m_config.mount + "/.gitopper", O_PATH | O_DIRECTORY);
+    if (base) {
+        const auto name = fs::path(m_layout.migrated()).filename().string();
+        if (auto r = remove_tree(base->get(), m_config.mount + "/.gitopper", name, m_user); !r) {
+            log::warn("[{}] {}", m_config.service, r.error().message);
+        }
+    }
+    m_migrated = false;
+    return {};
+}
+
+ManagedService::Outcome ManagedService::start_unit()
+{
+    if (is_template_instance(m_config.service)) {
+        if (auto r = m_host.systemd.run("enable", m_config.service); !r) {
+            return host_failure(r.error().message);
+        }
+    }
+    if (auto r = m_host.systemd.daemon_reload(); !r) {
+        return host_failure(r.error().message);
+    }
+    if (auto r = m_host.systemd.run("start", m_config.service); !r) {
+        return host_failure(r.error().message);
+    }
+    return {};
+}
+
+// A daemon stopped (kill -9, power loss) between a switch and its action leaves the service
+// running on files it was never told about; `systemctl start` does nothing to a running one.
+ManagedService::Outcome ManagedService::act_if_owed()
+{
+    const auto head = status().hash;
+    const auto applied = [&] {
+        std::lock_guard lock(m_mutex);
+        return m_saved.applied;
+    }();
+    if (applied == head) {
+        return {};
+    }
+    if (!applied.empty()) {
+        auto survey = m_store.survey(applied, head, m_config.dirs, m_config.file_size_limit());
+        if (!survey || !survey->changed.empty()) {
+            log::warn("[{}] {} was checked out but its action never ran; running it now",
+                      m_config.service, short_hash(head));
+            if (auto r = act(); !r) {
+                return r;
+            }
+        }
+    }
+    mark_applied(head);
+    persist();
+    return {};
+}
+
 // ---- tracking upstream ---------------------------------------------------------------------
+
+// The retry rule, in one place: a BROKEN service is tried again when upstream moved past the
+// head it broke at, or when an operator (pull, webhook) asks.
+bool ManagedService::wants(const std::string& head, Trigger trigger) const
+{
+    const auto now = status();
+    if (!tracks_upstream(now.state) && m_ready) {
+        return false;
+    }
+    if (now.state == State::broken) {
+        return is_manual(trigger) || head != m_failed_head;
+    }
+    return head != now.hash || !m_ready;
+}
 
 void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger trigger)
 {
     const auto head = remote_head ? *remote_head : std::string();
-    const bool retry_broken = is_manual(trigger) || head != m_failed_head;
     if (!m_ready) {
-        if (state() == State::broken && !retry_broken) {
+        if (!wants(head, trigger)) {
             return;
         }
         if (auto r = prepare(); !r) {
@@ -492,8 +727,12 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
             return;
         }
         finish({});
+        if (!remote_head) {
+            return; // asked before the store could be opened: the next poll comes soon
+        }
     }
-    if (!tracks_upstream(state())) {
+    const auto now = status(); // one snapshot for the decisions below
+    if (!tracks_upstream(now.state)) {
         return;
     }
     if (!remote_head) {
@@ -503,28 +742,22 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
     {
         std::lock_guard lock(m_mutex);
         m_status.upstream = head;
+        if (head == now.hash && now.state != State::broken) {
+            m_status.synced = std::chrono::system_clock::now(); // in sync, nothing to do
+        }
     }
-    if (head == status().hash && state() != State::broken) {
-        std::lock_guard lock(m_mutex);
-        m_status.synced = std::chrono::system_clock::now(); // in sync, nothing to do
-    }
-    if (head == status().hash) {
-        if (state() == State::diff) {
+    if (head == now.hash) {
+        if (now.state == State::diff) {
             record(Event::succeeded, "");
-        } else if (state() == State::broken && is_manual(trigger)) {
+        } else if (now.state == State::broken && is_manual(trigger)) {
             retry_at_head();
         }
         return;
     }
-    if (state() == State::broken && !retry_broken) {
+    if (!wants(head, trigger)) {
         return;
     }
-    auto outcome = [&]() -> Outcome {
-        if (auto r = m_git->fetch(m_config.branch); !r) {
-            return std::unexpected(Failure{Event::git_failed, r.error().message});
-        }
-        return deploy(head, trigger, false);
-    }();
+    auto outcome = deploy(head, trigger, false);
     if (!outcome && outcome.error().event == Event::host_failed) {
         m_failed_head = head;
     }
@@ -542,47 +775,53 @@ void ManagedService::retry_at_head()
     finish(outcome ? act() : outcome);
 }
 
+// From the deployed commit to `commit`, as a script: each step says why it is there.
 ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigger trigger,
                                                bool force_action)
 {
     const auto from = status().hash;
-    const auto git_failure = [&](const Error& e) {
-        add_history(from, commit, trigger, e.message);
-        return std::unexpected(Failure{Event::git_failed, e.message});
+    const auto failed = [&](Failure failure) {
+        add_history(from, commit, trigger, failure.message);
+        return std::unexpected(std::move(failure));
     };
+    // Local edits are saved and reverted first: a deploy never overwrites them unsaved.
     auto reverted = take_drift_before(commit, trigger);
     if (!reverted) {
         return std::unexpected(reverted.error());
     }
-    // The service's files changed back, whatever the commit changes.
-    force_action = force_action || *reverted;
-    auto changed = from.empty() ? Result<std::vector<std::string>>{std::vector<std::string>{"*"}}
-                                : m_git->changed_paths(from, commit, m_config.dirs);
-    if (!changed) {
-        return git_failure(changed.error());
+    force_action = force_action || *reverted; // the service's files changed back
+    // Which of our paths change, and may the new tree be checked out at all (SPEC §11).
+    auto survey = m_store.survey(from, commit, m_config.dirs, m_config.file_size_limit());
+    if (!survey) {
+        return failed({Event::git_failed, survey.error().message});
     }
-    auto refused = m_git->vet_tree(from, commit, m_config.dirs, m_config.file_size_limit());
-    if (!refused) {
-        return git_failure(refused.error());
-    }
-    if (*refused) {
+    if (survey->refusal) {
         // Nothing of it is checked out: the service keeps its current files and mounts.
-        add_history(from, commit, trigger, **refused);
-        return std::unexpected(Failure{Event::host_failed, **refused});
+        return failed({Event::host_failed, *survey->refusal});
     }
-    if (auto r = m_git->checkout(commit); !r) {
-        return git_failure(r.error());
+    // Nothing of ours changed: the recorded commit moves, no file is written, nothing runs.
+    if (survey->changed.empty() && !force_action && trigger != Trigger::rollback) {
+        std::lock_guard lock(m_mutex);
+        m_status.hash = commit;
+        log::debug("[{}] at {}: none of its paths changed", m_config.service, short_hash(commit));
+        return {};
     }
+    // The new files go into the tree nobody reads, then every mount switches to it at once.
+    auto staged = stage(commit);
+    if (!staged) {
+        return failed({Event::git_failed, staged.error().message});
+    }
+    const auto changed = survey->changed.size();
+    log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.service, short_hash(from),
+              short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
+    auto outcome = publish(1 - m_live, std::move(*staged));
     {
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
         m_status.change = std::chrono::system_clock::now();
     }
-    log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.service, short_hash(from),
-              short_hash(commit), trigger_name(trigger), changed->size(),
-              changed->size() == 1 ? "" : "s");
-    auto outcome = mount_all();
-    if (outcome && (force_action || !changed->empty())) {
+    // The service is told, by its action.
+    if (outcome && (force_action || changed != 0)) {
         outcome = act();
     }
     if (outcome) {
@@ -590,6 +829,56 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     }
     add_history(from, commit, trigger, outcome ? "ok" : outcome.error().message);
     return outcome;
+}
+
+// `commit` checked out in the spare tree: the one made last time (git moves only what
+// differs), or a new one beside the live tree. What the user left in the spare tree while it
+// was not live is discarded: only git's files are ever published.
+Result<Git> ManagedService::stage(const std::string& commit)
+{
+    const int spare = 1 - m_live;
+    auto base = open_mount_base(m_config.mount);
+    auto trees = base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
+    if (!trees) {
+        return std::unexpected(trees.error());
+    }
+    auto tree = m_store.tree(m_layout.tree(spare));
+    if (unusable_tree(trees->get(), spare, tree)) { // also a tree of a store used before
+        return build_tree(trees->get(), spare, commit, &*m_git);
+    }
+    if (auto r = tree.set_sparse(m_config.dirs); !r) {
+        return std::unexpected(r.error());
+    }
+    if (auto r = tree.checkout(commit); !r) {
+        return std::unexpected(r.error());
+    }
+    auto left = tree.local_changes(0);
+    if (!left || left->count != 0) {
+        log::warn("[{}] {} held files that are not git's: discarded", m_config.service,
+                  m_layout.tree(spare));
+        if (auto r = tree.reset_hard(); !r) {
+            return std::unexpected(r.error());
+        }
+        if (auto r = tree.clean(); !r) {
+            return std::unexpected(r.error());
+        }
+    }
+    return tree;
+}
+
+// M/<service> and every mount switch to tree `n`.
+ManagedService::Outcome ManagedService::publish(int n, Git tree)
+{
+    auto base = open_mount_base(m_config.mount);
+    if (!base) {
+        return host_failure(base.error().message);
+    }
+    if (auto r = m_layout.publish(base->first.get(), n); !r) {
+        return host_failure(r.error().message);
+    }
+    m_live = n;
+    m_git = std::move(tree);
+    return mount_all();
 }
 
 ManagedService::Outcome ManagedService::act()
@@ -612,33 +901,6 @@ ManagedService::Outcome ManagedService::act()
     return outcome;
 }
 
-// A daemon stopped (kill -9, power loss) between a checkout and its action leaves the service
-// running on the old files; `systemctl start` at start-up does nothing to a running service.
-ManagedService::Outcome ManagedService::act_if_owed()
-{
-    const auto head = status().hash;
-    const auto applied = [&] {
-        std::lock_guard lock(m_mutex);
-        return m_saved.applied;
-    }();
-    if (applied == head) {
-        return {};
-    }
-    if (!applied.empty()) {
-        auto changed = m_git->changed_paths(applied, head, m_config.dirs);
-        if (!changed || !changed->empty()) {
-            log::warn("[{}] {} was checked out but its action never ran; running it now",
-                      m_config.service, short_hash(head));
-            if (auto r = act(); !r) {
-                return r;
-            }
-        }
-    }
-    mark_applied(head);
-    persist();
-    return {};
-}
-
 void ManagedService::mark_applied(const std::string& commit)
 {
     std::lock_guard lock(m_mutex);
@@ -652,10 +914,10 @@ void ManagedService::check_drift()
     if (!m_ready) {
         return;
     }
-    if (!fs::exists(m_config.checkout_dir() + "/.git")) {
-        // Someone removed the checkout under us: clone it again and remount, now.
-        log::warn("[{}] checkout {} disappeared; cloning it again", m_config.service,
-                  m_config.checkout_dir());
+    if (!fs::exists(live_dir() + "/.git")) {
+        // Someone removed the tree under us: check it out again and remount, now.
+        log::warn("[{}] work tree {} disappeared; checking it out again", m_config.service,
+                  live_dir());
         m_ready = false;
         finish(prepare());
         return;
@@ -843,13 +1105,13 @@ Completion ManagedService::rollback(const std::string& hash, bool force)
 Completion ManagedService::check_rollback_target(const std::string& hash, bool force,
                                                  std::string& full)
 {
-    (void)m_git->fetch(m_config.branch); // the branch as upstream has it now
-    auto resolved = m_git->resolve(hash);
+    (void)m_store.fetch({m_config.branch}); // the branch as upstream has it now
+    auto resolved = m_store.git().resolve(hash);
     if (!resolved) {
         return {404, fmt::format("commit {} not found", quote(hash))};
     }
     full = *resolved;
-    auto in_history = m_git->is_ancestor(full, "origin/" + m_config.branch);
+    auto in_history = m_store.git().is_ancestor(full, "origin/" + m_config.branch);
     if (!in_history) {
         return {500, in_history.error().message};
     }
@@ -878,8 +1140,8 @@ void ManagedService::finish(const Outcome& outcome, const std::string& success_i
         record(Event::succeeded, success_info);
     } else {
         record(outcome.error().event, outcome.error().message);
-        if (outcome.error().event == Event::git_failed && m_git) {
-            m_git->remove_leftovers(m_config.service);
+        if (outcome.error().event == Event::git_failed && m_store.is_open()) {
+            m_store.git().remove_leftovers(m_config.service);
         }
     }
 }

@@ -8,14 +8,17 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "git/git.hpp"
+#include "git/store.hpp"
 #include "host/mount.hpp"
 #include "host/package.hpp"
 #include "host/systemd.hpp"
+#include "service/layout.hpp"
 #include "service/patches.hpp"
 #include "service/state.hpp"
 #include "service/store.hpp"
@@ -60,14 +63,24 @@ struct HostTools {
 
 class ManagedService {
 public:
-    ManagedService(Service config, HostTools& host, SavedService saved);
+    // `store`: the object store of the service's (upstream, user), shared with its group.
+    ManagedService(Service config, HostTools& host, Store& store, SavedService saved);
 
-    // Start-up, SPEC §2.1: package, checkout, mounts, systemctl start, restore a pin.
-    // Failures become the state; start() is retried by later reconciles.
+    // Start-up, SPEC §2.1, in two halves so that a poll group can ask its store once for all
+    // its fresh services in between: open() installs the package, finds the user and opens
+    // the store; start() makes the work tree, mounts it and starts the unit (running open()'s
+    // steps again first, which cost nothing once done). Failures become the state; start()
+    // is retried by later reconciles.
+    void open();
     void start();
-    // One reconcile against the head the poll group saw upstream (or why it saw none).
+    // No work tree yet: start() will check out the branch head (for the poll group's survey).
+    bool fresh() const;
+    // One reconcile against the head the poll group saw upstream, already fetched into the
+    // store (or why it has none).
     void reconcile(const Result<std::string>& remote_head, Trigger trigger);
-    // Inotify (or the periodic scan) saw something under the checkout: save local edits,
+    // Whether reconcile() at `head` would deploy: the store fetches only for such services.
+    bool wants(const std::string& head, Trigger trigger) const;
+    // Inotify (or the periodic scan) saw something under the live tree: save local edits,
     // revert them, act. Edits whose patch cannot be saved whole stay as they are: BROKEN
     // ("drift kept: could not save patch: ..."), until a later check saves them.
     void check_drift();
@@ -84,6 +97,8 @@ public:
     std::deque<HistoryEntry> history() const;
     const Service& config() const { return m_config; }
     bool ready() const { return m_ready; }
+    // The work tree the mounts show now (empty before there is one): drift is watched there.
+    std::string live_dir() const;
 
 private:
     struct Failure {
@@ -91,23 +106,49 @@ private:
         std::string message;
     };
     using Outcome = std::expected<void, Failure>;
+    // One step of a flow, with why it is there (logged at debug as it runs).
+    struct Step {
+        Outcome (ManagedService::*run)();
+        std::string_view why;
+    };
     struct Reverted {
         std::string files; // for logs and history: "a/x.conf, a/y.conf"
         std::string saved_as;
     };
     using Taken = std::expected<std::optional<Reverted>, Failure>;
 
-    // What prepare_checkout found in the checkout's place.
-    struct Found {
-        enum class Kind { nothing, ours, unusable, refused } kind;
-        std::string why; // unusable: moved aside and cloned anew; refused: left, BROKEN
-    };
-
+    static const Step kOpen[];
+    static const Step kStart[];
+    Outcome run_steps(std::span<const Step> steps);
     Outcome prepare();
-    Outcome prepare_checkout();
-    Found inspect_checkout(int base, DirTrust trust) const;
-    Outcome replace_checkout(const std::string& why);
-    Outcome reuse_checkout(std::string head);
+
+    // The steps of open() and start().
+    Outcome install_package();
+    Outcome find_user();
+    Outcome open_store();
+    Outcome prepare_tree();
+    Outcome restore_pin();
+    Outcome mount_all();
+    Outcome start_unit();
+    Outcome act_if_owed();
+    Outcome retire_migrated();
+
+    // prepare_tree(), by what M/<service> was.
+    Outcome first_tree(int mount_fd);
+    Outcome reuse_tree(int mount_fd, int live);
+    Outcome migrate_checkout(int mount_fd);
+    Outcome replace_tree(int mount_fd, const std::string& path, const std::string& why);
+    // Why a tree cannot be used as it is.
+    struct Unusable {
+        enum class Kind { missing, other_store, broken } kind;
+        std::string why;
+    };
+    std::optional<Unusable> unusable_tree(int trees_fd, int n, const Git& tree) const;
+    Outcome switch_store(int mount_fd, int live);
+    Result<Git> build_tree(int trees_fd, int n, const std::string& commit, const Git* like) const;
+    Outcome use_new_tree(int mount_fd, int n, Git tree, const std::string& commit,
+                         const std::string& note);
+
     static std::unexpected<Failure> host_failure(std::string message)
     {
         return std::unexpected(Failure{Event::host_failed, std::move(message)});
@@ -116,25 +157,20 @@ private:
     {
         return std::unexpected(Failure{Event::git_failed, error.message});
     }
-    Outcome clone_fresh();
-    Outcome switch_upstream(const std::string& from);
-    Result<> vet(const Git& git, const std::string& commit, bool& refused) const;
-    Result<> restrict_checkout(int base) const;
-    Result<> make_checkout_dir(int base, const std::string& name) const;
-    Outcome mount_all();
-    Outcome restore_pin();
+
     Completion check_rollback_target(const std::string& hash, bool force, std::string& full);
     void retry_at_head();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
+    Result<Git> stage(const std::string& commit);
+    Outcome publish(int n, Git tree);
     Outcome act(); // systemctl daemon-reload, then the action
-    Outcome act_if_owed();
     void mark_applied(const std::string& commit);
     Taken take_drift();
     std::expected<bool, Failure> take_drift_before(const std::string& commit, Trigger trigger);
     std::string note_reverted(const Result<Git::Changes>& changes, const std::string& saved_as);
     Result<AtomicFile> new_patch_file() const;
+    std::optional<FileId> previous_source(const Link& link) const;
 
-    bool wants_attempt(const std::string& head, Trigger trigger) const;
     void finish(const Outcome& outcome, const std::string& success_info = "");
     void record(Event event, const std::string& info);
     void add_history(const std::string& from, const std::string& to, Trigger trigger,
@@ -144,12 +180,16 @@ private:
 
     Service m_config;
     HostTools& m_host;
+    Store& m_store;
+    Layout m_layout;
     PatchDir m_patches; // drift patches under the state dir, bounded
     std::optional<Credentials> m_user;
-    std::optional<Git> m_git;
+    std::optional<Git> m_git; // the live tree
+    int m_live = -1;          // which of the two trees is live
     bool m_package_done = false;
-    bool m_ready = false;      // checkout, mounts and first start done
-    bool m_cloned = false;     // start() made a fresh clone: no local edits to look for
+    bool m_ready = false;      // work tree, mounts and first start done
+    bool m_cloned = false;     // start() made a fresh tree: no local edits to look for
+    bool m_migrated = false;   // an old checkout waits in Layout::migrated() for its mounts
     bool m_drift_kept = false; // local edits found whose patch could not be saved
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last

@@ -29,19 +29,6 @@ constexpr auto kFirstRetry = 5s;
 constexpr auto kMaxScanInterval = 30s;
 constexpr std::size_t kStartWorkers = 4;
 
-// Who runs the group's ls-remote: the services' user, never root in its place.
-Result<std::optional<Credentials>> group_user(const Service& service)
-{
-    if (service.user.empty()) {
-        return std::nullopt;
-    }
-    auto user = lookup_user(service.user);
-    if (!user) {
-        return std::unexpected(user.error());
-    }
-    return std::optional(*user);
-}
-
 } // namespace
 
 Histogram& sync_durations()
@@ -50,13 +37,17 @@ Histogram& sync_durations()
     return histogram;
 }
 
-PollGroup::PollGroup(std::vector<ManagedService*> services, Duration interval,
-                     std::chrono::milliseconds git_timeout)
-    : m_services(std::move(services)), m_interval(interval), m_git_timeout(git_timeout),
+PollGroup::PollGroup(Store& store, std::vector<ManagedService*> services, Duration interval)
+    : m_store(store), m_services(std::move(services)), m_interval(interval),
       m_scan_interval(std::min<std::chrono::milliseconds>(
           std::chrono::duration_cast<std::chrono::milliseconds>(interval), kMaxScanInterval)),
       m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
 {
+    std::set<std::string> branches;
+    for (const auto* service : m_services) {
+        branches.insert(service->config().branch);
+    }
+    m_branches.assign(branches.begin(), branches.end());
 }
 
 PollGroup::~PollGroup()
@@ -130,14 +121,25 @@ void PollGroup::run()
     }
 }
 
-// Services own separate checkouts, so a few start side by side: start-up is mostly waiting
-// for git. Watching for drift stays on this thread.
+// Services own separate work trees, so a few start side by side: start-up is mostly waiting
+// for git. In between the two halves, the store is asked once what the fresh services' trees
+// will hold. Watching for drift stays on this thread.
 void PollGroup::start_services()
+{
+    for_each_service([](ManagedService& service) { service.open(); });
+    prepare_fresh();
+    for_each_service([](ManagedService& service) { service.start(); });
+    for (std::size_t id = 0; id < m_services.size(); ++id) {
+        rewatch(id);
+    }
+}
+
+void PollGroup::for_each_service(const std::function<void(ManagedService&)>& step)
 {
     std::atomic<std::size_t> next{0};
     const auto worker = [&] {
         for (auto id = next++; id < m_services.size() && !stopping(); id = next++) {
-            m_services[id]->start();
+            step(*m_services[id]);
         }
     };
     std::vector<std::thread> helpers;
@@ -148,35 +150,118 @@ void PollGroup::start_services()
     for (auto& helper : helpers) {
         helper.join();
     }
-    for (std::size_t id = 0; id < m_services.size(); ++id) {
-        rewatch(id);
+}
+
+// One survey per branch for all the services without a tree: one diff that fetches their
+// blobs in one batch and one ls-tree, instead of two processes each.
+void PollGroup::prepare_fresh()
+{
+    if (!m_store.is_open()) {
+        return;
+    }
+    std::map<std::string, std::vector<Link>> links; // branch -> links of its fresh services
+    for (const auto* service : m_services) {
+        if (service->fresh()) {
+            const auto& config = service->config();
+            auto& all = links[config.branch];
+            all.insert(all.end(), config.dirs.begin(), config.dirs.end());
+        }
+    }
+    for (const auto& [branch, all] : links) {
+        auto head = m_store.tracking_head(branch);
+        if (head) {
+            (void)m_store.prepare("", *head, all);
+        }
     }
 }
 
-// One ls-remote answers for every service of the group; a service whose deployed commit
-// equals it costs nothing more.
+// One ls-remote answers for every service of the group; one fetch brings what moved. A
+// service whose deployed commit equals its branch head costs nothing more.
 void PollGroup::poll_upstream(Trigger trigger)
 {
     const auto started = Clock::now();
-    const auto& first = m_services.front()->config();
-    const auto user = group_user(first);
-    const auto head = user
-                          ? Git("/", *user, m_git_timeout).remote_head(first.upstream, first.branch)
-                          : Result<std::string>(std::unexpected(user.error()));
-    bool failed = !head;
+    const auto heads = fetch_heads(trigger);
+    bool failed = false;
     for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
         auto* service = m_services[id];
         const auto before = service->status().hash;
-        service->reconcile(head, trigger);
+        service->reconcile(heads.at(service->config().branch), trigger);
         if (service->status().hash != before) {
             rewatch(id);
         } else {
             plan_scan(id); // a deploy refused over unsaved edits
         }
-        failed = failed || service->status().state == State::diff;
+        const auto state = service->status().state;
+        failed = failed || state == State::diff || !heads.at(service->config().branch);
     }
     m_failures = failed ? m_failures + 1 : 0;
     sync_durations().observe(std::chrono::duration<double>(Clock::now() - started).count());
+}
+
+// Each branch's head upstream, fetched into the store when a service wants it; or why not.
+// Services that moved from the same commit are surveyed together (one diff, one ls-tree).
+std::map<std::string, Result<std::string>> PollGroup::fetch_heads(Trigger trigger)
+{
+    m_store.new_cycle();
+    // A store that could not be opened at start (upstream down) is opened by the first
+    // service that gets that far now, before anyone asks it anything.
+    for (auto* service : m_services) {
+        if (m_store.is_open() || stopping()) {
+            break;
+        }
+        service->open();
+    }
+    std::map<std::string, Result<std::string>> heads;
+    auto remote =
+        m_store.is_open()
+            ? m_store.remote_heads(m_branches)
+            : Result<std::map<std::string, std::string>>(fail("the object store is not open yet"));
+    std::vector<std::string> moved;
+    for (const auto& branch : m_branches) {
+        if (!remote) {
+            heads.emplace(branch, std::unexpected(remote.error()));
+            continue;
+        }
+        auto it = remote->find(branch);
+        if (it == remote->end()) {
+            heads.emplace(branch, fail("branch {} not found in {}", quote(branch),
+                                       public_url(m_store.upstream())));
+            continue;
+        }
+        heads.emplace(branch, it->second);
+        const bool wanted = std::any_of(m_services.begin(), m_services.end(), [&](auto* s) {
+            return s->config().branch == branch && s->ready() && s->wants(it->second, trigger);
+        });
+        if (wanted) {
+            moved.push_back(branch);
+        }
+    }
+    if (moved.empty()) {
+        return heads;
+    }
+    if (auto fetched = m_store.fetch(moved); !fetched) {
+        for (const auto& branch : moved) {
+            heads.insert_or_assign(branch, std::unexpected(fetched.error()));
+        }
+        return heads;
+    }
+    std::map<std::pair<std::string, std::string>, std::vector<Link>> surveys;
+    for (const auto* service : m_services) {
+        const auto& config = service->config();
+        const auto& head = heads.at(config.branch);
+        if (head && service->ready() && service->wants(*head, trigger)) {
+            auto& links = surveys[{service->status().hash, *head}];
+            links.insert(links.end(), config.dirs.begin(), config.dirs.end());
+        }
+    }
+    for (const auto& [commits, links] : surveys) {
+        if (auto r = m_store.prepare(commits.first, commits.second, links); !r) {
+            // Each service asks again for its own links; what the failed fetch of blobs left
+            // (a half-written pack on a full disk) must not be in their way.
+            m_store.git().remove_leftovers(m_services.front()->config().service);
+        }
+    }
+    return heads;
 }
 
 // Requests that piled up since the last wake. Like pulls, rollbacks of one service are
@@ -276,13 +361,13 @@ void PollGroup::scan_unwatched()
 void PollGroup::rewatch(std::size_t id)
 {
     const auto& config = m_services[id]->config();
-    m_drift.watch(id, config);
+    m_drift.watch(id, config, m_services[id]->live_dir());
     plan_scan(id);
     for (const auto other : m_drift.drain(id)) {
         m_dirty.insert(other);
     }
     m_dirty.erase(id);
-    if (m_services[id]->ready() && !std::filesystem::exists(config.checkout_dir() + "/.git")) {
+    if (m_services[id]->ready() && !std::filesystem::exists(m_services[id]->live_dir() + "/.git")) {
         m_dirty.insert(id);
         m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
     }

@@ -1,7 +1,9 @@
 #pragma once
-// A poll group: the services that share one (upstream, branch, user). Its thread owns their
-// checkouts: it starts them, asks upstream once per cycle with `git ls-remote`, reconciles the
-// services whose deployed commit differs, reverts local drift, and carries out operator
+// A poll group: the services that share one object store (mount base, upstream, user), on
+// any branches. Its thread owns the store and their work trees: it starts them, asks upstream
+// once per cycle with one `git ls-remote` for all their branches, fetches once when a head
+// moved, reconciles the services whose deployed commit differs, reverts local drift, and
+// carries out operator
 // requests. Between cycles it sleeps in poll() on an eventfd (requests, shutdown) and the
 // inotify fd of its DriftWatcher. Checkouts that inotify does not watch (over their watch
 // budget) and services with local edits not yet saved are looked at with `git status` every
@@ -9,7 +11,9 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -17,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "git/store.hpp"
 #include "service/drift.hpp"
 #include "service/managed.hpp"
 #include "util/duration.hpp"
@@ -40,8 +45,7 @@ struct Request {
 
 class PollGroup {
 public:
-    PollGroup(std::vector<ManagedService*> services, Duration interval,
-              std::chrono::milliseconds git_timeout);
+    PollGroup(Store& store, std::vector<ManagedService*> services, Duration interval);
     ~PollGroup();
     PollGroup(const PollGroup&) = delete;
     PollGroup& operator=(const PollGroup&) = delete;
@@ -59,7 +63,10 @@ private:
 
     void run();
     void start_services();
+    void for_each_service(const std::function<void(ManagedService&)>& step);
+    void prepare_fresh();
     void poll_upstream(Trigger trigger);
+    std::map<std::string, Result<std::string>> fetch_heads(Trigger trigger);
     void handle(const Request& request, bool& poll_now, Trigger& trigger);
     void handle_all(std::deque<Request>& requests, bool& poll_now, Trigger& trigger);
     void fix_drift();
@@ -70,9 +77,10 @@ private:
     bool stopping();
     Clock::time_point next_poll_after(bool failed);
 
+    Store& m_store;
     std::vector<ManagedService*> m_services;
+    std::vector<std::string> m_branches;
     Duration m_interval;
-    std::chrono::milliseconds m_git_timeout;
     DriftWatcher m_drift;
     std::set<std::size_t> m_dirty; // services with unexamined inotify events
     Clock::time_point m_drift_due = Clock::time_point::max();

@@ -21,10 +21,11 @@ namespace {
 constexpr std::uint64_t kNoSymlinks = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
 // glibc 2.36 has no wrapper for openat2.
-int openat2_fd(int dir, const char* path, int flags, std::uint64_t resolve)
+int openat2_fd(int dir, const char* path, int flags, std::uint64_t resolve, mode_t mode = 0)
 {
     open_how how{};
     how.flags = static_cast<std::uint64_t>(static_cast<unsigned>(flags | O_CLOEXEC));
+    how.mode = mode;
     how.resolve = resolve;
     int fd = -1;
     do {
@@ -131,6 +132,17 @@ std::vector<std::string> path_components(std::string_view path)
 Result<Fd> open_beneath(int dir, std::string_view relative, int flags)
 {
     return open_below(dir, relative, flags, "");
+}
+
+Result<Fd> create_beneath(int dir, std::string_view relative, mode_t mode)
+{
+    const std::string path(relative);
+    const int fd = openat2_fd(dir, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY,
+                              RESOLVE_BENEATH | kNoSymlinks, mode);
+    if (fd < 0) {
+        return open_error(dir, path_components(relative), errno, "");
+    }
+    return Fd(fd);
 }
 
 Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags)

@@ -2,6 +2,8 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -98,6 +100,37 @@ Credentials current_credentials()
         credentials.home = entry.pw_dir;
     }
     return credentials;
+}
+
+// glibc's setgroups() changes every thread (and setfsuid() only the caller): the raw
+// system calls below change the calling thread alone.
+FileIdentity::FileIdentity(const std::optional<Credentials>& user)
+{
+    if (!user || (user->uid == ::geteuid() && user->gid == ::getegid())) {
+        return;
+    }
+    const int count = ::getgroups(0, nullptr);
+    m_groups.resize(count > 0 ? static_cast<std::size_t>(count) : 0);
+    if (count > 0 && ::getgroups(count, m_groups.data()) < 0) {
+        m_groups.clear();
+    }
+    m_switched = true;
+    m_ok = ::syscall(SYS_setgroups, user->groups.size(), user->groups.data()) == 0;
+    ::setfsgid(user->gid);
+    ::setfsuid(user->uid);
+    // setfs*id() report the previous id whatever happened: ask again to know.
+    m_ok = m_ok && static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) == user->uid &&
+           static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) == user->gid;
+}
+
+FileIdentity::~FileIdentity()
+{
+    if (!m_switched) {
+        return;
+    }
+    ::setfsuid(::geteuid());
+    ::setfsgid(::getegid());
+    ::syscall(SYS_setgroups, m_groups.size(), m_groups.data());
 }
 
 } // namespace gitopper

@@ -103,7 +103,7 @@ wait_until 20 grep -q "http: .*listening" "$T/gitopper.log"
 wait_until 20 grep -qx "start shared" "$T/systemctl.log"
 for s in parent dotgit hooked sparse; do wait_until 20 grep -qx "start $s" "$T/systemctl.log"; done
 # Sticky base: ours is made by root for the user, 0750; the others are refused, not followed.
-[ "$(stat -c %U:%a "$T/tmp/shared")" = nobody:750 ] || fail "shared checkout: $(stat -c %U:%a "$T/tmp/shared")"
+[ "$(stat -L -c %U:%a "$T/tmp/shared")" = nobody:750 ] || fail "shared checkout: $(stat -L -c %U:%a "$T/tmp/shared")"
 wait_until 10 grep -q "\[sym\] state OK -> BROKEN: $T/tmp/sym: \"sym\" is a symlink; not following it" "$T/gitopper.log"
 wait_until 10 grep -q "\[foreign\] state OK -> BROKEN: $T/tmp/foreign belongs to uid $(id -u daemon), neither root nor nobody" "$T/gitopper.log"
 [ "$(stat -c %U "$T/victim/etcdir")" = root ] || fail "the victim directory was given away"
@@ -116,8 +116,8 @@ reverts() { grep -c "\[shared\] local changes reverted" "$T/gitopper.log" || tru
 reverts_above() { [ "$(reverts)" -gt "$1" ]; }
 for n in 1 2 3; do
     reverted=$(reverts)
-    as_nobody sh -c "mv '$T/tmp/shared/app' '$T/tmp/shared/.git/keep$n' &&
-        cp -a '$T/tmp/shared/.git/keep$n' '$T/tmp/shared/app' && echo x >>'$T/tmp/shared/app/app.conf'"
+    as_nobody sh -c "mv '$T/tmp/shared/app' '$T/home/svc/keep$n' &&
+        cp -a '$T/home/svc/keep$n' '$T/tmp/shared/app' && echo x >>'$T/tmp/shared/app/app.conf'"
     wait_until 10 reverts_above "$reverted"
     [ "$(mounts_on "$T/etc/shared")" = 1 ] || fail "cycle $n: $(mounts_on "$T/etc/shared") mounts on etc/shared"
 done
@@ -146,10 +146,11 @@ cat >"$T/hook" <<SH
 id -u >"$T/hookout/ran-as"
 SH
 chmod 755 "$T/hook"
-as_nobody cp "$T/hook" "$T/srv/hooked/.git/hooks/post-checkout"
+as_nobody cp "$T/hook" "$(as_nobody git -C "$T/srv/hooked" rev-parse --path-format=absolute --git-common-dir)/hooks/post-checkout"
 # Root reads the sparse-checkout file on every start: make it endless.
-as_nobody rm "$T/srv/sparse/.git/info/sparse-checkout"
-as_nobody ln -s /dev/zero "$T/srv/sparse/.git/info/sparse-checkout"
+sparse_file="$(as_nobody git -C "$T/srv/sparse" rev-parse --absolute-git-dir)/info/sparse-checkout"
+as_nobody rm "$sparse_file"
+as_nobody ln -s /dev/zero "$sparse_file"
 write_config '' # "hooked" now runs as root
 head=$(commit app/app.conf "app 2")
 chown -R nobody: "$T/up"
@@ -168,10 +169,10 @@ wait_until 20 grep -qx "app 2" "$T/etc/dotgit/app.conf"
 # A new owner: the old tree is moved aside and cloned anew, never chowned; no hook ran.
 wait_until 20 grep -qx "app 2" "$T/etc/hooked/app.conf"
 [ ! -e "$T/hookout/ran-as" ] || fail "the old user's hook ran as uid $(cat "$T/hookout/ran-as")"
-[ "$(stat -c %U "$T/srv/hooked")" = root ] || fail "hooked checkout owned by $(stat -c %U "$T/srv/hooked")"
+[ "$(stat -L -c %U "$T/srv/hooked")" = root ] || fail "hooked checkout owned by $(stat -L -c %U "$T/srv/hooked")"
 aside=$(find "$T/srv" -maxdepth 1 -name 'hooked.broken-*')
 [ -n "$aside" ] && [ "$(stat -c %U "$aside")" = nobody ] || fail "the old tree was not kept as it was"
-expect_in "$T/gitopper.log" "[hooked] $T/srv/hooked is not a usable checkout (it belongs to uid $(id -u nobody), not 0)"
+expect_in "$T/gitopper.log" "[hooked] $T/srv/.gitopper/trees/hooked/0 is not a usable work tree (it belongs to uid $(id -u nobody), not 0)"
 
 # /dev/zero as sparse-checkout: root reads it with a bound and does not hang (the services
 # of the same poll thread above updated); git, as the user, fails on it: DIFF, saying why.

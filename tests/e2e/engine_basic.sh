@@ -39,7 +39,11 @@ TOML
 start_gitopper
 wait_until 20 grep -qx "start grafana-server" "$T/systemctl.log"
 
-co="$T/srv/grafana-server"
+# M/<service> is root's symlink to the live work tree of the service's object store.
+[ -L "$T/srv/grafana-server" ] || fail "$T/srv/grafana-server is not a symlink"
+co=$(readlink -f "$T/srv/grafana-server")
+case $co in "$T"/srv/.gitopper/trees/grafana-server/[01]) ;; *) fail "live tree at $co" ;; esac
+[ -f "$co/.git" ] || fail "the live tree is not a work tree of the store"
 # Partial (blobs on demand), full history, sparse: only our paths in the work tree.
 [ "$(git -C "$co" config remote.origin.promisor)" = true ] || fail "not a partial clone"
 [ "$(git -C "$co" rev-parse --is-shallow-repository)" = false ] || fail "shallow clone"
@@ -61,9 +65,15 @@ diff "$T/want" "$T/tree" || fail "work tree holds more or less than the service'
 # mode sets the mounted directory's own mode (it is the checkout's directory, seen twice).
 [ "$(stat -c %a "$T/etc/grafana")" = 750 ] || fail "mode 0750: the target is $(stat -c %a "$T/etc/grafana")"
 [ "$(stat -c %a "$T/etc/grafana/grafana.ini")" = 644 ] || fail "git's file mode not kept"
-# The checkout is no world-readable copy: 0750 with the user's group, .git/config 0600.
-[ "$(stat -c %a:%G "$co")" = "750:$(id -gn nobody)" ] || fail "checkout is $(stat -c %a:%G "$co")"
-[ "$(stat -c %a "$co/.git/config")" = 600 ] || fail ".git/config is $(stat -c %a "$co/.git/config")"
+# The tree and the store are no world-readable copy: 0750 with the user's group, the store's
+# .git/config 0600; root's directories on the way are 0711 (passable, not listable).
+store=$(echo "$T"/srv/.gitopper/stores/*)
+[ "$(stat -c %a:%G "$co")" = "750:$(id -gn nobody)" ] || fail "tree is $(stat -c %a:%G "$co")"
+[ "$(stat -c %a:%U "$store")" = "750:nobody" ] || fail "store is $(stat -c %a:%U "$store")"
+[ "$(stat -c %a "$store/.git/config")" = 600 ] || fail ".git/config is $(stat -c %a "$store/.git/config")"
+for d in .gitopper .gitopper/stores .gitopper/trees .gitopper/trees/grafana-server; do
+  [ "$(stat -c %a:%U "$T/srv/$d")" = 711:root ] || fail "$d is $(stat -c %a:%U "$T/srv/$d")"
+done
 [ ! -e "$T/etc/ignored" ] || fail "a service for another machine was set up"
 [ ! -e "$T/srv/ignored" ] || fail "a service for another machine was cloned"
 [ "$(calls "daemon-reload")" -ge 1 ] || fail "no daemon-reload before start"
@@ -94,10 +104,10 @@ wait_until 10 calls_above "reload grafana-server" "$before"
 reloads=$(calls "reload grafana-server")
 commit grafana/etcetera/x "not ours" >/dev/null
 head=$(commit caddy/other "still not ours")
-wait_until 20 checkout_at "$co" "$head"
+wait_until 20 deployed grafana-server "$head"
 sleep 1.5
 [ "$(calls "reload grafana-server")" = "$reloads" ] || fail "an unrelated change reloaded"
-[ ! -e "$co/caddy/other" ] || fail "an unrelated path appeared in the checkout"
+[ ! -e "$T/srv/grafana-server/caddy/other" ] || fail "an unrelated path appeared in the checkout"
 
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "SIGTERM: exit $EXIT_STATUS, not 0"

@@ -66,14 +66,15 @@ wait_until 20 grep -qx "main v1" "$T/etc/app/main.conf"
 patches() { [ "$(find "$T/state/gitopper-drift/app" -name "*.patch" | wc -l)" -ge 3 ]; }
 wait_until 5 patches
 
-# The whole checkout deleted under the running daemon: cloned again and remounted at once.
-rm -rf "$T/srv/app"
+# The whole live work tree deleted under the running daemon: checked out again and remounted
+# at once.
+rm -rf "$(readlink -f "$T/srv/app")"
 wait_until 15 test -e "$T/srv/app/.git"
 wait_until 10 grep -qx "main v1" "$T/etc/app/main.conf"
 wait_until 10 grep -qx "single v1" "$T/etc/single.conf"
 [ "$(mounts_on "$T/etc/app")" = 1 ] || fail "mounts on etc/app after re-clone: $(mounts_on "$T/etc/app")"
 [ "$(mounts_on "$T/etc/single.conf")" = 1 ] || fail "mounts on single.conf after re-clone"
-expect_in "$T/gitopper.log" "disappeared; cloning it again"
+expect_in "$T/gitopper.log" "disappeared; checking it out again"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
 echo PASS

@@ -91,7 +91,7 @@ start_gitopper -m 127.0.0.1:0 # a port of its own: other tests run daemons too
 wait_until 30 all_started
 [ "$(cat "$T/etc/follow/app.conf")" = "A app" ] || fail "upstream A not deployed"
 [ "$(cat "$T/etc/branch/app.conf")" = "main 1" ] || fail "branch main not deployed"
-[ "$(stat -c %U "$T/srv/owner")" = root ] || fail "checkout without user not owned by root"
+[ "$(stat -L -c %U "$T/srv/owner")" = root ] || fail "checkout without user not owned by root"
 
 # Template unit: enabled before it is started; a plain unit is never enabled.
 enable=$(line_of "enable getty@tty9")
@@ -107,14 +107,16 @@ stop_gitopper TERM
 # ---- while stopped: the config and the checkouts change under the daemon -------------------
 write_config "file://$T/upB" next 'user = "nobody"'
 chown -R nobody: "$T/upN"
-# Locks of a git killed in a checkout, fetch and work tree alike.
-touch "$T/srv/lock/.git/index.lock" "$T/srv/lock/.git/refs/remotes/origin/main.lock"
+# Locks of a git killed in a work tree and in the object store alike.
+index_lock="$(git -C "$T/srv/lock" rev-parse --absolute-git-dir)/index.lock"
+ref_lock="$(git -C "$T/srv/lock" rev-parse --path-format=absolute --git-common-dir)/refs/remotes/origin/main.lock"
+touch "$index_lock" "$ref_lock"
 head_lock=$(commit lock/app.conf "lock 2")
 rm -rf "$T/srv/plain"
 mkdir "$T/srv/plain"
 echo "keep me" >"$T/srv/plain/precious"
-# A checkout whose repository is unusable, its work tree still mounted; a file in the way.
-echo garbage >"$T/srv/corrupt/.git/HEAD"
+# A work tree that no longer names its store, still mounted; a file in the way.
+echo garbage >"$T/srv/corrupt/.git"
 rm -rf "$T/srv/notdir"
 echo "keep me too" >"$T/srv/notdir"
 : >"$T/systemctl.log"
@@ -125,7 +127,7 @@ start_gitopper -m 127.0.0.1:0
 # Another upstream: the checkout follows B, one mount per target.
 wait_until 20 grep -qx "B app" "$T/etc/follow/app.conf"
 wait_until 10 grep -qx "B one" "$T/etc/one.conf"
-wait_until 10 checkout_at "$T/srv/follow" "$headB"
+wait_until 10 deployed follow "$headB"
 [ "$(git -C "$T/srv/follow" config remote.origin.url)" = "file://$T/upB" ] ||
     fail "remote.origin.url is $(git -C "$T/srv/follow" config remote.origin.url)"
 [ "$(mounts_on "$T/etc/follow")" = 1 ] || fail "$(mounts_on "$T/etc/follow") mounts on etc/follow"
@@ -134,14 +136,14 @@ wait_until 10 checkout_at "$T/srv/follow" "$headB"
 # Stale locks: gone, and the commit made meanwhile is deployed (checked, like "plain", before
 # anything else lands on main).
 wait_until 20 grep -qx "lock 2" "$T/etc/lock/app.conf"
-wait_until 10 checkout_at "$T/srv/lock" "$head_lock"
-[ ! -e "$T/srv/lock/.git/index.lock" ] || fail "stale index.lock still there"
-[ ! -e "$T/srv/lock/.git/refs/remotes/origin/main.lock" ] || fail "stale ref lock still there"
+wait_until 10 deployed lock "$head_lock"
+[ ! -e "$index_lock" ] || fail "stale index.lock still there"
+[ ! -e "$ref_lock" ] || fail "stale ref lock still there"
 
 # Not a git checkout: moved aside with its content, a proper checkout in its place.
 co="$T/srv/plain"
-wait_until 10 checkout_at "$co" "$head_lock"
-[ "$(git -C "$co" rev-parse --show-toplevel)" = "$co" ] || fail "$co is not a checkout"
+wait_until 10 deployed plain "$head_lock"
+[ "$(git -C "$co" rev-parse --show-toplevel)" = "$(readlink -f "$co")" ] || fail "$co is not a checkout"
 [ "$(cat "$T/etc/plain/app.conf")" = "plain 1" ] || fail "plain not deployed"
 [ ! -e "$co/precious" ] || fail "the old content is inside the new checkout"
 aside=$(find "$T/srv" -maxdepth 1 -name "plain.broken-*")
@@ -151,15 +153,14 @@ aside=$(find "$T/srv" -maxdepth 1 -name "plain.broken-*")
 # The same for an unusable repository (our mount of its old work tree is not left underneath)
 # and for a file in the checkout's place.
 for s in corrupt notdir; do
-    co="$T/srv/$s"
-    wait_until 10 checkout_at "$co" "$head_lock"
+    wait_until 10 deployed "$s" "$head_lock"
     aside=$(find "$T/srv" -maxdepth 1 -name "$s.broken-*")
     [ "$(echo "$aside" | grep -c .)" = 1 ] || fail "expected one $s.broken-* dir, got: $aside"
     [ "$(mounts_on "$T/etc/$s")" = 1 ] || fail "$(mounts_on "$T/etc/$s") mounts on etc/$s"
 done
 [ "$(cat "$T/etc/corrupt/app.conf")" = "corrupt 1" ] || fail "corrupt not deployed"
 [ -e "$(find "$T/srv" -maxdepth 1 -name "corrupt.broken-*")/corrupt/app.conf" ] ||
-    fail "the unusable checkout was not kept"
+    fail "the unusable work tree was not kept"
 [ "$(cat "$T/etc/notdir/app.conf")" = "plain 1" ] || fail "notdir not deployed"
 [ "$(cat "$T/srv/notdir.broken-"*)" = "keep me too" ] || fail "the file in the way was not kept"
 
@@ -172,19 +173,19 @@ git -C "$T/up" checkout -q next
 next_head=$(commit branch/app.conf "next 2")
 git -C "$T/up" checkout -q main
 wait_until 20 grep -qx "next 2" "$T/etc/branch/app.conf"
-wait_until 10 checkout_at "$T/srv/branch" "$next_head"
+wait_until 10 deployed branch "$next_head"
 
 # Another owner: the whole checkout belongs to nobody, it still deploys, no dubious ownership.
 co="$T/srv/owner"
 wait_until 20 grep -qx "start owner" "$T/systemctl.log"
-[ -z "$(find "$co" ! -user nobody -print)" ] ||
-    fail "not owned by nobody: $(find "$co" ! -user nobody -print | head -5)"
+[ -z "$(find -H "$co" ! -user nobody -print)" ] ||
+    fail "not owned by nobody: $(find -H "$co" ! -user nobody -print | head -5)"
 head_owner=$(commit owner/app.conf "owner 2" "$T/upN")
 chown -R nobody: "$T/upN"
 wait_until 20 grep -qx "owner 2" "$T/etc/owner/app.conf"
-wait_until 10 checkout_at "$co" "$head_owner"
-[ -z "$(find "$co" ! -user nobody -print)" ] ||
-    fail "not owned by nobody after an update: $(find "$co" ! -user nobody -print | head -5)"
+wait_until 10 deployed owner "$head_owner"
+[ -z "$(find -H "$co" ! -user nobody -print)" ] ||
+    fail "not owned by nobody after an update: $(find -H "$co" ! -user nobody -print | head -5)"
 ! grep -i dubious "$T/gitopper.log" || fail "dubious ownership in the log"
 
 # Template unit again after a restart; still no enable for plain units.
@@ -195,7 +196,7 @@ wait_until 20 all_started
 
 for s in follow branch owner lock plain corrupt notdir getty@tty9; do
     if grep -q "\[$s\] state OK -> \(BROKEN\|DIFF\)" "$T/gitopper.log"; then
-        fail "$s failed on the way"
+        fail "$s failed on the way: $(grep "\[$s\] state OK -> \(BROKEN\|DIFF\)" "$T/gitopper.log")"
     fi
 done
 kill -0 "$GITOPPER_PID" || fail "the daemon died"

@@ -41,14 +41,15 @@ cmp -s "$T/state-before.json" "$T/var/state/gitopper-state.json" ||
 
 # The other service keeps tracking: a small change still fits, as the failed git's half-written
 # pack was removed.
-expect_in "$T/gitopper.log" "[big] removing stale $T/var/srv/big/.git/objects/pack/tmp_"
+grep -q "removing stale $T/var/srv/.gitopper/stores/[^/]*/.git/objects/pack/tmp_" "$T/gitopper.log" ||
+    fail "the half-written pack was not removed"
 commit small/app.conf "small v2" >/dev/null
 wait_until 20 grep -qx "small v2" "$T/etc/small/app.conf"
 kill -0 "$GITOPPER_PID" || fail "a full disk stopped the daemon"
 
 # Space returns: the next poll deploys and reloads.
 mount -o remount,size=64m "$T/var"
-wait_until 20 checkout_at "$T/var/srv/big" "$(git -C "$T/up" rev-parse HEAD)"
+wait_until 20 deployed big "$(git -C "$T/up" rev-parse HEAD)"
 wait_until 20 grep -q "\[big\] state DIFF -> OK" "$T/gitopper.log"
 [ "$(cat "$T/etc/big/app.conf")" = "v2" ] || fail "big not deployed after space returned"
 wait_until 10 grep -qx "reload big" "$T/systemctl.log"

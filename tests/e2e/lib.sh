@@ -150,8 +150,14 @@ start_git_daemon() {
             --listen=127.0.0.1 --port="$port" "$@" >>"$T/git-daemon.log" 2>&1 &
         GIT_DAEMON_PID=$!
         cleanup_hooks+=("kill -CONT $GIT_DAEMON_PID 2>/dev/null; kill $GIT_DAEMON_PID 2>/dev/null; wait $GIT_DAEMON_PID 2>/dev/null")
-        wait_until 5 listening "$port" && break
+        # A port taken meanwhile makes the daemon exit: then another port, not a failure.
+        for _ in $(seq 100); do
+            listening "$port" || ! kill -0 "$GIT_DAEMON_PID" 2>/dev/null && break
+            sleep 0.05
+        done
+        listening "$port" && break
     done
+    listening "$port" || fail "git daemon does not listen (see $T/git-daemon.log)"
     GIT_DAEMON_PORT=$port
 }
 
@@ -160,6 +166,10 @@ http_port() {
     wait_until 20 grep -q "http: .*listening on 127.0.0.1:" "$T/gitopper.log"
     sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | tail -1
 }
+
+# deployed SERVICE HASH: the daemon reports HASH as the service's deployed commit (which moves
+# without a checkout when none of the service's paths changed).
+deployed() { curl -sS "http://127.0.0.1:$(http_port)/list/service/$1" | grep -q "\"hash\":\"$2\""; }
 
 # as_nobody COMMAND...: runs COMMAND as the unprivileged user the attack scenarios play.
 as_nobody() { setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- "$@"; }

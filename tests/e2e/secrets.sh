@@ -76,7 +76,8 @@ done
 ! grep -rqF -- "$token" "$T/srv" || fail "the token is in a checkout: $(grep -rlF -- "$token" "$T/srv")"
 [ "$(git -C "$T/srv/good" config remote.origin.url)" = "file://deploy@localhost$T/up" ] ||
     fail "remote.origin.url is $(git -C "$T/srv/good" config remote.origin.url)"
-[ "$(stat -c %a "$T/srv/good/.git/config")" = 600 ] || fail ".git/config is not 0600"
+config="$(git -C "$T/srv/good" rev-parse --path-format=absolute --git-common-dir)/config"
+[ "$(stat -c %a "$config")" = 600 ] || fail "the object store's .git/config is not 0600"
 expect_in "$T/gitopper.log" "deploy:***@"
 grep -q "deploy" "$T/git-argv.log" || fail "the wrapper saw no git command with the URL"
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"

@@ -71,7 +71,7 @@ TEST_F(DriftWatcherTest, UnderTheBudgetTheCheckoutIsWatched)
     const auto app = service("app", {"conf"});
     make_dirs(app, "conf", 1);
     DriftWatcher watcher(3);
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(0), 3u);
 
     edit(path(app, "conf/d0/new.conf"));
@@ -83,7 +83,7 @@ TEST_F(DriftWatcherTest, OverTheBudgetTakesNoWatchesAndIsScanned)
     const auto app = service("app", {"conf"});
     make_dirs(app, "conf", 2);
     DriftWatcher watcher(3);
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::scan);
     EXPECT_EQ(watcher.watches(0), 0u);
 
     edit(path(app, "conf/d0/new.conf"));
@@ -96,12 +96,12 @@ TEST_F(DriftWatcherTest, GrowingOverTheBudgetGivesBackTheWatchesItTook)
     const auto app = service("app", {"conf"});
     make_dirs(app, "conf", 1);
     DriftWatcher watcher(3);
-    ASSERT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    ASSERT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     ASSERT_EQ(watcher.watches(0), 3u);
 
     make_dirs(app, "conf", 2); // d1 is new: one too many
     EXPECT_EQ(watcher.drain(), (Ids{0}));
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::scan);
     EXPECT_EQ(watcher.watches(0), 0u);
     edit(path(app, "conf/d0/new.conf"));
     EXPECT_EQ(watcher.drain(), Ids{});
@@ -112,12 +112,12 @@ TEST_F(DriftWatcherTest, BackUnderTheBudgetItIsWatchedAgain)
     const auto app = service("app", {"conf"});
     make_dirs(app, "conf", 3);
     DriftWatcher watcher(3);
-    ASSERT_EQ(watcher.watch(0, app), WatchMode::scan);
+    ASSERT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::scan);
 
     // A deploy removed directories.
     std::filesystem::remove_all(path(app, "conf/d1"));
     std::filesystem::remove_all(path(app, "conf/d2"));
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(0), 3u);
     edit(path(app, "conf/d0/new.conf"));
     EXPECT_EQ(watcher.drain(), (Ids{0}));
@@ -129,7 +129,7 @@ TEST_F(DriftWatcherTest, TheBudgetCountsEveryLinkOfTheCheckout)
     const auto app = service("app", {"conf", "data"});
     make_dirs(app, "conf", 1);
     DriftWatcher watcher(3);
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::scan);
     EXPECT_EQ(watcher.watches(0), 0u);
 
     // A file link costs its directory and itself.
@@ -137,11 +137,11 @@ TEST_F(DriftWatcherTest, TheBudgetCountsEveryLinkOfTheCheckout)
     std::filesystem::create_directories(path(single, "etc"));
     edit(path(single, "etc/single.conf"));
     single.dirs.push_back(Link{.local = "/srv/unused", .link = "etc/single.conf", .file = true});
-    EXPECT_EQ(watcher.watch(1, single), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(1, single, single.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(1), 3u);
     single.dirs.push_back(Link{.local = "/srv/unused2", .link = "other.conf", .file = true});
     edit(path(single, "other.conf")); // its directory is the top, already counted
-    EXPECT_EQ(watcher.watch(1, single), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(1, single, single.checkout_dir()), WatchMode::scan);
 }
 
 TEST_F(DriftWatcherTest, EachCheckoutHasABudgetOfItsOwn)
@@ -151,8 +151,8 @@ TEST_F(DriftWatcherTest, EachCheckoutHasABudgetOfItsOwn)
     const auto small = service("small", {"conf"});
     make_dirs(small, "conf", 1);
     DriftWatcher watcher(3);
-    EXPECT_EQ(watcher.watch(0, big), WatchMode::scan);
-    EXPECT_EQ(watcher.watch(1, small), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(0, big, big.checkout_dir()), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(1, small, small.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(0), 0u);
     EXPECT_EQ(watcher.watches(1), 3u);
 
@@ -167,7 +167,7 @@ TEST_F(DriftWatcherTest, TheDefaultBudgetFitsOrdinaryCheckouts)
     const auto app = service("app", {"conf"});
     make_dirs(app, "conf", 100);
     DriftWatcher watcher;
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(0), 102u);
 }
 
@@ -183,7 +183,7 @@ TEST_F(DriftWatcherTest, ALinkThatIsASymlinkIsNeitherWalkedNorWatched)
     std::filesystem::remove_all(path(app, "conf"));
     std::filesystem::create_directory_symlink(m_root / "victim", path(app, "conf"));
     DriftWatcher watcher;
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::scan);
     EXPECT_EQ(watcher.watches(0), 0u);
     edit(m_root / "victim" / "d7" / "x.conf");
     EXPECT_EQ(watcher.drain(), Ids{});
@@ -191,7 +191,7 @@ TEST_F(DriftWatcherTest, ALinkThatIsASymlinkIsNeitherWalkedNorWatched)
     // Back to a directory (the revert): watched again, the victim still not.
     std::filesystem::remove(path(app, "conf"));
     std::filesystem::create_directory(path(app, "conf"));
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(0), 2u);
     edit(m_root / "victim" / "d8" / "x.conf");
     EXPECT_EQ(watcher.drain(), Ids{});
@@ -204,7 +204,7 @@ TEST_F(DriftWatcherTest, SymlinksBelowALinkAreNotFollowed)
     std::filesystem::create_directories(m_root / "victim" / "a" / "b");
     std::filesystem::create_directory_symlink(m_root / "victim", path(app, "conf/d0/elsewhere"));
     DriftWatcher watcher;
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(0), 3u); // top, conf, conf/d0
     edit(m_root / "victim" / "a" / "x.conf");
     EXPECT_EQ(watcher.drain(), Ids{});
@@ -216,7 +216,7 @@ TEST_F(DriftWatcherTest, ACheckoutThatIsASymlinkIsNotWatched)
     std::filesystem::rename(m_root / "app", m_root / "real");
     std::filesystem::create_directory_symlink(m_root / "real", m_root / "app");
     DriftWatcher watcher;
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::scan);
     EXPECT_EQ(watcher.watches(0), 0u);
 }
 
@@ -228,7 +228,7 @@ TEST_F(DriftWatcherTest, AFileLinkThatIsASymlinkIsNotWatched)
     std::filesystem::create_symlink(m_root / "victim.conf", path(single, "etc/single.conf"));
     single.dirs.push_back(Link{.local = "/srv/unused", .link = "etc/single.conf", .file = true});
     DriftWatcher watcher;
-    EXPECT_EQ(watcher.watch(0, single), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(0, single, single.checkout_dir()), WatchMode::scan);
     edit(m_root / "victim.conf");
     EXPECT_EQ(watcher.drain(), Ids{});
 }
@@ -240,11 +240,11 @@ TEST_F(DriftWatcherTest, ADirectoryMovedAwayIsNoLongerWatched)
     const auto app = service("app", {"conf"});
     make_dirs(app, "conf", 1);
     DriftWatcher watcher;
-    ASSERT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    ASSERT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     std::filesystem::rename(path(app, "conf"), m_root / "moved");
     std::filesystem::create_directory(path(app, "conf"));
     (void)watcher.drain();
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(0), 2u);
     edit(m_root / "moved" / "d0" / "x.conf");
     EXPECT_EQ(watcher.drain(), Ids{});
@@ -260,9 +260,9 @@ TEST_F(DriftWatcherTest, ATreeNestedTooDeepIsScanned)
     }
     std::filesystem::create_directories(path(app, deep));
     DriftWatcher watcher;
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::inotify);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::inotify);
     std::filesystem::create_directory(path(app, deep + "/d"));
-    EXPECT_EQ(watcher.watch(0, app), WatchMode::scan);
+    EXPECT_EQ(watcher.watch(0, app, app.checkout_dir()), WatchMode::scan);
     EXPECT_EQ(watcher.watches(0), 0u);
 }
 
@@ -315,7 +315,10 @@ TEST_F(DriftWatcherTest, AMountInsideALinkIsNotEntered)
         }
         std::filesystem::create_directories(path(app, "conf/d0/x/y"));
         DriftWatcher watcher;
-        ::_exit(watcher.watch(0, app) == WatchMode::scan && watcher.watches(0) == 0 ? 0 : 1);
+        ::_exit(watcher.watch(0, app, app.checkout_dir()) == WatchMode::scan &&
+                        watcher.watches(0) == 0
+                    ? 0
+                    : 1);
     }
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -337,7 +340,7 @@ TEST_F(DriftWatcherTest, NoWatchesLeftOnTheHostFallsBackToScanning)
             return 77;
         }
         DriftWatcher watcher(100);
-        if (watcher.watch(0, app) != WatchMode::scan) {
+        if (watcher.watch(0, app, app.checkout_dir()) != WatchMode::scan) {
             return 1;
         }
         if (watcher.watches(0) != 0) {
@@ -345,7 +348,10 @@ TEST_F(DriftWatcherTest, NoWatchesLeftOnTheHostFallsBackToScanning)
         }
         // Room again (here: a checkout that needs only what the host has left).
         std::filesystem::remove_all(path(app, "conf"));
-        return watcher.watch(0, app) == WatchMode::inotify && watcher.watches(0) == 1 ? 0 : 3;
+        return watcher.watch(0, app, app.checkout_dir()) == WatchMode::inotify &&
+                       watcher.watches(0) == 1
+                   ? 0
+                   : 3;
     });
     if (status == 77) {
         GTEST_SKIP() << "no user namespace with its own inotify limit here";

@@ -1,0 +1,280 @@
+#include "git/store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "util/fd.hpp"
+#include "util/safe_path.hpp"
+#include "util/strings.hpp"
+#include "util/user.hpp"
+
+namespace gitopper {
+namespace {
+
+// FNV-1a, 64 bits: stable across builds, which std::hash is not promised to be.
+std::uint64_t fnv1a(std::string_view text)
+{
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    for (const char c : text) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    }
+    return hash;
+}
+
+std::string link_path(const Link& link)
+{
+    return join(path_components(link.link), "/");
+}
+
+bool under(const std::string& path, const std::string& top)
+{
+    return path == top ||
+           (path.size() > top.size() && path.starts_with(top) && path[top.size()] == '/');
+}
+
+Result<> write_all(int fd, std::string_view text)
+{
+    while (!text.empty()) {
+        const auto n = ::write(fd, text.data(), text.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return fail("write: {}", std::strerror(errno));
+        }
+        text.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return {};
+}
+
+Result<> create_file(int dir, const std::string& name, std::string_view text)
+{
+    auto fd = create_beneath(dir, name, 0644);
+    if (!fd) {
+        return std::unexpected(fd.error());
+    }
+    return with_context(write_all(fd->get(), text), "{}", name);
+}
+
+} // namespace
+
+Store::Store(std::string dir, std::string upstream, std::chrono::milliseconds timeout)
+    : m_dir(std::move(dir)), m_upstream(std::move(upstream)), m_timeout(timeout),
+      m_git(m_dir, std::nullopt, m_timeout, m_upstream)
+{
+}
+
+Result<> Store::open(const std::optional<Credentials>& user, const std::function<Result<>()>& open)
+{
+    std::lock_guard lock(m_open_mutex);
+    if (m_open) {
+        return {};
+    }
+    m_user = user;
+    m_git = Git(m_dir, m_user, m_timeout, m_upstream);
+    auto opened = open();
+    m_open = opened.has_value();
+    return opened;
+}
+
+bool Store::is_open() const
+{
+    std::lock_guard lock(m_open_mutex);
+    return m_open;
+}
+
+Git Store::tree(const std::string& dir) const
+{
+    return Git(dir, m_user, m_timeout, m_upstream, m_dir);
+}
+
+std::string Store::name_for(const std::string& upstream, const std::string& user)
+{
+    std::string slug;
+    for (const char c : normalize_repository_url(upstream)) {
+        const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        slug += plain ? c : '-';
+    }
+    slug = slug.substr(0, 60);
+    while (!slug.empty() && slug.front() == '.') {
+        slug.erase(0, 1);
+    }
+    // The full URL (credentials too) and the user: one store per (upstream, user, credentials).
+    return fmt::format("{}-{:016x}", slug.empty() ? "repo" : slug, fnv1a(upstream + '\0' + user));
+}
+
+Result<> Store::clone_into(const std::string& dir, const std::string& branch) const
+{
+    return Git(dir, m_user, m_timeout, m_upstream).clone_store(m_upstream, branch);
+}
+
+Result<std::map<std::string, std::string>>
+Store::remote_heads(const std::vector<std::string>& branches) const
+{
+    return m_git.remote_heads(m_upstream, branches);
+}
+
+Result<> Store::fetch(const std::vector<std::string>& branches)
+{
+    auto fetched = m_git.fetch(branches);
+    std::lock_guard lock(m_mutex);
+    m_heads.reset();
+    m_surveys.clear();
+    return fetched;
+}
+
+Result<std::string> Store::tracking_head(const std::string& branch)
+{
+    std::lock_guard lock(m_mutex);
+    if (!m_heads) {
+        auto heads = m_git.tracking_heads();
+        if (!heads) {
+            return std::unexpected(heads.error());
+        }
+        m_heads = std::move(*heads);
+    }
+    if (auto it = m_heads->find(branch); it != m_heads->end()) {
+        return it->second;
+    }
+    return fail("branch {} not fetched into {}", quote(branch), m_dir);
+}
+
+void Store::new_cycle()
+{
+    std::lock_guard lock(m_mutex);
+    m_surveys.clear();
+    m_heads.reset();
+}
+
+Result<> Store::prepare(const std::string& from, const std::string& to, std::span<const Link> links)
+{
+    std::lock_guard lock(m_mutex);
+    return survey_locked(m_surveys[{from, to}], from, to, links);
+}
+
+// The links not surveyed yet for this pair, in one diff (which fetches their blobs) and one
+// ls-tree.
+Result<> Store::survey_locked(Surveyed& surveyed, const std::string& from, const std::string& to,
+                              std::span<const Link> links)
+{
+    std::vector<Link> missing;
+    for (const auto& link : links) {
+        const auto path = link_path(link);
+        if (!surveyed.links.contains(path)) {
+            missing.push_back(link);
+            surveyed.links.insert(path);
+        }
+    }
+    if (missing.empty()) {
+        return {};
+    }
+    auto fail_all = [&](const Error& error) {
+        for (const auto& link : missing) {
+            surveyed.links.erase(link_path(link));
+        }
+        return std::unexpected(error);
+    };
+    auto changed = m_git.changed_fetching(from, to, missing);
+    if (!changed) {
+        return fail_all(changed.error());
+    }
+    auto listing = m_git.list_tree(to, missing);
+    if (!listing) {
+        return fail_all(listing.error());
+    }
+    surveyed.changed.insert(changed->begin(), changed->end());
+    surveyed.at.merge(*listing);
+    return {};
+}
+
+Result<Survey> Store::survey(const std::string& from, const std::string& to,
+                             std::span<const Link> links, std::uint64_t max_file_size)
+{
+    std::lock_guard lock(m_mutex);
+    auto& surveyed = m_surveys[{from, to}];
+    if (auto r = survey_locked(surveyed, from, to, links); !r) {
+        return std::unexpected(r.error());
+    }
+    Survey survey;
+    for (const auto& path : surveyed.changed) {
+        for (const auto& link : links) {
+            if (under(path, link_path(link))) {
+                survey.changed.push_back(path);
+                break;
+            }
+        }
+    }
+    auto refusal = m_git.judge_tree(surveyed.at, to, links, max_file_size);
+    if (!refusal) {
+        return std::unexpected(refusal.error());
+    }
+    survey.refusal = std::move(*refusal);
+    return survey;
+}
+
+Result<Git> Store::add_tree(const std::string& dir, const std::string& commit,
+                            std::span<const Link> links) const
+{
+    {
+        std::lock_guard lock(m_add_mutex);
+        if (auto r = m_git.add_worktree(dir, commit, false); !r) {
+            return std::unexpected(r.error());
+        }
+    }
+    auto tree = this->tree(dir);
+    if (auto r = write_patterns(tree, links); !r) {
+        return std::unexpected(r.error());
+    }
+    if (auto r = tree.reset_hard(); !r) {
+        return std::unexpected(r.error());
+    }
+    return tree;
+}
+
+Result<Git> Store::add_tree_like(const Git& existing, const std::string& dir,
+                                 const std::string& commit) const
+{
+    std::lock_guard lock(m_add_mutex);
+    if (auto r = existing.add_worktree(dir, commit); !r) {
+        return std::unexpected(r.error());
+    }
+    return tree(dir);
+}
+
+// What `git sparse-checkout set --no-cone` would write, without its process (which, in a
+// tree with no index yet, would not check anything out either). The directory is the user's:
+// the files are made as the user, beneath it, following no symlink.
+Result<> Store::write_patterns(const Git& tree, std::span<const Link> links) const
+{
+    auto git_dir = tree.worktree_git_dir();
+    if (!git_dir) {
+        return std::unexpected(git_dir.error());
+    }
+    auto dir = open_no_symlinks(*git_dir, O_PATH | O_DIRECTORY);
+    if (!dir) {
+        return std::unexpected(dir.error());
+    }
+    const FileIdentity as_user(m_user);
+    if (!as_user.ok()) {
+        return fail("cannot act as {} to write the sparse patterns", m_user->name);
+    }
+    if (::mkdirat(dir->get(), "info", 0755) != 0 && errno != EEXIST) {
+        return fail("{}/info: {}", *git_dir, std::strerror(errno));
+    }
+    if (auto r = create_file(dir->get(), "info/sparse-checkout", sparse_patterns(links)); !r) {
+        return with_context(r, "{}", *git_dir);
+    }
+    return with_context(create_file(dir->get(), "config.worktree",
+                                    "[core]\n\tsparseCheckout = true\n"
+                                    "\tsparseCheckoutCone = false\n"),
+                        "{}", *git_dir);
+}
+
+} // namespace gitopper

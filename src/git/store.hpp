@@ -1,0 +1,107 @@
+#pragma once
+// One object store: a partial clone (blobs on demand, full history, no files of its own) of
+// one upstream for one user, shared by the work trees of every service that uses it. Each
+// service has git worktrees of it, each with its own sparse checkout of exactly its links
+// (extensions.worktreeConfig), so one fetch serves all of them and a service's deploy touches
+// only its own tree. See ARCHITECTURE.md for the layout on disk.
+//
+// What changed between two commits, and whether a commit may be checked out, is asked once
+// per pair of commits for the links of every service that asks (a "survey"), and kept until
+// the next poll cycle: fifty services moving from one commit to the next cost one diff and
+// one ls-tree, not fifty of each. Used by its poll group's thread and, at start-up, by the
+// helper threads it lends services to: the surveys are shared under a mutex.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "git/git.hpp"
+#include "util/error.hpp"
+
+namespace gitopper {
+
+// What a deploy of `to` means for one service coming from `from`.
+struct Survey {
+    std::vector<std::string> changed;   // its paths that differ (all of them when `from` is "")
+    std::optional<std::string> refusal; // why `to` must not be checked out for it (SPEC §11)
+};
+
+class Store {
+public:
+    Store(std::string dir, std::string upstream, std::chrono::milliseconds timeout);
+
+    const std::string& dir() const { return m_dir; }
+    const std::string& upstream() const { return m_upstream; }
+    // Runs `open` (which makes the store usable: cloned, or found whole) once for all the
+    // services that share the store, as `user`; a failure is retried by the next caller.
+    Result<> open(const std::optional<Credentials>& user, const std::function<Result<>()>& open);
+    bool is_open() const;
+    // git in the store (fetch, resolve, ancestry); and git in one of its work trees.
+    const Git& git() const { return m_git; }
+    Git tree(const std::string& dir) const;
+
+    // The directory's name for (upstream, user): readable, and different for different
+    // credentials of the same URL without showing them.
+    static std::string name_for(const std::string& upstream, const std::string& user);
+
+    // Clones into `dir` (empty, the user's), renamed to dir() by the caller once whole.
+    Result<> clone_into(const std::string& dir, const std::string& branch) const;
+
+    // One `ls-remote` for all the branches.
+    Result<std::map<std::string, std::string>>
+    remote_heads(const std::vector<std::string>& branches) const;
+    // One fetch for all the branches; the surveys are forgotten.
+    Result<> fetch(const std::vector<std::string>& branches);
+    // The branch heads the store has, as of its last fetch (one process, then remembered).
+    Result<std::string> tracking_head(const std::string& branch);
+
+    // Warms the survey of from -> to for these links (the union of several services').
+    Result<> prepare(const std::string& from, const std::string& to, std::span<const Link> links);
+    Result<Survey> survey(const std::string& from, const std::string& to,
+                          std::span<const Link> links, std::uint64_t max_file_size);
+    // A new poll cycle: what was surveyed may be asked again with new answers.
+    void new_cycle();
+
+    // A new work tree at `dir` (an empty directory of the user's) on `commit`, checked out
+    // sparsely on `links`: git adds it (no checkout), the sparse patterns are written as the
+    // user into git's directory for it, and git checks out only them. Two processes.
+    Result<Git> add_tree(const std::string& dir, const std::string& commit,
+                         std::span<const Link> links) const;
+    // A second work tree beside `existing`, which lends it its sparse patterns. One process.
+    Result<Git> add_tree_like(const Git& existing, const std::string& dir,
+                              const std::string& commit) const;
+
+private:
+    struct Surveyed {
+        std::set<std::string> links;         // the link paths surveyed so far
+        std::set<std::string> changed;       // their changed paths
+        std::map<std::string, TreeEntry> at; // listing of `to` under them
+    };
+    Result<> survey_locked(Surveyed& surveyed, const std::string& from, const std::string& to,
+                           std::span<const Link> links);
+    Result<> write_patterns(const Git& tree, std::span<const Link> links) const;
+
+    std::string m_dir;
+    std::optional<Credentials> m_user;
+    std::string m_upstream;
+    std::chrono::milliseconds m_timeout;
+    Git m_git;
+    mutable std::mutex m_open_mutex; // held while opening; guards m_open and the two above
+    // `git worktree add` of two trees at once can fail setting the new tree's HEAD: one at a
+    // time (their checkouts still run side by side).
+    mutable std::mutex m_add_mutex;
+    bool m_open = false;
+
+    std::mutex m_mutex; // guards the members below
+    std::map<std::pair<std::string, std::string>, Surveyed> m_surveys;
+    std::optional<std::map<std::string, std::string>> m_heads;
+};
+
+} // namespace gitopper
