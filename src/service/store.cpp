@@ -27,7 +27,10 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 constexpr int kVersion = 1; // of a service's file; the old single file had its own version 1
-constexpr const char* kServicesDir = "services";
+// Not "services": with the mount base at the state dir (the default), a service's checkout is
+// <state>/<service>, and the state dir's own entries are named gitopper-* (which config
+// validation then refuses as service names).
+constexpr const char* kServicesDir = "gitopper-state";
 constexpr const char* kOldFile = "gitopper-state.json";
 // A service's file holds at most 100 history entries of a few hundred bytes (results quote
 // at most the tail of a program's output); far larger is not ours. The old file held them all.
@@ -311,8 +314,8 @@ Result<> StateStore::save(const std::string& service, const SavedService& saved)
     return write_locked(service, std::move(text));
 }
 
-// The state dir and services/ in it (made when missing), each opened once without following a
-// symlink. services/ must be ours and closed to others; it is made 0700 whatever umask says.
+// The state dir and gitopper-state/ in it (made when missing), each opened once without following a
+// symlink. gitopper-state/ must be ours and closed to others; it is made 0700 whatever umask says.
 Result<> StateStore::open_locked()
 {
     if (m_fd) {

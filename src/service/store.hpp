@@ -1,12 +1,12 @@
 #pragma once
 // What survives a restart (SPEC §3, beyond): freezes, rollback pins and each service's deploy
-// history. Each service has a file of its own, <state>/services/<state_file_name>, versioned
+// history. Each service has a file of its own, <state>/gitopper-state/<state_file_name>, versioned
 // JSON written atomically (temp file, fsync, rename, fsync of the directory) and only when its
 // text changed: a deploy writes one small file, however many services the host runs.
-// services/ is root's, 0700, its files 0600; all of them are opened through a descriptor of it,
-// and no symlink is followed on the way (SPEC §11).
-// The engine loads once, before any thread starts; then only the poll threads save, each its
-// own services. One lock covers the store, writes included.
+// gitopper-state/ is root's, 0700, its files 0600; all of them are opened through a descriptor of
+// it, and no symlink is followed on the way (SPEC §11). The engine loads once, before any thread
+// starts; then only the poll threads save, each its own services. One lock covers the store, writes
+// included.
 
 #include <cstdint>
 #include <deque>
@@ -42,7 +42,7 @@ struct SavedService {
 
 constexpr std::size_t kHistoryLimit = 100;
 
-// The name of a service's file in services/. Service names are systemd unit names
+// The name of a service's file in gitopper-state/. Service names are systemd unit names
 // ("getty@tty1.service", "mnt-data\x2dold.mount"), and the file name is the service name with
 // every byte other than an ASCII letter, a digit or one of "_.@:-" written as %XX ('\' is %5C,
 // '%' itself %25, '/' %2F), and a leading '.' or '-' too, so that no name is ".", "..", hidden
@@ -56,7 +56,7 @@ std::string state_file_name(std::string_view service);
 
 class StateStore {
 public:
-    // `state_dir`: the daemon's --state, checked as ours at start-up. services/ is made there
+    // `state_dir`: the daemon's --state, checked as ours at start-up. gitopper-state/ is made there
     // (0700) by the first load or save.
     explicit StateStore(std::string state_dir);
 
@@ -75,7 +75,7 @@ public:
     // At most the newest kHistoryLimit history entries are written.
     Result<> save(const std::string& service, const SavedService& saved);
 
-    // <state_dir>/services
+    // <state_dir>/gitopper-state
     const std::string& dir() const { return m_dir; }
 
 private:
@@ -90,7 +90,7 @@ private:
     std::string m_dir;
     std::mutex m_mutex;
     Fd m_top;                                     // the state dir
-    Fd m_fd;                                      // services/ in it
+    Fd m_fd;                                      // gitopper-state/ in it
     std::map<std::string, std::string> m_written; // per service: what its file holds now
 };
 

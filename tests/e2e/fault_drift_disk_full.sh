@@ -52,7 +52,7 @@ new=$(commit app/conf/extra.conf "extra v2")
 refused() {
     jq -e --arg to "$1" '.history[] |
         select(.to == $to and (.result | startswith("drift kept: could not save patch: ")))' \
-        "$T/state/services/app.json"
+        "$T/state/gitopper-state/app.json"
 }
 wait_until 20 refused "$new"
 cmp "$T/main.conf.edited" "$T/etc/app/main.conf" || fail "a deploy overwrote the unsaved edit"

@@ -25,7 +25,7 @@ protected:
         std::string pattern = (fs::temp_directory_path() / "store-XXXXXX").string();
         ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
         m_dir = pattern;
-        m_services = m_dir / "services";
+        m_services = m_dir / "gitopper-state";
         m_old = (m_dir / "gitopper-state.json").string();
     }
 
@@ -37,7 +37,7 @@ protected:
         return (m_services / state_file_name(service)).string();
     }
 
-    // Writes `content` to `path`, making services/ first (as the store would, 0700).
+    // Writes `content` to `path`, making gitopper-state/ first (as the store would, 0700).
     void write(const std::string& path, const std::string& content) const
     {
         fs::create_directories(m_services);
@@ -58,7 +58,7 @@ protected:
     }
 
     fs::path m_dir;      // the state dir
-    fs::path m_services; // its services/
+    fs::path m_services; // its gitopper-state/
     std::string m_old;   // the single file of earlier versions
 };
 
@@ -215,7 +215,7 @@ TEST_F(StateStoreTest, EachServiceHasAPrivateVersionedFileOfItsOwn)
     ASSERT_TRUE(first.save("web", sample()));
     ASSERT_TRUE(first.save("db", SavedService{}));
     EXPECT_EQ(first.dir(), m_services.string());
-    EXPECT_EQ(entries(m_dir), (std::set<std::string>{"services"}));
+    EXPECT_EQ(entries(m_dir), (std::set<std::string>{"gitopper-state"}));
     EXPECT_EQ(entries(m_services), (std::set<std::string>{"web.json", "db.json"}));
     EXPECT_EQ(mode_of(m_services), 0700u);
     EXPECT_EQ(mode_of(file_of("web")), 0600u);
@@ -526,7 +526,7 @@ TEST_F(StateStoreTest, AnUnsafeNameStaysInsideTheServicesDir)
 {
     const std::string name = "../../escape/x";
     ASSERT_TRUE(store().save(name, with_pin("ffff")));
-    EXPECT_EQ(entries(m_dir), (std::set<std::string>{"services"}));
+    EXPECT_EQ(entries(m_dir), (std::set<std::string>{"gitopper-state"}));
     EXPECT_EQ(entries(m_services), (std::set<std::string>{state_file_name(name)}));
     expect_same(store().load({name}).at(name), with_pin("ffff"));
 }
@@ -556,7 +556,8 @@ TEST_F(StateStoreTest, TheOldSingleFileIsTakenOverAndKept)
     // Each in its own file, the gone service's too (left there, skipped); the old file renamed
     // as it was.
     EXPECT_EQ(entries(m_services), (std::set<std::string>{"web.json", "db.json", "gone.json"}));
-    EXPECT_EQ(entries(m_dir), (std::set<std::string>{"services", "gitopper-state.json.migrated"}));
+    EXPECT_EQ(entries(m_dir),
+              (std::set<std::string>{"gitopper-state", "gitopper-state.json.migrated"}));
     EXPECT_EQ(content(m_old + ".migrated"), old);
 
     // The next start reads the services' own files.
