@@ -30,7 +30,7 @@ constexpr int kVersion = 1; // of a service's file; the old single file had its 
 // Not "services": with the mount base at the state dir (the default), a service's checkout is
 // <state>/<service>, and the state dir's own entries are named gitopper-* (which config
 // validation then refuses as service names).
-constexpr const char* kServicesDir = "gitopper-state";
+constexpr const char* kDirName = "gitopper-state";
 constexpr const char* kOldFile = "gitopper-state.json";
 // A service's file holds at most 100 history entries of a few hundred bytes (results quote
 // at most the tail of a program's output); far larger is not ours. The old file held them all.
@@ -279,7 +279,7 @@ std::string state_file_name(std::string_view service)
 }
 
 StateStore::StateStore(std::string state_dir)
-    : m_state_dir(std::move(state_dir)), m_dir(m_state_dir + "/" + kServicesDir)
+    : m_state_dir(std::move(state_dir)), m_dir(m_state_dir + "/" + kDirName)
 {
 }
 
@@ -325,10 +325,10 @@ Result<> StateStore::open_locked()
     if (!top) {
         return fail("state directory {}: {}", m_state_dir, top.error().message);
     }
-    if (::mkdirat(top->get(), kServicesDir, 0700) != 0 && errno != EEXIST) {
+    if (::mkdirat(top->get(), kDirName, 0700) != 0 && errno != EEXIST) {
         return fail("creating {}: {}", m_dir, std::strerror(errno));
     }
-    auto dir = open_beneath(top->get(), kServicesDir, O_RDONLY | O_DIRECTORY);
+    auto dir = open_beneath(top->get(), kDirName, O_RDONLY | O_DIRECTORY);
     if (!dir) {
         return fail("state directory {}: {}", m_state_dir, dir.error().message);
     }
