@@ -27,8 +27,7 @@ std::optional<PackageManager> detect_packages(const std::string& os_release)
 
 Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceManager& systemd)
     : m_options(std::move(options)),
-      m_store(m_options.state_dir + "/gitopper-state.json"), m_host{systemd, std::nullopt,
-                                                                    m_options.state_dir, m_store}
+      m_store(m_options.state_dir), m_host{systemd, std::nullopt, m_options.state_dir, m_store}
 {
     m_host.git_timeout =
         std::chrono::duration_cast<std::chrono::milliseconds>(m_options.git_timeout);

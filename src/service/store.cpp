@@ -1,49 +1,91 @@
 #include "service/store.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "util/atomic_file.hpp"
 #include "util/log.hpp"
+#include "util/safe_path.hpp"
+#include "util/strings.hpp"
 
 namespace gitopper {
 namespace {
 
 using nlohmann::json;
+using nlohmann::ordered_json;
 
-constexpr int kVersion = 1;
+constexpr int kVersion = 1; // of a service's file; the old single file had its own version 1
+// Not "services": with the mount base at the state dir (the default), a service's checkout is
+// <state>/<service>, and the state dir's own entries are named gitopper-* (which config
+// validation then refuses as service names).
+constexpr const char* kDirName = "gitopper-state";
+constexpr const char* kOldFile = "gitopper-state.json";
+// A service's file holds at most 100 history entries of a few hundred bytes (results quote
+// at most the tail of a program's output); far larger is not ours. The old file held them all.
+constexpr std::size_t kMaxFileBytes = std::size_t(16) << 20;
+constexpr std::size_t kMaxOldFileBytes = std::size_t(256) << 20;
+constexpr std::size_t kMaxStem = 200;
+constexpr std::size_t kHashedStem = kMaxStem - 17; // then "+" and 16 hex digits
 
-// An unreadable (or newer) state file is kept for the operator rather than overwritten by the
-// next save.
-void keep_aside(const std::string& path)
+bool plain_byte(char c, bool first)
 {
-    const auto aside = fmt::format("{}.unreadable-{}", path, std::time(nullptr));
-    if (::rename(path.c_str(), aside.c_str()) == 0) {
-        log::warn("kept the unreadable state file as {}", aside);
-    }
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    const bool punct = c == '_' || c == '.' || c == '@' || c == ':' || c == '-';
+    return alnum || (punct && !(first && (c == '.' || c == '-')));
 }
 
-json to_json(const SavedService& saved)
+std::uint64_t fnv1a(std::string_view text)
 {
-    json history = json::array();
-    for (const auto& entry : saved.history) {
-        history.push_back({{"time", entry.time},
-                           {"from", entry.from},
-                           {"to", entry.to},
-                           {"trigger", entry.trigger},
-                           {"result", entry.result}});
+    std::uint64_t hash = 0xcbf29ce484222325;
+    for (const char c : text) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3;
     }
-    return {{"frozen", saved.frozen},
-            {"pin", saved.pin},
-            {"info", saved.info},
-            {"applied", saved.applied},
-            {"history", history}};
+    return hash;
 }
 
+// A service's entry in the file: what it held in the old file's "services" too.
+void put_fields(ordered_json& out, const SavedService& saved)
+{
+    ordered_json history = ordered_json::array();
+    const auto skip = saved.history.size() - std::min(saved.history.size(), kHistoryLimit);
+    for (auto entry = saved.history.begin() + static_cast<std::ptrdiff_t>(skip);
+         entry != saved.history.end(); ++entry) {
+        history.push_back(ordered_json{{"time", entry->time},
+                                       {"from", entry->from},
+                                       {"to", entry->to},
+                                       {"trigger", entry->trigger},
+                                       {"result", entry->result}});
+    }
+    out["frozen"] = saved.frozen;
+    out["pin"] = saved.pin;
+    out["info"] = saved.info;
+    out["applied"] = saved.applied;
+    out["history"] = std::move(history);
+}
+
+// The version first, then whose file it is.
+std::string serialize(const std::string& service, const SavedService& saved)
+{
+    ordered_json root{{"version", kVersion}, {"service", service}};
+    put_fields(root, saved);
+    // History results and infos quote git's output, which need not be UTF-8 (or is cut
+    // inside a character): replace such bytes instead of throwing on the poll thread.
+    return root.dump(1, ' ', false, ordered_json::error_handler_t::replace) + "\n";
+}
+
+// Throws json::exception on a wrong shape.
 SavedService from_json(const json& object)
 {
     SavedService saved;
@@ -62,70 +104,340 @@ SavedService from_json(const json& object)
     return saved;
 }
 
+// Messages complete "state file X ...".
+Result<SavedService> parse_service_file(const std::string& text, const std::string& service)
+{
+    try {
+        const auto root = json::parse(text);
+        if (const auto version = root.value("version", 0); version != kVersion) {
+            return fail("has version {}, not {}", version, kVersion);
+        }
+        if (const auto name = root.value("service", ""); name != service) {
+            return fail("holds service {}, not {}", quote(name), quote(service));
+        }
+        return from_json(root);
+    } catch (const json::exception& e) {
+        return fail("is damaged ({})", e.what());
+    }
+}
+
+Result<std::map<std::string, SavedService>> parse_old_file(const std::string& text)
+{
+    try {
+        const auto root = json::parse(text);
+        if (const auto version = root.value("version", 0); version != 1) {
+            return fail("has version {}, not 1", version);
+        }
+        std::map<std::string, SavedService> services;
+        for (const auto& [name, object] : root.at("services").items()) {
+            services[name] = from_json(object);
+        }
+        return services;
+    } catch (const json::exception& e) {
+        return fail("is damaged ({})", e.what());
+    }
+}
+
+// The service a file names, for a message; empty when it cannot be told.
+std::string service_named_in(int dir, const std::string& file)
+{
+    const auto text = read_beneath(dir, file, kMaxFileBytes);
+    const auto root = text ? json::parse(*text, nullptr, false) : json();
+    return root.is_object() && root.contains("service") && root["service"].is_string()
+               ? root["service"].get<std::string>()
+               : "";
+}
+
+bool present(int dir, const std::string& name)
+{
+    struct stat st {};
+    return ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+// The text of the regular file `name` in `dir`, nullopt when there is none; a symlink, a FIFO
+// or a file over `limit` is an error.
+Result<std::optional<std::string>> read_if_present(int dir, const std::string& name,
+                                                   std::size_t limit)
+{
+    if (!present(dir, name)) {
+        return std::nullopt;
+    }
+    auto text = read_beneath(dir, name, limit);
+    if (!text) {
+        return std::unexpected(text.error());
+    }
+    return std::optional(std::move(*text));
+}
+
+// `name` renamed to `name + suffix` in `dir`, or that with "-2", "-3", ... when it is taken:
+// never over an earlier one. Returns the new name.
+Result<std::string> move_aside(int dir, const std::string& name, const std::string& suffix)
+{
+    for (int n = 1; n <= 100; ++n) {
+        const auto aside = name + suffix + (n == 1 ? "" : fmt::format("-{}", n));
+        if (::renameat2(dir, name.c_str(), dir, aside.c_str(), RENAME_NOREPLACE) == 0) {
+            return aside;
+        }
+        if (errno != EEXIST) {
+            return fail("renaming it to {}: {}", aside, std::strerror(errno));
+        }
+    }
+    return fail("renaming it: {} and 99 more such names are taken", name + suffix);
+}
+
+// An unreadable (or newer) state file is kept for the operator rather than overwritten by the
+// next save. `shown` is the directory's path.
+void keep_aside(int dir, const std::string& name, const std::string& shown)
+{
+    auto aside = move_aside(dir, name, fmt::format(".unreadable-{}", std::time(nullptr)));
+    if (aside) {
+        log::warn("kept the unreadable state file as {}/{}", shown, *aside);
+    } else {
+        log::warn("state file {}/{}: {}", shown, name, aside.error().message);
+    }
+}
+
+// The names in `dir`, read through a descriptor of its own (a duplicate would share the
+// position of `dir`).
+std::vector<std::string> entries_of(int dir)
+{
+    std::vector<std::string> names;
+    const int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    std::unique_ptr<DIR, int (*)(DIR*)> stream(fd < 0 ? nullptr : ::fdopendir(fd), ::closedir);
+    if (!stream) {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        return names;
+    }
+    while (const auto* entry = ::readdir(stream.get())) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") {
+            names.emplace_back(name);
+        }
+    }
+    return names;
+}
+
+// "<file>.json.tmp.XXXXXX": an AtomicFile of ours that a crash kept from its rename.
+bool is_temp_file(std::string_view name)
+{
+    constexpr std::string_view kTemp = ".tmp.XXXXXX";
+    if (name.size() <= kTemp.size() || name.ends_with(".json")) {
+        return false;
+    }
+    const auto stem = name.substr(0, name.size() - kTemp.size());
+    return stem.ends_with(".json") && name.substr(stem.size(), 5) == ".tmp.";
+}
+
+// The entries of the old single file in the state dir `top`, nullopt when there is none or it
+// cannot be taken (a warning; a damaged or newer one is kept aside).
+std::optional<std::map<std::string, SavedService>> read_old_file(int top,
+                                                                 const std::string& state_dir)
+{
+    const auto shown = state_dir + "/" + kOldFile;
+    auto text = read_if_present(top, kOldFile, kMaxOldFileBytes);
+    if (!text) {
+        log::warn("state file {}: {}; not taken over", shown, text.error().message);
+        return std::nullopt;
+    }
+    if (!*text) {
+        return std::nullopt;
+    }
+    auto old = parse_old_file(**text);
+    if (!old) {
+        log::warn("state file {} {}; starting with default state", shown, old.error().message);
+        keep_aside(top, kOldFile, state_dir);
+        return std::nullopt;
+    }
+    return std::move(*old);
+}
+
+// Relative to the working directory when not absolute.
+Result<Fd> open_directory(const std::string& path)
+{
+    return path.starts_with('/') ? open_no_symlinks(path, O_RDONLY | O_DIRECTORY)
+                                 : open_beneath(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);
+}
+
 } // namespace
+
+std::string state_file_name(std::string_view service)
+{
+    std::string stem;
+    std::size_t cut = 0; // the longest run of whole bytes (plain or %XX) that leaves room
+    for (std::size_t i = 0; i < service.size(); ++i) {
+        const char c = service[i];
+        stem += plain_byte(c, i == 0) ? std::string(1, c)
+                                      : fmt::format("%{:02X}", static_cast<unsigned char>(c));
+        cut = stem.size() <= kHashedStem ? stem.size() : cut;
+    }
+    if (stem.size() > kMaxStem) {
+        stem = fmt::format("{}+{:016x}", stem.substr(0, cut), fnv1a(service));
+    }
+    return (stem.empty() ? "%" : stem) + ".json"; // the empty name is no service's
+}
+
+StateStore::StateStore(std::string state_dir)
+    : m_state_dir(std::move(state_dir)), m_dir(m_state_dir + "/" + kDirName)
+{
+}
 
 std::map<std::string, SavedService> StateStore::load(const std::set<std::string>& known)
 {
+    std::lock_guard lock(m_mutex);
     std::map<std::string, SavedService> services;
-    if (::access(m_path.c_str(), F_OK) != 0) {
-        return services; // first start
-    }
-    auto text = read_file(m_path);
-    if (!text) {
-        log::warn("{}; starting with default state", text.error().message);
+    if (auto opened = open_locked(); !opened) {
+        log::warn("{}; starting with default state", opened.error().message);
         return services;
     }
-    try {
-        const auto root = json::parse(*text);
-        if (root.value("version", 0) != kVersion) {
-            log::warn("state file {}: version {} is not {}; starting with default state", m_path,
-                      root.value("version", 0), kVersion);
-            keep_aside(m_path);
-            return services;
+    for (const auto& name : known) {
+        if (auto saved = read_locked(name)) {
+            services[name] = std::move(*saved);
         }
-        for (const auto& [name, object] : root.at("services").items()) {
-            if (!known.contains(name)) {
-                log::warn("state file {}: skipping service {} that this host no longer runs",
-                          m_path, name);
-                continue;
-            }
-            services[name] = from_json(object);
-        }
-    } catch (const json::exception& e) {
-        log::warn("state file {} is damaged ({}); starting with default state", m_path, e.what());
-        keep_aside(m_path);
-        services.clear();
     }
-    std::lock_guard lock(m_mutex);
-    m_services = services;
+    migrate_locked(known, services);
+    sweep_locked(known);
     return services;
 }
 
 Result<> StateStore::save(const std::string& service, const SavedService& saved)
 {
     std::lock_guard lock(m_mutex);
-    m_services[service] = saved;
-    return write_locked();
-}
-
-Result<> StateStore::write_locked()
-{
-    json services = json::object();
-    for (const auto& [name, saved] : m_services) {
-        services[name] = to_json(saved);
-    }
-    // History results and infos quote git's output, which need not be UTF-8 (or is cut
-    // inside a character): replace such bytes instead of throwing on the poll thread.
-    const auto text = json{{"version", kVersion}, {"services", services}}.dump(
-                          1, ' ', false, json::error_handler_t::replace) +
-                      "\n";
-    if (text == m_written) {
+    auto text = serialize(service, saved);
+    if (const auto it = m_written.find(service); it != m_written.end() && it->second == text) {
         return {};
     }
-    if (auto r = write_file_atomic(m_path, text, 0600); !r) {
+    if (auto opened = open_locked(); !opened) {
+        return opened;
+    }
+    return write_locked(service, std::move(text));
+}
+
+// The state dir and gitopper-state/ in it (made when missing), each opened once without following a
+// symlink. gitopper-state/ must be ours and closed to others; it is made 0700 whatever umask says.
+Result<> StateStore::open_locked()
+{
+    if (m_fd) {
+        return {};
+    }
+    auto top = open_directory(m_state_dir);
+    if (!top) {
+        return fail("state directory {}: {}", m_state_dir, top.error().message);
+    }
+    if (::mkdirat(top->get(), kDirName, 0700) != 0 && errno != EEXIST) {
+        return fail("creating {}: {}", m_dir, std::strerror(errno));
+    }
+    auto dir = open_beneath(top->get(), kDirName, O_RDONLY | O_DIRECTORY);
+    if (!dir) {
+        return fail("state directory {}: {}", m_state_dir, dir.error().message);
+    }
+    auto trust = check_trusted_dir(dir->get(), "state directory " + m_dir);
+    if (trust && *trust == DirTrust::sticky) {
+        return fail("state directory {} is writable by others", m_dir);
+    }
+    if (!trust) {
+        return std::unexpected(trust.error());
+    }
+    if (::fchmod(dir->get(), 0700) != 0) {
+        return fail("chmod {}: {}", m_dir, std::strerror(errno));
+    }
+    m_top = std::move(*top);
+    m_fd = std::move(*dir);
+    return {};
+}
+
+// A damaged file costs this service its saved state, nothing more.
+std::optional<SavedService> StateStore::read_locked(const std::string& service)
+{
+    const auto file = state_file_name(service);
+    auto text = read_if_present(m_fd.get(), file, kMaxFileBytes);
+    if (!text) {
+        log::warn("[{}] state file {}/{}: {}; starting with default state", service, m_dir, file,
+                  text.error().message);
+        return std::nullopt;
+    }
+    if (!*text) {
+        return std::nullopt; // a new service
+    }
+    auto saved = parse_service_file(**text, service);
+    if (!saved) {
+        log::warn("[{}] state file {}/{} {}; starting with default state", service, m_dir, file,
+                  saved.error().message);
+        keep_aside(m_fd.get(), file, m_dir);
+        return std::nullopt;
+    }
+    m_written[service] = std::move(**text);
+    return std::move(*saved);
+}
+
+// The single file of earlier versions. A service's own file is newer than its entry there
+// (written by this version since), so it wins. The old file is renamed, not deleted, once every
+// entry is in its own file.
+void StateStore::migrate_locked(const std::set<std::string>& known,
+                                std::map<std::string, SavedService>& services)
+{
+    auto old = read_old_file(m_top.get(), m_state_dir);
+    if (!old) {
+        return;
+    }
+    const auto shown = m_state_dir + "/" + kOldFile;
+    std::size_t taken = 0;
+    bool failed = false; // then the rest is only used, not written: the old file stays
+    for (const auto& [name, saved] : *old) {
+        if (present(m_fd.get(), state_file_name(name))) {
+            continue;
+        }
+        if (known.contains(name)) {
+            services[name] = saved;
+        }
+        auto written = failed ? Result<>{} : write_locked(name, serialize(name, saved));
+        if (!written) {
+            log::warn("[{}] taking over its state from {}: {}", name, shown,
+                      written.error().message);
+            failed = true;
+        }
+        taken += !failed;
+    }
+    if (failed) {
+        log::warn("state file {} stays, to be taken over again at the next start", shown);
+        return;
+    }
+    auto moved = move_aside(m_top.get(), kOldFile, ".migrated");
+    if (!moved) {
+        log::warn("state file {}: {}", shown, moved.error().message);
+        return;
+    }
+    log::info("took over the state of {} service{} from {} into {}/; the old file is now {}/{}",
+              taken, taken == 1 ? "" : "s", shown, m_dir, m_state_dir, *moved);
+}
+
+// Files of services this host does not run stay (the service may come back); a temp file left
+// by a crash between a write and its rename goes.
+void StateStore::sweep_locked(const std::set<std::string>& known)
+{
+    std::set<std::string> ours;
+    for (const auto& name : known) {
+        ours.insert(state_file_name(name));
+    }
+    for (const auto& entry : entries_of(m_fd.get())) {
+        if (entry.ends_with(".json") && !ours.contains(entry)) {
+            const auto service = service_named_in(m_fd.get(), entry);
+            log::warn("state file {}/{}{}: skipped, this host does not run it (the file stays)",
+                      m_dir, entry, service.empty() ? "" : " of service " + quote(service));
+        } else if (is_temp_file(entry) && ::unlinkat(m_fd.get(), entry.c_str(), 0) == 0) {
+            log::info("removed {}/{}, left by a write that never finished", m_dir, entry);
+        }
+    }
+}
+
+Result<> StateStore::write_locked(const std::string& service, std::string text)
+{
+    const auto file = state_file_name(service);
+    if (auto r = write_file_atomic_at(m_fd.get(), file, text, 0600, m_dir + "/" + file); !r) {
         return r;
     }
-    m_written = text;
+    m_written[service] = std::move(text);
     return {};
 }
 

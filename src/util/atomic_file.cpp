@@ -1,6 +1,7 @@
 #include "util/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,7 +22,7 @@ std::string errno_text(int error)
     return std::strerror(error);
 }
 
-// The directory holding `path`, whose entry the rename changes.
+// The directory holding `path`, whose entry the rename changes, and the entry's name.
 std::string directory_of(const std::string& path)
 {
     const auto slash = path.rfind('/');
@@ -29,6 +30,36 @@ std::string directory_of(const std::string& path)
         return ".";
     }
     return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string name_of(const std::string& path)
+{
+    const auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// A new file `<name>.tmp.XXXXXX` in `dir`, as mkostemp(3) makes one, but beneath a descriptor
+// (mkostemp takes a path). Returns 0 or an errno value.
+int create_temp(int dir, const std::string& name, std::string& temp, Fd& fd)
+{
+    constexpr std::string_view kLetters =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        std::array<unsigned char, 6> random{};
+        if (::getrandom(random.data(), random.size(), 0) != static_cast<ssize_t>(random.size())) {
+            return errno;
+        }
+        temp = name + ".tmp.";
+        for (const auto byte : random) {
+            temp += kLetters[byte % kLetters.size()];
+        }
+        fd = Fd(
+            ::openat(dir, temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (fd || errno != EEXIST) {
+            return fd ? 0 : errno;
+        }
+    }
+    return EEXIST;
 }
 
 // Returns 0 or an errno value.
@@ -63,38 +94,48 @@ Result<> sync_and_close(Fd fd)
     return {};
 }
 
-// Makes the rename itself durable.
-Result<> sync_directory(const std::string& directory)
+// Makes the rename itself durable; `shown` names the directory.
+Result<> sync_directory(int dir, const std::string& shown)
 {
-    Fd fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd) {
-        return fail("opening directory {}: {}", directory, errno_text(errno));
-    }
-    if (::fsync(fd.get()) != 0) {
-        return fail("fsync of directory {}: {}", directory, errno_text(errno));
+    if (::fsync(dir) != 0) {
+        return fail("fsync of directory {}: {}", shown, errno_text(errno));
     }
     return {};
 }
 
 // RENAME_NOREPLACE: checking first and renaming after would leave a moment to lose a file in.
-Result<> rename_into_place(const std::string& temp, const std::string& path, Replace replace)
+Result<> rename_into_place(int dir, const std::string& temp, const std::string& name,
+                           Replace replace)
 {
     const unsigned flags = replace == Replace::no ? RENAME_NOREPLACE : 0;
-    if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), flags) != 0) {
+    if (::renameat2(dir, temp.c_str(), dir, name.c_str(), flags) != 0) {
         return fail("renaming {}: {}", temp, errno_text(errno));
     }
     return {};
 }
 
+Result<> fill_and_commit(Result<AtomicFile> file, std::string_view content)
+{
+    if (!file) {
+        return std::unexpected(file.error());
+    }
+    if (const int error = write_all(file->fd(), content); error != 0) {
+        return fail("cannot write {}: writing: {}", file->path(), errno_text(error));
+    }
+    return file->commit(Replace::yes);
+}
+
 } // namespace
 
-AtomicFile::AtomicFile(std::string path, std::string temp, Fd fd)
-    : m_path(std::move(path)), m_temp(std::move(temp)), m_fd(std::move(fd))
+AtomicFile::AtomicFile(std::string path, Fd dir, std::string name, std::string temp, Fd fd)
+    : m_path(std::move(path)), m_dir(std::move(dir)), m_name(std::move(name)),
+      m_temp(std::move(temp)), m_fd(std::move(fd))
 {
 }
 
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
-    : m_path(std::move(other.m_path)), m_temp(std::exchange(other.m_temp, {})),
+    : m_path(std::move(other.m_path)), m_dir(std::move(other.m_dir)),
+      m_name(std::move(other.m_name)), m_temp(std::exchange(other.m_temp, {})),
       m_fd(std::move(other.m_fd))
 {
 }
@@ -102,22 +143,36 @@ AtomicFile::AtomicFile(AtomicFile&& other) noexcept
 AtomicFile::~AtomicFile()
 {
     if (!m_temp.empty()) {
-        ::unlink(m_temp.c_str());
+        ::unlinkat(m_dir.get(), m_temp.c_str(), 0);
     }
 }
 
 Result<AtomicFile> AtomicFile::create(const std::string& path, mode_t mode)
 {
-    std::string temp = path + ".tmp.XXXXXX";
-    // mkostemp makes it 0600; its final mode comes before any content, which is no more
-    // private than the file will be.
-    Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
-    if (!fd) {
+    Fd dir(::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) {
         return fail("cannot write {}: creating temporary file: {}", path, errno_text(errno));
     }
-    AtomicFile file(path, std::move(temp), std::move(fd));
+    return create_at(dir.get(), name_of(path), mode, path);
+}
+
+Result<AtomicFile> AtomicFile::create_at(int dir, std::string name, mode_t mode, std::string shown)
+{
+    Fd copy(::fcntl(dir, F_DUPFD_CLOEXEC, 0));
+    if (!copy) {
+        return fail("cannot write {}: {}", shown, errno_text(errno));
+    }
+    std::string temp;
+    Fd fd;
+    if (const int error = create_temp(copy.get(), name, temp, fd); error != 0) {
+        return fail("cannot write {}: creating temporary file: {}", shown, errno_text(error));
+    }
+    AtomicFile file(std::move(shown), std::move(copy), std::move(name), std::move(temp),
+                    std::move(fd));
+    // Made 0600; its final mode comes before any content, which is no more private than the
+    // file will be.
     if (::fchmod(file.fd(), mode) != 0) {
-        return fail("cannot write {}: fchmod: {}", path, errno_text(errno));
+        return fail("cannot write {}: fchmod: {}", file.path(), errno_text(errno));
     }
     return file;
 }
@@ -126,25 +181,24 @@ Result<> AtomicFile::commit(Replace replace)
 {
     auto committed = sync_and_close(std::move(m_fd));
     if (committed) {
-        committed = rename_into_place(m_temp, m_path, replace);
+        committed = rename_into_place(m_dir.get(), m_temp, m_name, replace);
     }
     if (committed) {
         m_temp.clear(); // it is the file now
-        committed = sync_directory(directory_of(m_path));
+        committed = sync_directory(m_dir.get(), directory_of(m_path));
     }
     return with_context(std::move(committed), "cannot write {}", m_path);
 }
 
 Result<> write_file_atomic(const std::string& path, std::string_view content, mode_t mode)
 {
-    auto file = AtomicFile::create(path, mode);
-    if (!file) {
-        return std::unexpected(file.error());
-    }
-    if (const int error = write_all(file->fd(), content); error != 0) {
-        return fail("cannot write {}: writing: {}", path, errno_text(error));
-    }
-    return file->commit(Replace::yes);
+    return fill_and_commit(AtomicFile::create(path, mode), content);
+}
+
+Result<> write_file_atomic_at(int dir, const std::string& name, std::string_view content,
+                              mode_t mode, const std::string& shown)
+{
+    return fill_and_commit(AtomicFile::create_at(dir, name, mode, shown), content);
 }
 
 Result<std::string> read_file(const std::string& path)

@@ -13,6 +13,10 @@
 namespace gitopper {
 
 Result<> write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+// As write_file_atomic, for the entry `name` of the directory open as `dir` (see
+// AtomicFile::create_at). `shown` is the file's path for messages.
+Result<> write_file_atomic_at(int dir, const std::string& name, std::string_view content,
+                              mode_t mode, const std::string& shown);
 
 Result<std::string> read_file(const std::string& path);
 
@@ -26,7 +30,14 @@ enum class Replace { yes, no };
 // removed when the object goes. Move-only; used by one thread.
 class AtomicFile {
 public:
+    // The directory of `path` is opened once; the temp file, the rename and the fsync all go
+    // through that descriptor.
     static Result<AtomicFile> create(const std::string& path, mode_t mode);
+    // The entry `name` (no '/') of the directory open as `dir` (O_RDONLY, for its fsync), which
+    // is duplicated: the path to it is never looked up, so a directory resolved without symlinks
+    // stays the one written to. A symlink at `name` is replaced, never followed. `shown` is the
+    // file's path for messages and path().
+    static Result<AtomicFile> create_at(int dir, std::string name, mode_t mode, std::string shown);
     AtomicFile(AtomicFile&& other) noexcept;
     AtomicFile& operator=(AtomicFile&&) = delete;
     AtomicFile(const AtomicFile&) = delete;
@@ -39,10 +50,12 @@ public:
     Result<> commit(Replace replace);
 
 private:
-    AtomicFile(std::string path, std::string temp, Fd fd);
+    AtomicFile(std::string path, Fd dir, std::string name, std::string temp, Fd fd);
 
-    std::string m_path;
-    std::string m_temp; // empty once committed or moved from
+    std::string m_path; // for messages
+    Fd m_dir;
+    std::string m_name;
+    std::string m_temp; // its name in m_dir; empty once committed or moved from
     Fd m_fd;
 };
 

@@ -7,6 +7,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -217,9 +218,14 @@ Result<std::string> read_beneath(int dir, std::string_view relative, std::size_t
     if (static_cast<std::size_t>(st.st_size) > limit) {
         return fail("{} is larger than {} bytes", quote(relative), limit);
     }
-    std::string text(limit + 1, '\0');
+    // Room for what fstat says and a byte more, to notice a file that grows; never more than
+    // limit + 1, and not limit + 1 up front: the limit is far above what files hold.
+    std::string text(std::min(limit, static_cast<std::size_t>(st.st_size)) + 1, '\0');
     std::size_t size = 0;
-    while (size < text.size()) {
+    while (size <= limit) {
+        if (size == text.size()) {
+            text.resize(std::min(limit + 1, 2 * text.size()));
+        }
         const auto n = ::read(fd->get(), text.data() + size, text.size() - size);
         if (n < 0 && errno == EINTR) {
             continue;

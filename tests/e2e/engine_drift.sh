@@ -55,7 +55,7 @@ wait_until 10 calls_above "restart app" "$restarts"
 [ "$(mounts_on "$T/etc/single.conf")" = 1 ] || fail "file mount stacked after revert"
 
 # The state file records it in the history.
-wait_until 5 grep -q '"trigger": "drift"' "$T/state/gitopper-state.json"
+wait_until 5 grep -q '"trigger": "drift"' "$T/state/gitopper-state/app.json"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Restarts keep exactly one mount per target; exit codes: SIGTERM 0, SIGINT 0, SIGHUP 2,
-# -r with a changed config 2, a bad config 1 with nothing written.
+# -r with a changed config 2, a bad config 1 with nothing written; a damaged state file is kept
+# aside, and the single state file of earlier versions is taken over.
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 
@@ -49,10 +50,13 @@ expect_status 1 "$GITOPPER" -c "$T/config.toml" --state "$T/newstate" -h testhos
 expect_in "$T/err" "config.toml:12:1: unknown key \"brokenbranch\""
 [ ! -e "$T/newstate" ] || fail "a bad config created the state dir"
 
-# A truncated state file: a warning, default state, the daemon runs.
+# A truncated state file (the service's own, gitopper-state/svc.json): a warning, default
+# state, the daemon runs.
 sed -i '$d' "$T/config.toml" # drop the bad line again
-cp "$T/state/gitopper-state.json" "$T/state/saved"
-head -c 20 "$T/state/saved" >"$T/state/gitopper-state.json"
+[ "$(stat -c %a "$T/state/gitopper-state")" = 700 ] || fail "gitopper-state/ is not 0700"
+[ "$(stat -c %a "$T/state/gitopper-state/svc.json")" = 600 ] || fail "svc.json is not 0600"
+cp "$T/state/gitopper-state/svc.json" "$T/state/saved"
+head -c 20 "$T/state/saved" >"$T/state/gitopper-state/svc.json"
 : >"$T/systemctl.log"
 start_gitopper
 wait_until 20 grep -q "start svc" "$T/systemctl.log"
@@ -61,8 +65,35 @@ kill -0 "$GITOPPER_PID" || fail "a damaged state file stopped the daemon"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS after a damaged state file"
 expect_in "$T/gitopper.log" "kept the unreadable state file"
-[ "$(cat "$T"/state/gitopper-state.json.unreadable-*)" = "$(head -c 20 "$T/state/saved")" ] ||
+[ "$(cat "$T"/state/gitopper-state/svc.json.unreadable-*)" = "$(head -c 20 "$T/state/saved")" ] ||
     fail "the damaged state file was not kept as it was"
+
+# The single state file of earlier versions is taken over: the freeze in it holds, and the old
+# file is kept, renamed.
+rm "$T/state/gitopper-state/svc.json"
+pinned=$(commit svc/a.conf "a pinned")
+commit svc/a.conf "a after the pin" >/dev/null
+cat >"$T/state/gitopper-state.json" <<JSON
+{"version": 1, "services": {"svc": {"frozen": true, "pin": "$pinned", "info": "",
+ "applied": "", "history": [{"time": 1, "from": "", "to": "$pinned",
+ "trigger": "start", "result": "from the old file"}]}}}
+JSON
+cp "$T/state/gitopper-state.json" "$T/old-state.json"
+start_gitopper
+wait_until 20 grep -q "took over the state of 1 service" "$T/gitopper.log"
+wait_until 20 grep -q "\[svc\] restoring pinned commit" "$T/gitopper.log"
+wait_until 10 checkout_at "$T/srv/svc" "$pinned"
+wait_until 10 grep -qx "a pinned" "$T/etc/svc/a.conf"
+cmp "$T/old-state.json" "$T/state/gitopper-state.json.migrated" || fail "the old file was not kept"
+[ ! -e "$T/state/gitopper-state.json" ] || fail "the old file is still in place"
+expect_in "$T/state/gitopper-state/svc.json" '"result": "from the old file"'
+expect_in "$T/state/gitopper-state/svc.json" '"frozen": true'
+sleep 2.5 # polls: the freeze holds
+checkout_at "$T/srv/svc" "$pinned" || fail "the freeze from the old file did not hold"
+[ "$(cat "$T/etc/svc/a.conf")" = "a pinned" ] || fail "the frozen service followed upstream"
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS after taking over the old file"
+rm "$T/state/gitopper-state/svc.json" # unfrozen again for what follows
 
 # Another link at a restart: the existing checkout's sparse set grows, the new link is mounted.
 sed -i "s|^  { local = \"$T/etc/svc\", link = \"svc\" },|&\n  { local = \"$T/etc/extra\", link = \"extra\" },|" "$T/config.toml"

@@ -27,7 +27,7 @@ TOML
 start_gitopper --state "$T/var/state"
 wait_until 20 grep -qx "start big" "$T/systemctl.log"
 wait_until 20 grep -qx "start small" "$T/systemctl.log"
-cp "$T/var/state/gitopper-state.json" "$T/state-before.json"
+cp "$T/var/state/gitopper-state/big.json" "$T/state-before.json"
 
 # 3 MB that does not compress, for a filesystem of 2 MB.
 head -c 3000000 /dev/urandom | base64 >"$T/up/big/blob"
@@ -35,8 +35,8 @@ commit big/app.conf "v2" >/dev/null
 wait_until 20 grep -q "\[big\] state OK -> DIFF: .*No space left on device" "$T/gitopper.log"
 [ "$(cat "$T/etc/big/app.conf")" = "v1" ] || fail "a failed checkout changed the files in place"
 [ "$(calls "reload big")" = 0 ] || fail "reloaded big although its checkout failed"
-cmp -s "$T/state-before.json" "$T/var/state/gitopper-state.json" ||
-    [ "$(tail -c 2 "$T/var/state/gitopper-state.json" | tr -d '\n')" = "}" ] ||
+cmp -s "$T/state-before.json" "$T/var/state/gitopper-state/big.json" ||
+    [ "$(tail -c 2 "$T/var/state/gitopper-state/big.json" | tr -d '\n')" = "}" ] ||
     fail "the state file was damaged on a full disk"
 
 # The other service keeps tracking: a small change still fits, as the failed git's half-written

@@ -50,9 +50,9 @@ cmp "$T/main.conf.edited" "$T/etc/app/main.conf" || fail "the unsaved edit (main
 new=$(commit app/conf/extra.conf "extra v2")
 # The refused deploy is in the history, with the reason.
 refused() {
-    jq -e --arg to "$1" '.services.app.history[] |
+    jq -e --arg to "$1" '.history[] |
         select(.to == $to and (.result | startswith("drift kept: could not save patch: ")))' \
-        "$T/state/gitopper-state.json"
+        "$T/state/gitopper-state/app.json"
 }
 wait_until 20 refused "$new"
 cmp "$T/main.conf.edited" "$T/etc/app/main.conf" || fail "a deploy overwrote the unsaved edit"

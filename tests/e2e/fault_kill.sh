@@ -83,17 +83,19 @@ for step in fetch checkout systemctl; do
     hash=$(commit svc/app.conf "v-$step")
     [ "$step" = checkout ] && hash=$(commit svc/one.conf "one v-$step")
     kill_at "$step"
-    cp "$T/state/gitopper-state.json" "$T/state-after-kill-$step.json"
+    cp "$T/state/gitopper-state/svc.json" "$T/state-after-kill-$step.json"
     start_gitopper
     check_after_restart "$hash" "$step"
     wait_until 10 calls_above "reload svc" "$reloads"
     # The killed daemon's state file was whole (an atomic write), and so is the new one.
-    for file in "$T/state-after-kill-$step.json" "$T/state/gitopper-state.json"; do
+    for file in "$T/state-after-kill-$step.json" "$T/state/gitopper-state/svc.json"; do
         [ "$(tail -c 2 "$file")" = "}" ] || [ "$(tail -c 1 "$file")" = "}" ] ||
             fail "state file $file is cut short"
     done
 done
 expect_in "$T/gitopper.log" "was checked out but its action never ran; running it now"
+left=$(ls "$T/state/gitopper-state")
+[ "$left" = svc.json ] || fail "left in gitopper-state/: $left"
 
 # A lock left by a git killed under the running daemon: the next update fails once, naming the
 # lock, the leftover is removed, and the one after that deploys.

@@ -1,5 +1,6 @@
 #include "util/atomic_file.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "util/fd.hpp"
 
 using namespace gitopper;
 
@@ -182,4 +185,45 @@ TEST_F(AtomicFileTest, CreatingInAMissingDirectoryNamesIt)
     ASSERT_FALSE(file);
     EXPECT_EQ(file.error().message,
               "cannot write " + path + ": creating temporary file: No such file or directory");
+}
+
+TEST_F(AtomicFileTest, WritingBeneathADescriptorNeverLooksUpThePathAgain)
+{
+    std::filesystem::create_directory(m_dir / "dir");
+    Fd dir(::open(path_of("dir").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir);
+    // The path now leads elsewhere: the file still goes into the directory that was opened.
+    std::filesystem::rename(m_dir / "dir", m_dir / "moved");
+    std::filesystem::create_directory(m_dir / "dir");
+    const auto written =
+        write_file_atomic_at(dir.get(), "state", "through the fd\n", 0600, path_of("dir/state"));
+    ASSERT_TRUE(written) << written.error().message;
+    EXPECT_EQ(read_file(path_of("moved/state")).value_or("<error>"), "through the fd\n");
+    EXPECT_EQ(mode_of(path_of("moved/state")), 0600u);
+    EXPECT_FALSE(std::filesystem::exists(m_dir / "dir" / "state"));
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(m_dir / "moved"), {}), 1);
+}
+
+TEST_F(AtomicFileTest, ASymlinkAtTheNameIsReplacedNotFollowed)
+{
+    ASSERT_TRUE(write_file_atomic(path_of("victim"), "untouched\n", 0644));
+    std::filesystem::create_symlink(path_of("victim"), m_dir / "state");
+    Fd dir(::open(m_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir);
+    ASSERT_TRUE(write_file_atomic_at(dir.get(), "state", "new\n", 0600, path_of("state")));
+    EXPECT_EQ(read_file(path_of("victim")).value_or("<error>"), "untouched\n");
+    EXPECT_FALSE(std::filesystem::is_symlink(m_dir / "state"));
+    EXPECT_EQ(read_file(path_of("state")).value_or("<error>"), "new\n");
+}
+
+TEST_F(AtomicFileTest, WritingBeneathADescriptorNamesTheShownPath)
+{
+    std::filesystem::create_directory(m_dir / "target"); // in the way of the rename
+    Fd dir(::open(m_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir);
+    const auto result = write_file_atomic_at(dir.get(), "target", "x", 0600, "/shown/target");
+    ASSERT_FALSE(result);
+    EXPECT_TRUE(result.error().message.starts_with("cannot write /shown/target: renaming "))
+        << result.error().message;
+    EXPECT_EQ(entries(), (std::set<std::string>{"target"}));
 }

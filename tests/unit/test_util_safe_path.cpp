@@ -121,6 +121,20 @@ TEST_F(SafePathTest, ReadsWithABoundAndOnlyRegularFiles)
     EXPECT_FALSE(read_beneath(m_tree.get(), "sub", 100)); // a directory
 }
 
+TEST_F(SafePathTest, ReadsUpToTheBoundExactly)
+{
+    EXPECT_EQ(read_beneath(m_tree.get(), "sub/file", 7).value_or("<error>"), "content");
+    EXPECT_FALSE(read_beneath(m_tree.get(), "sub/file", 6));
+    // A regular file longer than fstat says (procfs says 0): read whole, within the bound.
+    Fd proc(::open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(proc);
+    const auto status = read_beneath(proc.get(), "status", 1 << 20);
+    ASSERT_TRUE(status) << status.error().message;
+    EXPECT_TRUE(status->starts_with("Name:")) << *status;
+    EXPECT_NE(status->find("\nPid:"), std::string::npos);
+    EXPECT_FALSE(read_beneath(proc.get(), "status", 10));
+}
+
 TEST_F(SafePathTest, TrustsOnlyOurOwnClosedDirectoriesOrStickyOnes)
 {
     const auto check = [&](mode_t mode) {
