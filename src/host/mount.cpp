@@ -7,19 +7,28 @@
 // checkout, the target resolved from "/" with no symlink in any component, the mount moved
 // onto the target's descriptor, and an unmount aimed at /proc/self/fd/N of the descriptor we
 // checked, so no path can be swapped between a check and the act.
+//
+// A switch between two trees mounts the new source beneath our mount on the target and then
+// detaches ours. The kernel offers no way to look beneath a mount without unmounting it, so a
+// pile of mounts on a target is looked at in a private copy of the mount namespace, on a
+// thread of its own, where taking them off one at a time changes nothing anyone else sees.
 
 #include "host/mount.hpp"
 
 #include <fcntl.h>
 #include <libmount/libmount.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -27,10 +36,16 @@
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
 
+#ifndef MOVE_MOUNT_BENEATH
+#define MOVE_MOUNT_BENEATH 0x00000200 // Linux 6.5; not in the 6.1 headers
+#endif
+
 namespace gitopper {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr std::size_t max_stacked = 64; // mounts looked at on one target
 
 struct TableDeleter {
     void operator()(libmnt_table* table) const { mnt_unref_table(table); }
@@ -201,6 +216,179 @@ Result<> attach(const Fd& source, const Fd& target, const BindMount& mount)
     return {};
 }
 
+// Mounts `source` beneath the mount `target` is the root of: until that one is detached,
+// lookups still find it; then they find the new one.
+Result<> attach_beneath(const Fd& source, const Fd& target, const BindMount& mount)
+{
+    Fd tree(static_cast<int>(
+        ::open_tree(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
+    if (!tree) {
+        return fail("switch {} to {}: open_tree: {}", mount.target, mount.link,
+                    std::strerror(errno));
+    }
+    if (::move_mount(tree.get(), "", target.get(), "",
+                     MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_BENEATH) != 0) {
+        return fail("switch {} to {}: mount beneath: {}", mount.target, mount.link,
+                    std::strerror(errno));
+    }
+    return {};
+}
+
+FileId id_of(const FileInfo& info)
+{
+    return {info.device, info.inode};
+}
+
+// A mount showing one of `ours`, or a file or directory nobody links to any more.
+bool is_ours(const FileInfo& shown, const std::vector<FileId>& ours)
+{
+    return shown.mount_root &&
+           (shown.links == 0 || std::ranges::find(ours, id_of(shown)) != ours.end());
+}
+
+libmnt_fs* find_mount(libmnt_table* table, int id)
+{
+    libmnt_iter* iter = mnt_new_iter(MNT_ITER_FORWARD);
+    libmnt_fs* entry = nullptr;
+    libmnt_fs* found = nullptr;
+    while (found == nullptr && mnt_table_next_fs(table, iter, &entry) == 0) {
+        found = mnt_fs_get_id(entry) == id ? entry : nullptr;
+    }
+    mnt_free_iter(iter);
+    return found;
+}
+
+// Whether the top mount on `target` sits on another mount at the same place (a mount's parent
+// is the one it is mounted on); true when that cannot be told, so that someone looks.
+bool stacked(const Fd& target)
+{
+    struct statx stx {};
+    if (::statx(target.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) != 0 ||
+        (stx.stx_mask & STATX_MNT_ID) == 0) {
+        return true;
+    }
+    auto table = read_mounts();
+    libmnt_fs* top = table ? find_mount(table.get(), static_cast<int>(stx.stx_mnt_id)) : nullptr;
+    if (top == nullptr) {
+        return true;
+    }
+    libmnt_fs* under = find_mount(table.get(), mnt_fs_get_parent_id(top));
+    return under != nullptr && std::strcmp(mnt_fs_get_target(under), mnt_fs_get_target(top)) == 0;
+}
+
+// Runs on a thread of its own, whose mount namespace becomes a private copy of ours (private
+// first, so no unmount propagates back) and ends with it: what each mount on `target` shows,
+// top first, taking them off one by one.
+Result<std::vector<FileInfo>> unmount_privately(const std::string& target)
+{
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        return fail("a private mount namespace: {}", std::strerror(errno));
+    }
+    std::vector<FileInfo> stack;
+    while (stack.size() < max_stacked) {
+        auto fd = open_no_symlinks(target, O_PATH);
+        auto info = fd ? file_info(fd->get()) : std::unexpected(fd.error());
+        if (!info || !info->mount_root) {
+            return info ? Result<std::vector<FileInfo>>(stack) : std::unexpected(info.error());
+        }
+        stack.push_back(*info);
+        if (auto r = detach(*fd, target); !r) {
+            return std::unexpected(r.error());
+        }
+    }
+    return fail("more than {} mounts", max_stacked);
+}
+
+Result<std::vector<FileInfo>> mount_stack(const std::string& target)
+{
+    Result<std::vector<FileInfo>> stack;
+    std::thread([&] { stack = unmount_privately(target); }).join();
+    return with_context(std::move(stack), "looking beneath the mounts on {}", target);
+}
+
+std::unexpected<Error> changed(const BindMount& next)
+{
+    return fail("local {}: its mounts changed while being settled", next.target);
+}
+
+Result<> expect_top(const Fd& target, const FileInfo& expected, const BindMount& next)
+{
+    auto shown = info_of(target, next.target);
+    if (shown && !same_inode(*shown, expected)) {
+        return changed(next);
+    }
+    return shown ? Result<>() : std::unexpected(shown.error());
+}
+
+// Detaches the top mount on `target`, checked to show `expected`; returns what is there then.
+Result<Fd> take_off(const Fd& target, const FileInfo& expected, const BindMount& next,
+                    const std::optional<Credentials>& owner)
+{
+    if (auto r = expect_top(target, expected, next); !r) {
+        return std::unexpected(r.error());
+    }
+    if (auto r = detach(target, next.target); !r) {
+        return std::unexpected(r.error());
+    }
+    return open_target(next, owner);
+}
+
+// Detaches mounts of ours from the top of `target` while another of ours lies beneath, each
+// checked to be the one the private look saw; returns the target as it is then.
+Result<Fd> settle(const BindMount& next, Fd target, const std::vector<FileId>& ours,
+                  const std::optional<Credentials>& owner)
+{
+    auto shown = info_of(target, next.target);
+    if (!shown || !is_ours(*shown, ours) || !stacked(target)) {
+        return shown ? Result<Fd>(std::move(target)) : std::unexpected(shown.error());
+    }
+    auto stack = mount_stack(next.target);
+    if (!stack) {
+        return std::unexpected(stack.error());
+    }
+    // Of the mounts of ours on top, all but the lowest come off.
+    const auto beyond = std::ranges::find_if_not(*stack, [&](auto& i) { return is_ours(i, ours); });
+    if (beyond == stack->begin()) {
+        return changed(next);
+    }
+    const auto lowest = beyond - 1;
+    for (auto top = stack->begin(); top != lowest; ++top) {
+        auto below = take_off(target, *top, next, owner);
+        if (!below) {
+            return std::unexpected(below.error());
+        }
+        target = std::move(*below);
+    }
+    auto left = expect_top(target, *lowest, next);
+    return left ? Result<Fd>(std::move(target)) : std::unexpected(left.error());
+}
+
+// Someone else's mount, or none: ours goes on top, the other is left alone underneath.
+Result<MountResult> cover(const Fd& source, const Fd& target, const BindMount& next)
+{
+    auto r = attach(source, target, next);
+    return r ? Result<MountResult>(MountResult::mounted) : std::unexpected(r.error());
+}
+
+// Our old mount, still on top, goes once the new one lies beneath it.
+Result<MountResult> replace(const Fd& source, const Fd& target, const BindMount& next)
+{
+    if (!mount_beneath_supported()) {
+        return fail("switch {} to {}: this kernel cannot mount beneath a mount "
+                    "(MOVE_MOUNT_BENEATH, Linux 6.5)",
+                    next.target, next.link);
+    }
+    if (auto r = attach_beneath(source, target, next); !r) {
+        return std::unexpected(r.error());
+    }
+    if (auto r = detach(target, next.target); !r) {
+        return fail("{} (the new mount lies beneath it; the next switch settles them)",
+                    r.error().message);
+    }
+    return MountResult::switched;
+}
+
 } // namespace
 
 Result<Mounted> ensure_bind_mount(const BindMount& mount, const std::optional<Credentials>& owner)
@@ -254,6 +442,55 @@ Result<> release_bind_mount(const BindMount& mount)
         return {};
     }
     return detach(*target, mount.target);
+}
+
+bool mount_beneath_supported()
+{
+    // No descriptor is ever INT_MAX (fs.nr_open stops below it), so nothing is moved.
+    static const bool supported =
+        ::move_mount(INT_MAX, "", INT_MAX, "",
+                     MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_BENEATH) != 0 &&
+        errno == EBADF;
+    return supported;
+}
+
+std::optional<FileId> source_id(const BindMount& mount)
+{
+    auto checkout = open_no_symlinks(mount.checkout, O_PATH | O_DIRECTORY);
+    auto found = checkout ? find_beneath(checkout->get(), mount.link, O_PATH)
+                          : std::unexpected(checkout.error());
+    if (!found || !*found) {
+        return std::nullopt;
+    }
+    auto info = file_info((*found)->get());
+    return info ? std::optional(id_of(*info)) : std::nullopt;
+}
+
+Result<Mounted> switch_bind_mount(const BindMount& next, const std::vector<FileId>& ours,
+                                  const std::optional<Credentials>& owner)
+{
+    auto source = open_source(next);
+    auto target = source ? open_target(next, owner) : std::unexpected(source.error());
+    auto have = target ? info_of(*source, next.link) : std::unexpected(target.error());
+    if (!have) {
+        return std::unexpected(have.error());
+    }
+    auto mine = ours; // and what else is ours: next's source, what our last mount showed
+    mine.push_back(id_of(*have));
+    if (next.ours) {
+        mine.push_back(*next.ours);
+    }
+    target = settle(next, std::move(*target), mine, owner);
+    auto shown = target ? info_of(*target, next.target) : std::unexpected(target.error());
+    if (!shown) {
+        return std::unexpected(shown.error());
+    }
+    if (shown->mount_root && same_inode(*have, *shown)) {
+        return Mounted{MountResult::unchanged, id_of(*have)};
+    }
+    auto done =
+        is_ours(*shown, mine) ? replace(*source, *target, next) : cover(*source, *target, next);
+    return done ? Result<Mounted>(Mounted{*done, id_of(*have)}) : std::unexpected(done.error());
 }
 
 int mount_count(const std::string& target)
