@@ -120,6 +120,7 @@ Result<> Engine::unfreeze(const std::string& service)
 
 Result<> Engine::pull(const std::string& service)
 {
+    log::debug("pull of {} requested", quote(service)); // bench/run times from here
     return queue(service, Request::Kind::pull);
 }
 
