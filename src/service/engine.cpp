@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "git/git.hpp"
+#include "host/mount.hpp"
 #include "util/atomic_file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -73,6 +74,10 @@ void Engine::start()
     log::info("tracking {} service{} in {} poll group{}, polling every {}", m_services.size(),
               m_services.size() == 1 ? "" : "s", m_groups.size(), m_groups.size() == 1 ? "" : "s",
               format_duration(m_options.interval));
+    if (!mount_beneath_supported()) {
+        log::warn("this kernel has no MOVE_MOUNT_BENEATH (Linux 6.5): deploys update the live "
+                  "work trees in place, atomic per file but not for a whole directory");
+    }
     for (auto& group : m_groups) {
         group->start();
     }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -98,18 +99,6 @@ Result<std::string> move_aside(const Service& config, const std::string& path,
         }
     }
     return aside;
-}
-
-// What a tree's (or checkout's) link is, for telling our mounts of it from anyone else's.
-std::optional<FileId> source_id(const std::string& tree, const Link& link)
-{
-    auto top = open_no_symlinks(tree, O_PATH | O_DIRECTORY);
-    auto found = top ? find_beneath(top->get(), link.link, O_PATH) : std::nullopt;
-    if (!found || !*found) {
-        return std::nullopt;
-    }
-    auto info = file_info((*found)->get());
-    return info ? std::optional(FileId{info->device, info->inode}) : std::nullopt;
 }
 
 BindMount bind_mount_of(const Link& link, const std::string& tree)
@@ -599,33 +588,38 @@ ManagedService::Outcome ManagedService::restore_pin()
     return deploy(*full, Trigger::start, false);
 }
 
-// What a target showed before, if it was ours: the other tree's link, the old checkout's
-// or our last mount's. The mount on it is then replaced, never stacked on.
-std::optional<FileId> ManagedService::previous_source(const Link& link) const
+// What our mounts on a target may show besides the live tree: the other tree's link, the old
+// checkout's, our last mount's. Those are replaced, never stacked on.
+std::vector<FileId> ManagedService::our_sources(const Link& link) const
 {
+    std::vector<FileId> ours;
     if (auto last = m_mounted.find(link.local); last != m_mounted.end()) {
-        return last->second;
+        ours.push_back(last->second);
     }
-    auto target = open_no_symlinks(link.local, O_PATH);
-    auto shown = target ? file_info(target->get()) : Result<FileInfo>(fail("none"));
-    if (!shown) {
-        return std::nullopt;
-    }
-    const FileId showing{shown->device, shown->inode};
     for (const auto& tree : {m_layout.tree(1 - m_live), m_layout.migrated()}) {
-        if (source_id(tree, link) == showing) {
-            return showing;
+        if (auto id = source_id(bind_mount_of(link, tree))) {
+            ours.push_back(*id);
         }
     }
-    return std::nullopt;
+    return ours;
 }
 
+// Every target switched to the live tree at once (see switch_bind_mount). A kernel without
+// MOVE_MOUNT_BENEATH (before 6.5) updates the live tree in place instead (see stage()), and
+// only a file mount, pinned to its old inode, is detached and mounted again.
 ManagedService::Outcome ManagedService::mount_all()
 {
     for (const auto& link : m_config.dirs) {
         auto spec = bind_mount_of(link, live_dir());
-        spec.ours = previous_source(link);
-        auto mounted = ensure_bind_mount(spec, m_user);
+        const auto ours = our_sources(link);
+        auto mounted = switch_bind_mount(spec, ours, m_user);
+        if (!mounted && !mount_beneath_supported()) {
+            const auto shown = source_id(BindMount{"/", link.local.substr(1), "", link.file});
+            if (shown && std::find(ours.begin(), ours.end(), *shown) != ours.end()) {
+                spec.ours = *shown;
+            }
+            mounted = ensure_bind_mount(spec, m_user);
+        }
         if (!mounted) {
             return host_failure(mounted.error().message);
         }
@@ -814,7 +808,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     const auto changed = survey->changed.size();
     log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.service, short_hash(from),
               short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
-    auto outcome = publish(1 - m_live, std::move(*staged));
+    auto outcome = publish(mount_beneath_supported() ? 1 - m_live : m_live, std::move(*staged));
     {
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
@@ -836,7 +830,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
 // was not live is discarded: only git's files are ever published.
 Result<Git> ManagedService::stage(const std::string& commit)
 {
-    const int spare = 1 - m_live;
+    const int spare = mount_beneath_supported() ? 1 - m_live : m_live;
     auto base = open_mount_base(m_config.mount);
     auto trees = base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
     if (!trees) {

@@ -169,7 +169,7 @@ private:
     std::expected<bool, Failure> take_drift_before(const std::string& commit, Trigger trigger);
     std::string note_reverted(const Result<Git::Changes>& changes, const std::string& saved_as);
     Result<AtomicFile> new_patch_file() const;
-    std::optional<FileId> previous_source(const Link& link) const;
+    std::vector<FileId> our_sources(const Link& link) const;
 
     void finish(const Outcome& outcome, const std::string& success_info = "");
     void record(Event event, const std::string& info);
