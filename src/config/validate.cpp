@@ -49,10 +49,11 @@ Problem check_service_name(std::string_view name)
                            "not starting with '-' or '.')",
                            quote(name));
     }
-    // Next to a checkout, <service>.gitopper-clone and <service>.broken-<time> are ours.
-    if (name.ends_with(".gitopper-clone") || name.find(".broken-") != std::string_view::npos) {
-        return fmt::format("service {} is reserved: \".gitopper-clone\" and \".broken-\" name "
-                           "gitopper's own directories next to a checkout",
+    // Next to a service's symlink, <service>.gitopper-link and <service>.broken-<time> are ours.
+    if (name.find(".gitopper-") != std::string_view::npos ||
+        name.find(".broken-") != std::string_view::npos) {
+        return fmt::format("service {} is reserved: \".gitopper-\" and \".broken-\" name "
+                           "gitopper's own entries next to a service's work tree",
                            quote(name));
     }
     return std::nullopt;

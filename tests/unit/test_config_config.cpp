@@ -513,7 +513,8 @@ TEST(ConfigTargets, ServicesCannotTakeTheStateDirsOwnNames)
     const std::vector<std::string> hosts{"web1"};
     EXPECT_TRUE(services_for_host(config, hosts, "/var/lib/other-state"));
     // Our own directories next to a checkout are never a service's.
-    for (const auto* name : {"nginx.gitopper-clone", "nginx.broken-1700000000"}) {
+    for (const auto* name :
+         {"nginx.gitopper-link", "nginx.gitopper-clone", "nginx.broken-1700000000"}) {
         auto reserved = service();
         reserved.replace(reserved.find("service = \"nginx\""), 17,
                          fmt::format("service = \"{}\"", name));
