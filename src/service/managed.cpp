@@ -166,6 +166,10 @@ void ManagedService::open()
 void ManagedService::start()
 {
     finish(prepare());
+}
+
+void ManagedService::check_drift_at_start()
+{
     if (!std::exchange(m_cloned, false)) {
         check_drift(); // edits made while we were not running
     }
@@ -778,12 +782,6 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         add_history(from, commit, trigger, failure.message);
         return std::unexpected(std::move(failure));
     };
-    // Local edits are saved and reverted first: a deploy never overwrites them unsaved.
-    auto reverted = take_drift_before(commit, trigger);
-    if (!reverted) {
-        return std::unexpected(reverted.error());
-    }
-    force_action = force_action || *reverted; // the service's files changed back
     // Which of our paths change, and may the new tree be checked out at all (SPEC §11).
     auto survey = m_store.survey(from, commit, m_config.dirs, m_config.file_size_limit());
     if (!survey) {
@@ -800,6 +798,13 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         log::debug("[{}] at {}: none of its paths changed", m_config.service, short_hash(commit));
         return {};
     }
+    // Local edits are saved and reverted first: the live tree is the next deploy's spare, and
+    // an edit is never lost unsaved.
+    auto reverted = take_drift_before(commit, trigger);
+    if (!reverted) {
+        return std::unexpected(reverted.error());
+    }
+    force_action = force_action || *reverted; // the service's files changed back
     // The new files go into the tree nobody reads, then every mount switches to it at once.
     auto staged = stage(commit);
     if (!staged) {
@@ -1017,6 +1022,9 @@ std::string ManagedService::note_reverted(const Result<Git::Changes>& changes,
 std::expected<bool, ManagedService::Failure>
 ManagedService::take_drift_before(const std::string& commit, Trigger trigger)
 {
+    if (std::exchange(m_watched_clean, false)) {
+        return false; // inotify watched every directory and saw nothing
+    }
     const auto from = status().hash;
     auto taken = take_drift();
     if (!taken) {

@@ -73,6 +73,9 @@ public:
     // is retried by later reconciles.
     void open();
     void start();
+    // After start(): local edits made while the daemon was not running are saved and reverted
+    // (nothing to look for in a tree start() just made).
+    void check_drift_at_start();
     // No work tree yet: start() will check out the branch head (for the poll group's survey).
     bool fresh() const;
     // One reconcile against the head the poll group saw upstream, already fetched into the
@@ -86,6 +89,9 @@ public:
     void check_drift();
     // Local edits are waiting to be saved: look again soon, inotify or not.
     bool drift_kept() const { return m_drift_kept; }
+    // The poll thread's word, for the next reconcile only, that inotify watched the whole live
+    // tree and reported nothing: a deploy then needs no `git status` first.
+    void set_watched_clean(bool clean) { m_watched_clean = clean; }
 
     void freeze();
     void unfreeze();
@@ -191,6 +197,7 @@ private:
     bool m_cloned = false;     // start() made a fresh tree: no local edits to look for
     bool m_migrated = false;   // an old checkout waits in Layout::migrated() for its mounts
     bool m_drift_kept = false; // local edits found whose patch could not be saved
+    bool m_watched_clean = false;
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last
 

@@ -129,6 +129,8 @@ void PollGroup::start_services()
     for_each_service([](ManagedService& service) { service.open(); });
     prepare_fresh();
     for_each_service([](ManagedService& service) { service.start(); });
+    // Edits made while we were not running, once every service runs.
+    for_each_service([](ManagedService& service) { service.check_drift_at_start(); });
     for (std::size_t id = 0; id < m_services.size(); ++id) {
         rewatch(id);
     }
@@ -181,11 +183,18 @@ void PollGroup::poll_upstream(Trigger trigger)
 {
     const auto started = Clock::now();
     const auto heads = fetch_heads(trigger);
+    for (const auto id : m_drift.drain()) {
+        m_dirty.insert(id); // edits not yet looked at: a deploy saves them first
+        m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
+    }
     bool failed = false;
     for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
         auto* service = m_services[id];
         const auto before = service->status().hash;
+        service->set_watched_clean(!m_drift.scanned(id) && !m_dirty.contains(id) &&
+                                   !service->drift_kept() && service->ready());
         service->reconcile(heads.at(service->config().branch), trigger);
+        service->set_watched_clean(false); // true only as of this cycle's drain
         if (service->status().hash != before) {
             rewatch(id);
         } else {
