@@ -242,12 +242,27 @@ Git::remote_heads(const std::string& url, const std::vector<std::string>& branch
 
 Result<> Git::clone_store(const std::string& url, const std::string& branch) const
 {
-    if (auto r =
-            run_git({"clone", "--quiet", "--filter=blob:none", "--no-checkout", "--no-tags",
-                     "--single-branch", "--branch", branch, "--config",
-                     "extensions.worktreeConfig=true", "--end-of-options", public_url(url), m_dir},
-                    false, &url);
-        !r) {
+    // Every work tree has an index of every path in the repository (a sparse index needs cone
+    // mode, which cannot take a single file): version 4 keeps the paths prefix-compressed.
+    // Nothing reads reflogs.
+    std::vector<std::string> args{"clone",
+                                  "--quiet",
+                                  "--filter=blob:none",
+                                  "--no-checkout",
+                                  "--no-tags",
+                                  "--single-branch",
+                                  "--branch",
+                                  branch,
+                                  "--config",
+                                  "extensions.worktreeConfig=true",
+                                  "--config",
+                                  "index.version=4",
+                                  "--config",
+                                  "core.logAllRefUpdates=false",
+                                  "--end-of-options",
+                                  public_url(url),
+                                  m_dir};
+    if (auto r = run_git(std::move(args), false, &url); !r) {
         return std::unexpected(r.error());
     }
     return protect_config();
@@ -308,7 +323,8 @@ Result<std::string> Git::worktree_git_dir() const
 
 Result<> Git::reset_hard() const
 {
-    auto output = run_git({"reset", "--quiet", "--hard", "HEAD"});
+    // Not `reset --hard`, which leaves an ORIG_HEAD behind in every new tree.
+    auto output = run_git({"checkout", "--quiet", "--force", "HEAD"});
     return output ? Result<>{} : std::unexpected(output.error());
 }
 

@@ -125,7 +125,7 @@ public:
 
     // Brings `branch` from upstream, also after a force-push.
     Result<> fetch(const std::string& branch) const;
-    // The same for several branches, in one fetch.
+    // The same for several branches, in one fetch, with the new commits' blobs under 1 MiB.
     Result<> fetch(const std::vector<std::string>& branches) const;
     Result<bool> has_commit(const std::string& hash) const;
     // `commit` is `of` or one of its ancestors.
