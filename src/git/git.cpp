@@ -284,19 +284,6 @@ Result<std::map<std::string, std::string>> Git::tracking_heads() const
     return heads;
 }
 
-Result<> Git::add_worktree(const std::string& path, const std::string& commit, bool checkout) const
-{
-    // --force: the path may still be registered for a tree that was removed (by an operator,
-    // or by us for a leftover); it is ours to reuse.
-    std::vector<std::string> args{"worktree", "add", "--quiet", "--force", "--detach"};
-    if (!checkout) {
-        args.emplace_back("--no-checkout");
-    }
-    args.insert(args.end(), {"--end-of-options", path, commit});
-    auto output = run_git(std::move(args));
-    return output ? Result<>{} : std::unexpected(output.error());
-}
-
 Result<std::string> Git::worktree_git_dir() const
 {
     auto dir = open_no_symlinks(m_dir, O_PATH | O_DIRECTORY);

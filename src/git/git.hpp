@@ -69,12 +69,6 @@ public:
     Result<> clone_store(const std::string& url, const std::string& branch) const;
     // The remote-tracking heads the store has ("main" -> hash), read in one process.
     Result<std::map<std::string, std::string>> tracking_heads() const;
-    // A work tree of this repository at `path` (an empty directory of the user's), detached at
-    // `commit`. Run in a sparse work tree, git copies its sparse patterns and checks out only
-    // them; with `checkout` false nothing is written but the tree's .git file and git's own
-    // files for it (its patterns are then the caller's to write, see Store).
-    Result<> add_worktree(const std::string& path, const std::string& commit,
-                          bool checkout = true) const;
     // A work tree's own directory in the object store: what its .git file names, read without
     // a process. An error when `.git` is not such a file (a clone of its own, or nothing).
     Result<std::string> worktree_git_dir() const;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -219,62 +220,74 @@ Result<Survey> Store::survey(const std::string& from, const std::string& to,
     return survey;
 }
 
-Result<Git> Store::add_tree(const std::string& dir, const std::string& commit,
-                            std::span<const Link> links) const
+Result<Git> Store::add_tree(const std::string& dir, const std::string& id,
+                            const std::string& commit, std::span<const Link> links) const
 {
-    {
-        std::lock_guard lock(m_add_mutex);
-        if (auto r = m_git.add_worktree(dir, commit, false); !r) {
-            return std::unexpected(r.error());
+    // Git's files of a tree that was removed (by us, or by a kill -9 half way): the user's.
+    const auto admin = fmt::format("{}/.git/worktrees/{}", m_dir, id);
+    struct stat st {};
+    if (::fstatat(AT_FDCWD, admin.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        auto removed = run(Command{.argv = {"rm", "-rf", "--one-file-system", "--", admin},
+                                   .timeout = m_timeout,
+                                   .as_user = m_user,
+                                   .cwd = "/"});
+        if (!removed || !removed->ok()) {
+            return fail("remove {}: {}", admin,
+                        removed ? removed->describe() : removed.error().message);
         }
     }
-    auto tree = this->tree(dir);
-    if (auto r = write_patterns(tree, links); !r) {
+    if (auto r = register_tree(dir, id, commit, links); !r) {
         return std::unexpected(r.error());
     }
-    if (auto r = tree.reset_hard(); !r) {
+    auto tree = this->tree(dir);
+    if (auto r = tree.checkout(commit); !r) {
         return std::unexpected(r.error());
     }
     return tree;
 }
 
-Result<Git> Store::add_tree_like(const Git& existing, const std::string& dir,
-                                 const std::string& commit) const
+Result<> Store::register_tree(const std::string& dir, const std::string& id,
+                              const std::string& commit, std::span<const Link> links) const
 {
-    std::lock_guard lock(m_add_mutex);
-    if (auto r = existing.add_worktree(dir, commit); !r) {
-        return std::unexpected(r.error());
+    if (!is_commit_hash(commit) || commit.size() != 40 || id.empty() ||
+        id.find('/') != std::string::npos || id.starts_with('.')) {
+        return fail("cannot register work tree {} as {} at {}", dir, quote(id), quote(commit));
     }
-    return tree(dir);
-}
-
-// What `git sparse-checkout set --no-cone` would write, without its process (which, in a
-// tree with no index yet, would not check anything out either). The directory is the user's:
-// the files are made as the user, beneath it, following no symlink.
-Result<> Store::write_patterns(const Git& tree, std::span<const Link> links) const
-{
-    auto git_dir = tree.worktree_git_dir();
-    if (!git_dir) {
-        return std::unexpected(git_dir.error());
+    auto git_dir = open_no_symlinks(m_dir + "/.git", O_PATH | O_DIRECTORY);
+    auto top =
+        git_dir ? open_no_symlinks(dir, O_PATH | O_DIRECTORY) : std::unexpected(git_dir.error());
+    if (!top) {
+        return std::unexpected(top.error());
     }
-    auto dir = open_no_symlinks(*git_dir, O_PATH | O_DIRECTORY);
-    if (!dir) {
-        return std::unexpected(dir.error());
-    }
+    const auto admin = fmt::format("{}/.git/worktrees/{}", m_dir, id);
     const FileIdentity as_user(m_user);
     if (!as_user.ok()) {
-        return fail("cannot act as {} to write the sparse patterns", m_user->name);
+        return fail("cannot act as {} to register {}", m_user->name, dir);
     }
-    if (::mkdirat(dir->get(), "info", 0755) != 0 && errno != EEXIST) {
-        return fail("{}/info: {}", *git_dir, std::strerror(errno));
+    if (::mkdirat(git_dir->get(), "worktrees", 0755) != 0 && errno != EEXIST) {
+        return fail("{}/.git/worktrees: {}", m_dir, std::strerror(errno));
     }
-    if (auto r = create_file(dir->get(), "info/sparse-checkout", sparse_patterns(links)); !r) {
-        return with_context(r, "{}", *git_dir);
+    const auto name = "worktrees/" + id;
+    if (::mkdirat(git_dir->get(), name.c_str(), 0755) != 0) {
+        return fail("{}: {}", admin, std::strerror(errno));
     }
-    return with_context(create_file(dir->get(), "config.worktree",
-                                    "[core]\n\tsparseCheckout = true\n"
-                                    "\tsparseCheckoutCone = false\n"),
-                        "{}", *git_dir);
+    if (::mkdirat(git_dir->get(), (name + "/info").c_str(), 0755) != 0) {
+        return fail("{}/info: {}", admin, std::strerror(errno));
+    }
+    const std::array<std::pair<std::string, std::string>, 5> files{{
+        {name + "/HEAD", commit + "\n"},
+        {name + "/commondir", "../..\n"},
+        {name + "/gitdir", dir + "/.git\n"},
+        {name + "/config.worktree",
+         "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = false\n"},
+        {name + "/info/sparse-checkout", sparse_patterns(links)},
+    }};
+    for (const auto& [file, text] : files) {
+        if (auto r = create_file(git_dir->get(), file, text); !r) {
+            return with_context(r, "{}/.git", m_dir);
+        }
+    }
+    return with_context(create_file(top->get(), ".git", "gitdir: " + admin + "\n"), "{}", dir);
 }
 
 } // namespace gitopper

@@ -70,13 +70,14 @@ public:
     void new_cycle();
 
     // A new work tree at `dir` (an empty directory of the user's) on `commit`, checked out
-    // sparsely on `links`: git adds it (no checkout), the sparse patterns are written as the
-    // user into git's directory for it, and git checks out only them. Two processes.
-    Result<Git> add_tree(const std::string& dir, const std::string& commit,
+    // sparsely on exactly `links`, registered in the store as `id` (a name of the caller's,
+    // unique in the store: `git worktree add` would derive it from the directory's name and
+    // read every other work tree's files first, which makes a thousand trees cost a million
+    // reads). Git's files for it (gitrepository-layout(5): worktrees/<id>/HEAD, commondir,
+    // gitdir, and the tree's .git file) and its sparse patterns are written as the user,
+    // beneath the store and the tree, following no symlink; then one `git checkout` fills it.
+    Result<Git> add_tree(const std::string& dir, const std::string& id, const std::string& commit,
                          std::span<const Link> links) const;
-    // A second work tree beside `existing`, which lends it its sparse patterns. One process.
-    Result<Git> add_tree_like(const Git& existing, const std::string& dir,
-                              const std::string& commit) const;
 
 private:
     struct Surveyed {
@@ -86,7 +87,8 @@ private:
     };
     Result<> survey_locked(Surveyed& surveyed, const std::string& from, const std::string& to,
                            std::span<const Link> links);
-    Result<> write_patterns(const Git& tree, std::span<const Link> links) const;
+    Result<> register_tree(const std::string& dir, const std::string& id, const std::string& commit,
+                           std::span<const Link> links) const;
 
     std::string m_dir;
     std::optional<Credentials> m_user;
@@ -94,9 +96,6 @@ private:
     std::chrono::milliseconds m_timeout;
     Git m_git;
     mutable std::mutex m_open_mutex; // held while opening; guards m_open and the two above
-    // `git worktree add` of two trees at once can fail setting the new tree's HEAD: one at a
-    // time (their checkouts still run side by side).
-    mutable std::mutex m_add_mutex;
     bool m_open = false;
 
     std::mutex m_mutex; // guards the members below

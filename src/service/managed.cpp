@@ -346,7 +346,7 @@ ManagedService::Outcome ManagedService::first_tree(int mount_fd)
     }
     log::info("[{}] checking out {} ({}) into {}", m_config.service, short_hash(*head),
               m_config.branch, m_layout.tree(0));
-    auto tree = build_tree(trees->get(), 0, *head, nullptr);
+    auto tree = build_tree(trees->get(), 0, *head);
     if (!tree) {
         add_history("", *head, Trigger::start, "checkout failed: " + tree.error().message);
         return git_failure(tree.error());
@@ -457,7 +457,7 @@ ManagedService::Outcome ManagedService::switch_store(int mount_fd, int live)
     }
     log::info("[{}] the work tree tracked another upstream; switching it to {}", m_config.service,
               public_url(m_config.upstream));
-    auto tree = build_tree(trees->get(), 1 - live, *head, nullptr);
+    auto tree = build_tree(trees->get(), 1 - live, *head);
     if (!tree) {
         return git_failure(tree.error());
     }
@@ -514,7 +514,7 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
     if (!trees) {
         return host_failure(trees.error().message);
     }
-    auto tree = build_tree(trees->get(), 0, *commit, nullptr);
+    auto tree = build_tree(trees->get(), 0, *commit);
     if (!tree) {
         return git_failure(tree.error());
     }
@@ -530,20 +530,21 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
 
 // An empty directory of the user's at tree `n`, then a work tree in it: its own (sparse on
 // the links) or, given `like`, one that borrows `like`'s sparse patterns.
-Result<Git> ManagedService::build_tree(int trees_fd, int n, const std::string& commit,
-                                       const Git* like) const
+Result<Git> ManagedService::build_tree(int trees_fd, int n, const std::string& commit) const
 {
     const auto name = std::to_string(n);
     const auto path = m_layout.tree(n);
+    struct stat st {};
     // A leftover: a tree moved aside, or one a kill -9 left half made.
-    if (auto r = remove_tree(trees_fd, m_layout.trees(), name, m_user); !r) {
-        return std::unexpected(r.error());
+    if (::fstatat(trees_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (auto r = remove_tree(trees_fd, m_layout.trees(), name, m_user); !r) {
+            return std::unexpected(r.error());
+        }
     }
     if (auto r = make_owned_dir(trees_fd, name, m_user, path); !r) {
         return std::unexpected(r.error());
     }
-    return like != nullptr ? m_store.add_tree_like(*like, path, commit)
-                           : m_store.add_tree(path, commit, m_config.dirs);
+    return m_store.add_tree(path, fmt::format("{}.{}", m_config.service, n), commit, m_config.dirs);
 }
 
 ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, int n, Git tree,
@@ -843,7 +844,7 @@ Result<Git> ManagedService::stage(const std::string& commit)
     }
     auto tree = m_store.tree(m_layout.tree(spare));
     if (unusable_tree(trees->get(), spare, tree)) { // also a tree of a store used before
-        return build_tree(trees->get(), spare, commit, &*m_git);
+        return build_tree(trees->get(), spare, commit);
     }
     if (auto r = tree.set_sparse(m_config.dirs); !r) {
         return std::unexpected(r.error());

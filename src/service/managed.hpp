@@ -151,7 +151,7 @@ private:
     };
     std::optional<Unusable> unusable_tree(int trees_fd, int n, const Git& tree) const;
     Outcome switch_store(int mount_fd, int live);
-    Result<Git> build_tree(int trees_fd, int n, const std::string& commit, const Git* like) const;
+    Result<Git> build_tree(int trees_fd, int n, const std::string& commit) const;
     Outcome use_new_tree(int mount_fd, int n, Git tree, const std::string& commit,
                          const std::string& note);
 
