@@ -165,7 +165,12 @@ void ManagedService::open()
 
 void ManagedService::start()
 {
-    finish(prepare());
+    const auto outcome = prepare();
+    if (!outcome && m_store.is_open()) {
+        // The retry rule (wants()): the head it broke at is the one the store has now.
+        m_failed_head = m_store.tracking_head(m_config.branch).value_or("");
+    }
+    finish(outcome);
     if (!std::exchange(m_cloned, false)) {
         check_drift(); // edits made while we were not running
     }
