@@ -756,7 +756,9 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
     if (!wants(head, trigger)) {
         return;
     }
-    auto outcome = deploy(head, trigger, false);
+    // A BROKEN service retries what failed: its action runs even if nothing of it changed
+    // since the commit whose action failed.
+    auto outcome = deploy(head, trigger, now.state == State::broken);
     if (!outcome && outcome.error().event == Event::host_failed) {
         m_failed_head = head;
     }
