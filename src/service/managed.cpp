@@ -773,7 +773,14 @@ void ManagedService::retry_at_head()
         return;
     }
     auto outcome = mount_all();
-    finish(outcome ? act() : outcome);
+    if (outcome) {
+        outcome = act();
+    }
+    if (outcome) {
+        mark_applied(status().hash); // or the next start would run the action again
+        persist();
+    }
+    finish(outcome);
 }
 
 // From the deployed commit to `commit`, as a script: each step says why it is there.
