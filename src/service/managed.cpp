@@ -165,7 +165,12 @@ void ManagedService::open()
 
 void ManagedService::start()
 {
-    finish(prepare());
+    const auto outcome = prepare();
+    if (!outcome && m_store.is_open()) {
+        // The retry rule (wants()): the head it broke at is the one the store has now.
+        m_failed_head = m_store.tracking_head(m_config.branch).value_or("");
+    }
+    finish(outcome);
 }
 
 void ManagedService::check_drift_at_start()
@@ -756,7 +761,9 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
     if (!wants(head, trigger)) {
         return;
     }
-    auto outcome = deploy(head, trigger, false);
+    // A BROKEN service retries what failed: its action runs even if nothing of it changed
+    // since the commit whose action failed.
+    auto outcome = deploy(head, trigger, now.state == State::broken);
     if (!outcome && outcome.error().event == Event::host_failed) {
         m_failed_head = head;
     }
@@ -771,7 +778,14 @@ void ManagedService::retry_at_head()
         return;
     }
     auto outcome = mount_all();
-    finish(outcome ? act() : outcome);
+    if (outcome) {
+        outcome = act();
+    }
+    if (outcome) {
+        mark_applied(status().hash); // or the next start would run the action again
+        persist();
+    }
+    finish(outcome);
 }
 
 // From the deployed commit to `commit`, as a script: each step says why it is there.
