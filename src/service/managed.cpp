@@ -778,12 +778,6 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         add_history(from, commit, trigger, failure.message);
         return std::unexpected(std::move(failure));
     };
-    // Local edits are saved and reverted first: a deploy never overwrites them unsaved.
-    auto reverted = take_drift_before(commit, trigger);
-    if (!reverted) {
-        return std::unexpected(reverted.error());
-    }
-    force_action = force_action || *reverted; // the service's files changed back
     // Which of our paths change, and may the new tree be checked out at all (SPEC §11).
     auto survey = m_store.survey(from, commit, m_config.dirs, m_config.file_size_limit());
     if (!survey) {
@@ -793,13 +787,20 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         // Nothing of it is checked out: the service keeps its current files and mounts.
         return failed({Event::host_failed, *survey->refusal});
     }
-    // Nothing of ours changed: the recorded commit moves, no file is written, nothing runs.
+    // Nothing of ours changed: the recorded commit moves, no file is written, nothing runs,
+    // and no git runs in the tree either (its local edits are drift's to find).
     if (survey->changed.empty() && !force_action && trigger != Trigger::rollback) {
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
         log::debug("[{}] at {}: none of its paths changed", m_config.service, short_hash(commit));
         return {};
     }
+    // Local edits are saved and reverted first: a deploy never overwrites them unsaved.
+    auto reverted = take_drift_before(commit, trigger);
+    if (!reverted) {
+        return std::unexpected(reverted.error());
+    }
+    force_action = force_action || *reverted; // the service's files changed back
     // The new files go into the tree nobody reads, then every mount switches to it at once.
     auto staged = stage(commit);
     if (!staged) {
