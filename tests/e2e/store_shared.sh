@@ -56,6 +56,8 @@ main_head=$(git -C "$T/up" rev-parse HEAD)
 ours() { awk -v pid="$GITOPPER_PID" '$1 == pid { $1 = ""; print substr($0, 2) }' "$T/git.log"; }
 ls_remotes() { ours | grep -c ' ls-remote ' || true; }
 ls_remotes_above() { [ "$(ls_remotes)" -gt "$1" ]; }
+# polls_more N: waits until N more poll cycles have begun.
+polls_more() { wait_until 10 ls_remotes_above $(($(ls_remotes) + $1 - 1)); }
 all_deployed() { # HASH SERVICE...
     local hash=$1; shift
     for s; do deployed "$s" "$hash" || return 1; done
@@ -81,8 +83,8 @@ store="$T/srv/.gitopper/stores/$(cat "$T/stores")"
 [ "$(ours | grep -c ' clone ' || true)" = 1 ] || { ours | grep ' clone '; fail "more than one clone"; }
 
 # Idle cycles: one ls-remote each, naming both branches, and no other git process.
-wait_until 10 ls_remotes_above 0
-sleep 0.5 # the start-up cycle's own work is done by now (it ran a moment after the start)
+# Start-up is over once the poll loop runs: the second cycle begins after the first is done.
+wait_until 10 ls_remotes_above 1
 : >"$T/git.log"
 wait_until 10 ls_remotes_above 3
 cp "$T/git.log" "$T/idle.log"
@@ -143,7 +145,7 @@ for s in $mains $others; do
 done
 snapshot >"$T/trees-after"
 diff "$T/trees-before" "$T/trees-after" || fail "a tree of an untouched service moved"
-sleep 1.5 # a poll or two more: nothing else is owed
+polls_more 2 # nothing else is owed
 tail -n +$((calls_before + 1)) "$T/systemctl.log" >"$T/calls"
 if grep -vx -e daemon-reload -e "reload s1" "$T/calls"; then fail "a service whose paths did not change was told"; fi
 [ "$(calls "reload s1")" = 1 ] || fail "s1 reloaded $(calls "reload s1") times"
@@ -166,7 +168,7 @@ wait_until 10 calls_above "reload o1" 0
 wait_until 10 calls_above "reload o2" 0
 wait_until 10 all_deployed "$other_head" $others
 wait_until 10 fetched_then_polled
-sleep 1.5 # a poll or two more: nothing else is owed
+polls_more 2 # nothing else is owed
 ours >"$T/other-ours.log"
 [ "$(grep -c ' fetch ' "$T/other-ours.log" || true)" = 1 ] || { cat "$T/other-ours.log"; fail "not one fetch"; }
 grep ' fetch ' "$T/other-ours.log" | grep -qF "refs/heads/other:" || fail "the fetch did not ask for other"
