@@ -478,10 +478,10 @@ ManagedService::Outcome ManagedService::replace_tree(int mount_fd, const std::st
     return first_tree(mount_fd);
 }
 
-// A clone of its own at M/<service> (gitopper before object stores, or the Go tool): its
-// local edits are saved, a work tree of the store takes its commit, the symlink its place;
-// mount_all() then moves every mount onto the tree and retire_migrated() removes the clone.
-// Its files do not change, so nothing is reloaded.
+// A clone of its own at M/<service> (gitopper before object stores, or the Go tool): a work
+// tree of the store takes its commit, the symlink its place; mount_all() then moves every
+// mount onto the tree at once, and retire_migrated() saves the clone's local edits and
+// removes it. Its files do not change, so nothing is reloaded, unless it had local edits.
 ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
 {
     const auto path = m_layout.link();
@@ -498,10 +498,6 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
     old.remove_leftovers(m_config.service);
     m_git = old;
     m_live = -1;
-    auto taken = take_drift(); // kept in the patch dir: the clone is about to go
-    if (!taken) {
-        return std::unexpected(taken.error());
-    }
     auto commit = old.detached_head();
     if (!commit || !m_store.git().has_commit(*commit).value_or(false)) {
         log::warn("[{}] the commit of {} is not upstream's any more: taking the branch head",
@@ -648,6 +644,10 @@ ManagedService::Outcome ManagedService::retire_migrated()
     if (!m_migrated && !fs::exists(fs::symlink_status(m_layout.migrated()))) {
         return {};
     }
+    m_migrated = false;
+    if (!save_migrated_edits()) {
+        return {}; // the clone stays, with its edits, until a start can save them
+    }
     auto base = open_no_symlinks(m_config.mount + "/.gitopper", O_PATH | O_DIRECTORY);
     if (base) {
         const auto name = fs::path(m_layout.migrated()).filename().string();
@@ -655,8 +655,35 @@ ManagedService::Outcome ManagedService::retire_migrated()
             log::warn("[{}] {}", m_config.service, r.error().message);
         }
     }
-    m_migrated = false;
     return {};
+}
+
+// Local edits in the old clone, saved before it goes. They were not reverted under the
+// service: they left its files when the mounts switched to the new tree, all at once, and the
+// service is told, as after any revert. A clone that is no repository any more (a kill during
+// its removal) holds nothing to save.
+bool ManagedService::save_migrated_edits()
+{
+    Git old(m_layout.migrated(), m_user, m_host.git_timeout, m_config.upstream);
+    if (!old.is_repository().value_or(false)) {
+        return true;
+    }
+    const auto hash = status().hash;
+    auto live = std::exchange(m_git, old);
+    const bool kept = m_drift_kept; // of the live tree, which this is not
+    auto taken = take_drift();
+    m_git = std::move(live);
+    m_drift_kept = kept;
+    if (!taken) {
+        log::warn("[{}] {}; the old checkout stays in {}", m_config.service, taken.error().message,
+                  m_layout.migrated());
+        return false;
+    }
+    if (*taken) {
+        add_history(hash, hash, Trigger::drift, "reverted " + (*taken)->files);
+        m_edits_reverted = true;
+    }
+    return true;
 }
 
 ManagedService::Outcome ManagedService::start_unit()
@@ -684,21 +711,25 @@ ManagedService::Outcome ManagedService::act_if_owed()
         std::lock_guard lock(m_mutex);
         return m_saved.applied;
     }();
-    if (applied == head) {
-        return {};
-    }
-    if (!applied.empty()) {
+    bool owed = m_edits_reverted; // the service ran on edits of its old clone
+    if (applied != head && !applied.empty()) {
         auto survey = m_store.survey(applied, head, m_config.dirs, m_config.file_size_limit());
         if (!survey || !survey->changed.empty()) {
             log::warn("[{}] {} was checked out but its action never ran; running it now",
                       m_config.service, short_hash(head));
-            if (auto r = act(); !r) {
-                return r;
-            }
+            owed = true;
         }
     }
-    mark_applied(head);
-    persist();
+    if (owed) {
+        if (auto r = act(); !r) {
+            return r;
+        }
+        m_edits_reverted = false;
+    }
+    if (applied != head) {
+        mark_applied(head);
+        persist();
+    }
     return {};
 }
 
@@ -806,7 +837,8 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         // Nothing of it is checked out: the service keeps its current files and mounts.
         return failed({Event::host_failed, *survey->refusal});
     }
-    // Nothing of ours changed: the recorded commit moves, no file is written, nothing runs.
+    // Nothing of ours changed: the recorded commit moves, no file is written, nothing runs,
+    // and no git runs in the tree either (its local edits are drift's to find).
     if (survey->changed.empty() && !force_action && trigger != Trigger::rollback) {
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;

@@ -138,6 +138,7 @@ private:
     Outcome start_unit();
     Outcome act_if_owed();
     Outcome retire_migrated();
+    bool save_migrated_edits();
 
     // prepare_tree(), by what M/<service> was.
     Outcome first_tree(int mount_fd);
@@ -193,10 +194,11 @@ private:
     std::optional<Git> m_git; // the live tree
     int m_live = -1;          // which of the two trees is live
     bool m_package_done = false;
-    bool m_ready = false;      // work tree, mounts and first start done
-    bool m_cloned = false;     // start() made a fresh tree: no local edits to look for
-    bool m_migrated = false;   // an old checkout waits in Layout::migrated() for its mounts
-    bool m_drift_kept = false; // local edits found whose patch could not be saved
+    bool m_ready = false;          // work tree, mounts and first start done
+    bool m_cloned = false;         // start() made a fresh tree: no local edits to look for
+    bool m_migrated = false;       // an old checkout waits in Layout::migrated() for its mounts
+    bool m_edits_reverted = false; // its edits are saved and gone: the action is owed
+    bool m_drift_kept = false;     // local edits found whose patch could not be saved
     bool m_watched_clean = false;
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last
