@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -34,19 +35,24 @@ std::string normal(const std::string& path)
 void check_conflicts(const Config& config, const std::vector<Service>& services,
                      std::vector<std::string>& problems)
 {
+    // By name and by checkout directory: a thousand services are not a million comparisons.
+    std::map<std::string, std::vector<std::size_t>> by_name;
+    std::map<std::string, std::vector<std::size_t>> by_checkout;
     for (std::size_t i = 0; i < services.size(); ++i) {
-        for (std::size_t j = 0; j < i; ++j) {
+        const auto& b = services[i];
+        auto& named = by_name[b.service];
+        auto& placed = by_checkout[normal(b.checkout_dir())];
+        for (const auto j : named) {
             const auto& a = services[j];
-            const auto& b = services[i];
-            if (a.service == b.service) {
-                problems.push_back(fmt::format("{}: service {} is defined twice for this host "
-                                               "(machines {} and {}, first at {})",
-                                               config.at(b.position), quote(b.service),
-                                               quote(a.machine), quote(b.machine),
-                                               config.at(a.position)));
-            }
-            if (normal(a.checkout_dir()) == normal(b.checkout_dir()) &&
-                (a.branch != b.branch || a.upstream != b.upstream)) {
+            problems.push_back(fmt::format("{}: service {} is defined twice for this host "
+                                           "(machines {} and {}, first at {})",
+                                           config.at(b.position), quote(b.service),
+                                           quote(a.machine), quote(b.machine),
+                                           config.at(a.position)));
+        }
+        for (const auto j : placed) {
+            const auto& a = services[j];
+            if (a.branch != b.branch || a.upstream != b.upstream) {
                 problems.push_back(fmt::format(
                     "{}: checkout directory {} is shared with {} at {} but the branch or "
                     "upstream differs",
@@ -54,6 +60,8 @@ void check_conflicts(const Config& config, const std::vector<Service>& services,
                     config.at(a.position)));
             }
         }
+        named.push_back(i);
+        placed.push_back(i);
     }
 }
 
@@ -69,7 +77,8 @@ std::string resolved(const std::string& path)
 // `path` is `dir` or lies below it.
 bool within(const std::string& path, const std::string& dir)
 {
-    return path == dir || dir == "/" || path.starts_with(dir + "/");
+    return path == dir || dir == "/" ||
+           (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
 }
 
 struct Target {
@@ -89,6 +98,13 @@ public:
             for (const auto& link : service.dirs) {
                 m_targets.push_back({resolved(link.local), &link, &service});
             }
+            // Once per service: the checks below compare every pair (a thousand services
+            // would otherwise resolve a million paths).
+            auto [base, added] = m_bases.try_emplace(service.mount);
+            if (added) {
+                base->second = resolved(service.mount);
+            }
+            m_checkouts.push_back(normal(base->second + "/" + service.service));
         }
     }
 
@@ -110,7 +126,7 @@ private:
 
     void check_mount_base(const Service& service)
     {
-        const auto base = resolved(service.mount);
+        const auto& base = m_bases.at(service.mount);
         const auto at = service.position_of("mount");
         if (!m_state_dir.empty() && base == m_state_dir &&
             service.service.starts_with("gitopper-")) {
@@ -143,8 +159,9 @@ private:
                                    "state directory {}",
                                    quote(checkout), service.label(), m_state_dir));
         }
-        for (const auto& other : m_services) {
-            const auto theirs = normal(resolved(other.mount) + "/" + other.service);
+        for (std::size_t i = 0; i < m_services.size(); ++i) {
+            const auto& other = m_services[i];
+            const auto& theirs = m_checkouts[i];
             if (&other != &service && theirs != checkout && within(base, theirs)) {
                 report(at, fmt::format("mount {} of {} lies inside the checkout {} of {}",
                                        quote(service.mount), service.label(), quote(theirs),
@@ -164,7 +181,7 @@ private:
                                quote(local), m_state_dir));
         }
         for (const auto& service : m_services) {
-            if (within(target.path, resolved(service.mount))) {
+            if (within(target.path, m_bases.at(service.mount))) {
                 report(at, fmt::format("local {} lies inside the mount base {} of {}, where "
                                        "checkouts live",
                                        quote(local), service.mount, service.label()));
@@ -190,6 +207,8 @@ private:
     std::string m_state_dir;
     std::vector<std::string>& m_problems;
     std::vector<Target> m_targets;
+    std::map<std::string, std::string> m_bases; // mount as configured -> resolved
+    std::vector<std::string> m_checkouts;       // per service, resolved
 };
 
 } // namespace
