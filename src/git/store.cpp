@@ -131,6 +131,37 @@ Result<> Store::fetch(const std::vector<std::string>& branches)
     return fetched;
 }
 
+Result<std::map<std::string, std::string>>
+Store::fetch_heads(const std::vector<std::string>& branches)
+{
+    if (auto r = fetch(branches); !r) {
+        return std::unexpected(r.error());
+    }
+    std::map<std::string, std::string> heads;
+    // The store is the user's: read by root without following symlinks, with a bound.
+    auto refs = open_no_symlinks(m_dir + "/.git/refs/remotes/origin", O_PATH | O_DIRECTORY);
+    for (const auto& branch : branches) {
+        auto text = refs ? read_beneath(refs->get(), branch, 128) : std::unexpected(refs.error());
+        const auto hash = text ? std::string(trim(*text)) : std::string();
+        if (hash.size() == 40 && is_commit_hash(hash)) {
+            heads[branch] = hash;
+        }
+    }
+    if (heads.size() == branches.size()) {
+        return heads;
+    }
+    auto all = m_git.tracking_heads(); // packed refs
+    if (!all) {
+        return std::unexpected(all.error());
+    }
+    for (const auto& branch : branches) {
+        if (auto it = all->find(branch); it != all->end()) {
+            heads.try_emplace(branch, it->second);
+        }
+    }
+    return heads;
+}
+
 Result<std::string> Store::tracking_head(const std::string& branch)
 {
     std::lock_guard lock(m_mutex);

@@ -59,6 +59,10 @@ public:
     remote_heads(const std::vector<std::string>& branches) const;
     // One fetch for all the branches; the surveys are forgotten.
     Result<> fetch(const std::vector<std::string>& branches);
+    // One fetch for all the branches, then the heads it brought (read from the refs git
+    // wrote, without a process when it wrote them loose).
+    Result<std::map<std::string, std::string>>
+    fetch_heads(const std::vector<std::string>& branches);
     // The branch heads the store has, as of its last fetch (one process, then remembered).
     Result<std::string> tracking_head(const std::string& branch);
 

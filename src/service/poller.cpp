@@ -221,10 +221,14 @@ std::map<std::string, Result<std::string>> PollGroup::fetch_heads(Trigger trigge
         service->open();
     }
     std::map<std::string, Result<std::string>> heads;
+    // A pull or webhook says upstream moved: fetch at once and take the heads the fetch
+    // brought, rather than ask first (one process less before the deploy).
+    const bool manual = trigger == Trigger::pull || trigger == Trigger::webhook;
     auto remote =
-        m_store.is_open()
-            ? m_store.remote_heads(m_branches)
-            : Result<std::map<std::string, std::string>>(fail("the object store is not open yet"));
+        !m_store.is_open()
+            ? Result<std::map<std::string, std::string>>(fail("the object store is not open yet"))
+        : manual ? m_store.fetch_heads(m_branches)
+                 : m_store.remote_heads(m_branches);
     std::vector<std::string> moved;
     for (const auto& branch : m_branches) {
         if (!remote) {
@@ -248,7 +252,7 @@ std::map<std::string, Result<std::string>> PollGroup::fetch_heads(Trigger trigge
     if (moved.empty()) {
         return heads;
     }
-    if (auto fetched = m_store.fetch(moved); !fetched) {
+    if (auto fetched = manual ? Result<>{} : m_store.fetch(moved); !fetched) {
         for (const auto& branch : moved) {
             heads.insert_or_assign(branch, std::unexpected(fetched.error()));
         }
