@@ -167,6 +167,20 @@ http_port() {
     sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | tail -1
 }
 
+# log_git_calls: a git first on the daemon's PATH that appends "PPID ARGS" to $T/git.log (the
+# parent tells the daemon's own git processes from git's children), then runs the real one.
+log_git_calls() {
+    local real_git
+    real_git=$(command -v git)
+    cat >"$T/bin/git" <<SH
+#!/bin/sh
+echo "\$PPID \$*" >>"$T/git.log"
+exec "$real_git" "\$@"
+SH
+    chmod +x "$T/bin/git"
+    touch "$T/git.log"
+}
+
 # deployed SERVICE HASH: the daemon reports HASH as the service's deployed commit (which moves
 # without a checkout when none of the service's paths changed).
 deployed() { curl -sS "http://127.0.0.1:$(http_port)/list/service/$1" | grep -q "\"hash\":\"$2\""; }

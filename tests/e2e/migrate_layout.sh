@@ -9,14 +9,8 @@
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 
-real_git=$(command -v git)
-cat >"$T/bin/git" <<SH
-#!/bin/sh
-echo "\$PPID \$*" >>"$T/git.log"
-exec "$real_git" "\$@"
-SH
-chmod +x "$T/bin/git"
-touch "$T/git.log"
+real_git=$(command -v git) # the old layout is made without the wrapper below
+log_git_calls
 
 # Four services, one link each:
 #   frozen  frozen at its clone's commit in the old state file; upstream changed its path since

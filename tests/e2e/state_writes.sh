@@ -7,14 +7,7 @@ NEEDS_MOUNTS=1
 
 # Poll cycles are told by the daemon's ls-remote processes, logged by a git wrapper with
 # their parent's PID.
-real_git=$(command -v git)
-cat >"$T/bin/git" <<SH
-#!/bin/sh
-echo "\$PPID \$*" >>"$T/git.log"
-exec "$real_git" "\$@"
-SH
-chmod +x "$T/bin/git"
-touch "$T/git.log"
+log_git_calls
 
 make_upstream
 services=$(seq -f 's%g' 1 50)

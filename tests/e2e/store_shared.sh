@@ -9,14 +9,8 @@
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 
-real_git=$(command -v git)
-cat >"$T/bin/git" <<SH
-#!/bin/sh
-echo "\$PPID \$*" >>"$T/git.log"
-exec "$real_git" "\$@"
-SH
-chmod +x "$T/bin/git"
-touch "$T/git.log"
+real_git=$(command -v git) # for the test's own looks, past the wrapper below
+log_git_calls
 
 # commit_files MESSAGE PATH CONTENT [PATH CONTENT...]: one commit in the upstream's current
 # branch writing every PATH; prints its hash.
