@@ -452,8 +452,10 @@ Result<> Git::fetch(const std::string& branch) const
 
 Result<> Git::fetch(const std::vector<std::string>& branches) const
 {
+    // The new commits' small blobs come along (configuration is small): the diff that follows
+    // then needs no second round trip for them. Larger ones stay on demand.
     std::vector<std::string> args{
-        "fetch", "--quiet", "--no-tags", "--filter=blob:none", "--end-of-options", "origin"};
+        "fetch", "--quiet", "--no-tags", "--filter=blob:limit=1m", "--end-of-options", "origin"};
     for (const auto& branch : branches) {
         args.push_back(fmt::format("+refs/heads/{0}:refs/remotes/origin/{0}", branch));
     }

@@ -295,27 +295,29 @@ Result<> Store::register_tree(const std::string& dir, const std::string& id,
     if (!as_user.ok()) {
         return fail("cannot act as {} to register {}", m_user->name, dir);
     }
+    // Each directory is made beneath a descriptor of its parent, opened following no symlink:
+    // the user may have replaced any of them.
     if (::mkdirat(git_dir->get(), "worktrees", 0755) != 0 && errno != EEXIST) {
         return fail("{}/.git/worktrees: {}", m_dir, std::strerror(errno));
     }
-    const auto name = "worktrees/" + id;
-    if (::mkdirat(git_dir->get(), name.c_str(), 0755) != 0) {
-        return fail("{}: {}", admin, std::strerror(errno));
+    auto all = open_beneath(git_dir->get(), "worktrees", O_PATH | O_DIRECTORY);
+    if (!all || ::mkdirat(all->get(), id.c_str(), 0755) != 0) {
+        return fail("{}: {}", admin, all ? std::strerror(errno) : all.error().message);
     }
-    if (::mkdirat(git_dir->get(), (name + "/info").c_str(), 0755) != 0) {
-        return fail("{}/info: {}", admin, std::strerror(errno));
+    auto own = open_beneath(all->get(), id, O_PATH | O_DIRECTORY);
+    if (!own || ::mkdirat(own->get(), "info", 0755) != 0) {
+        return fail("{}/info: {}", admin, own ? std::strerror(errno) : own.error().message);
     }
-    const std::array<std::pair<std::string, std::string>, 5> files{{
-        {name + "/HEAD", commit + "\n"},
-        {name + "/commondir", "../..\n"},
-        {name + "/gitdir", dir + "/.git\n"},
-        {name + "/config.worktree",
-         "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = false\n"},
-        {name + "/info/sparse-checkout", sparse_patterns(links)},
+    const std::array<std::pair<std::string_view, std::string>, 5> files{{
+        {"HEAD", commit + "\n"},
+        {"commondir", "../..\n"},
+        {"gitdir", dir + "/.git\n"},
+        {"config.worktree", "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = false\n"},
+        {"info/sparse-checkout", sparse_patterns(links)},
     }};
     for (const auto& [file, text] : files) {
-        if (auto r = create_file(git_dir->get(), file, text); !r) {
-            return with_context(r, "{}/.git", m_dir);
+        if (auto r = create_file(own->get(), std::string(file), text); !r) {
+            return with_context(r, "{}", admin);
         }
     }
     return with_context(create_file(top->get(), ".git", "gitdir: " + admin + "\n"), "{}", dir);

@@ -363,6 +363,16 @@ std::set<std::size_t> DriftWatcher::drain(std::optional<std::size_t> ignore)
         for (std::size_t at = 0; at < static_cast<std::size_t>(n);) {
             const auto* event = reinterpret_cast<const inotify_event*>(buffer.data() + at);
             at += sizeof(inotify_event) + event->len;
+            if (event->mask & IN_Q_OVERFLOW) {
+                // Events were lost (a user can make more than the queue holds): any service
+                // may have been edited, so each is looked at.
+                for (const auto& [wd, id] : m_owner) {
+                    if (id != ignore) {
+                        touched.insert(id);
+                    }
+                }
+                continue;
+            }
             const auto owner = m_owner.find(event->wd);
             if (owner == m_owner.end()) {
                 continue;

@@ -1,5 +1,6 @@
 #include "service/engine.hpp"
 
+#include <filesystem>
 #include <map>
 #include <set>
 #include <tuple>
@@ -45,6 +46,11 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
     std::map<std::tuple<std::string, std::string, std::string>, std::size_t> group_of;
     std::vector<std::vector<ManagedService*>> members;
     for (auto& service : services) {
+        // "/srv/g/" and "/srv/g" are one mount base, with one store there.
+        service.mount = std::filesystem::path(service.mount).lexically_normal().string();
+        while (service.mount.size() > 1 && service.mount.ends_with('/')) {
+            service.mount.pop_back();
+        }
         const auto key = std::tuple{service.mount, service.upstream, service.user};
         auto [it, added] = group_of.try_emplace(key, m_stores.size());
         if (added) {

@@ -557,6 +557,7 @@ ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, int n, Git tr
     }
     m_live = n;
     m_git = std::move(tree);
+    ++m_generation;
     {
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
@@ -665,15 +666,13 @@ ManagedService::Outcome ManagedService::retire_migrated()
 bool ManagedService::save_migrated_edits()
 {
     Git old(m_layout.migrated(), m_user, m_host.git_timeout, m_config.upstream);
-    if (!old.is_repository().value_or(false)) {
-        return true;
+    struct stat st {};
+    if (::fstatat(AT_FDCWD, (m_layout.migrated() + "/.git").c_str(), &st, AT_SYMLINK_NOFOLLOW) !=
+        0) {
+        return true; // git failing in it is no reason to delete it: only a missing .git
     }
     const auto hash = status().hash;
-    auto live = std::exchange(m_git, old);
-    const bool kept = m_drift_kept; // of the live tree, which this is not
-    auto taken = take_drift();
-    m_git = std::move(live);
-    m_drift_kept = kept;
+    auto taken = take_drift_of(old);
     if (!taken) {
         log::warn("[{}] {}; the old checkout stays in {}", m_config.service, taken.error().message,
                   m_layout.migrated());
@@ -860,8 +859,9 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     const auto changed = survey->changed.size();
     log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.service, short_hash(from),
               short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
-    auto outcome = publish(mount_beneath_supported() ? 1 - m_live : m_live, std::move(*staged));
-    {
+    const int next = mount_beneath_supported() ? 1 - m_live : m_live;
+    auto outcome = publish(next, std::move(*staged));
+    if (m_live == next) { // the new tree is live (its mounts may have failed): it is at commit
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
         m_status.change = std::chrono::system_clock::now();
@@ -895,21 +895,32 @@ Result<Git> ManagedService::stage(const std::string& commit)
     if (auto r = tree.set_sparse(m_config.dirs); !r) {
         return std::unexpected(r.error());
     }
+    // Written while it was not live (through a descriptor or a directory someone kept open
+    // across the last switch): saved like any drift before the checkout overwrites it.
+    if (auto left = tree.local_changes(0); !left || left->count != 0) {
+        log::warn("[{}] {} holds files that are not git's: saving them", m_config.service,
+                  m_layout.tree(spare));
+        auto taken = take_drift_of(tree);
+        if (!taken) {
+            return fail("{}", taken.error().message);
+        }
+    }
     if (auto r = tree.checkout(commit); !r) {
         return std::unexpected(r.error());
     }
-    auto left = tree.local_changes(0);
-    if (!left || left->count != 0) {
-        log::warn("[{}] {} held files that are not git's: discarded", m_config.service,
-                  m_layout.tree(spare));
-        if (auto r = tree.reset_hard(); !r) {
-            return std::unexpected(r.error());
-        }
-        if (auto r = tree.clean(); !r) {
-            return std::unexpected(r.error());
-        }
-    }
     return tree;
+}
+
+// take_drift() in another tree than the live one (the spare, an old clone); what it finds
+// there does not count as the live tree's.
+ManagedService::Taken ManagedService::take_drift_of(const Git& tree)
+{
+    auto live = std::exchange(m_git, tree);
+    const bool kept = m_drift_kept;
+    auto taken = take_drift();
+    m_git = std::move(live);
+    m_drift_kept = kept;
+    return taken;
 }
 
 // M/<service> and every mount switch to tree `n`.
@@ -924,6 +935,7 @@ ManagedService::Outcome ManagedService::publish(int n, Git tree)
     }
     m_live = n;
     m_git = std::move(tree);
+    ++m_generation;
     return mount_all();
 }
 
@@ -1035,6 +1047,7 @@ ManagedService::Taken ManagedService::take_drift()
             Failure{Event::git_failed, fmt::format("local changes saved in {} but not reverted: {}",
                                                    file->path(), taken.error().message)});
     }
+    ++m_generation;
     return Reverted{note_reverted(changes, file->path()), file->path()};
 }
 

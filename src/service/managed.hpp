@@ -105,6 +105,9 @@ public:
     bool ready() const { return m_ready; }
     // The work tree the mounts show now (empty before there is one): drift is watched there.
     std::string live_dir() const;
+    // Counts what changed the live tree's files or made another tree live: watches taken
+    // before a change are stale.
+    std::uint64_t generation() const { return m_generation; }
 
 private:
     struct Failure {
@@ -173,6 +176,7 @@ private:
     Outcome act(); // systemctl daemon-reload, then the action
     void mark_applied(const std::string& commit);
     Taken take_drift();
+    Taken take_drift_of(const Git& tree);
     std::expected<bool, Failure> take_drift_before(const std::string& commit, Trigger trigger);
     std::string note_reverted(const Result<Git::Changes>& changes, const std::string& saved_as);
     Result<AtomicFile> new_patch_file() const;
@@ -200,6 +204,7 @@ private:
     bool m_edits_reverted = false; // its edits are saved and gone: the action is owed
     bool m_drift_kept = false;     // local edits found whose patch could not be saved
     bool m_watched_clean = false;
+    std::uint64_t m_generation = 0;
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last
 

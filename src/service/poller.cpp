@@ -190,13 +190,14 @@ void PollGroup::poll_upstream(Trigger trigger)
     bool failed = false;
     for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
         auto* service = m_services[id];
-        const auto before = service->status().hash;
+        const auto generation = service->generation();
         service->set_watched_clean(!m_drift.scanned(id) && !m_dirty.contains(id) &&
                                    !service->drift_kept() && service->ready());
         service->reconcile(heads.at(service->config().branch), trigger);
         service->set_watched_clean(false); // true only as of this cycle's drain
-        if (service->status().hash != before) {
+        if (service->generation() != generation) {
             rewatch(id);
+            look_again(id); // the user owns the new tree: what it wrote before the watches
         } else {
             plan_scan(id); // a deploy refused over unsaved edits
         }
@@ -223,12 +224,17 @@ std::map<std::string, Result<std::string>> PollGroup::fetch_heads(Trigger trigge
     std::map<std::string, Result<std::string>> heads;
     // A pull or webhook says upstream moved: fetch at once and take the heads the fetch
     // brought, rather than ask first (one process less before the deploy).
-    const bool manual = trigger == Trigger::pull || trigger == Trigger::webhook;
+    bool manual = trigger == Trigger::pull || trigger == Trigger::webhook;
     auto remote =
         !m_store.is_open()
             ? Result<std::map<std::string, std::string>>(fail("the object store is not open yet"))
         : manual ? m_store.fetch_heads(m_branches)
                  : m_store.remote_heads(m_branches);
+    if (manual && !remote && m_store.is_open()) {
+        // One branch gone upstream fails the whole fetch: ask branch by branch instead.
+        manual = false;
+        remote = m_store.remote_heads(m_branches);
+    }
     std::vector<std::string> moved;
     for (const auto& branch : m_branches) {
         if (!remote) {
@@ -324,8 +330,12 @@ void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
         poll_now = true;
         break;
     case Request::Kind::rollback: {
+        const auto generation = service->generation();
         auto done = service->rollback(request.hash, request.force);
         rewatch(request.service);
+        if (service->generation() != generation) {
+            look_again(request.service);
+        }
         if (request.done) {
             request.done->set_value(std::move(done));
         }
@@ -348,7 +358,12 @@ void PollGroup::fix_drift()
     auto dirty = std::exchange(m_dirty, {});
     for (const auto id : dirty) {
         const auto reverted = m_services[id]->status().drift_events;
+        const auto generation = m_services[id]->generation();
         m_services[id]->check_drift();
+        if (m_services[id]->generation() == generation) {
+            plan_scan(id); // nothing written: the watches stand, what they saw since is news
+            continue;
+        }
         rewatch(id);
         if (m_services[id]->status().drift_events != reverted) {
             // rewatch() took every event since the revert for our own, and the service's
@@ -384,6 +399,13 @@ void PollGroup::rewatch(std::size_t id)
         m_dirty.insert(id);
         m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
     }
+}
+
+// One `git status` soon, inotify or not.
+void PollGroup::look_again(std::size_t id)
+{
+    m_dirty.insert(id);
+    m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
 }
 
 void PollGroup::plan_scan(std::size_t id)

@@ -73,6 +73,7 @@ private:
     void scan_unwatched();
     void rewatch(std::size_t id);
     void plan_scan(std::size_t id);
+    void look_again(std::size_t id);
     void wait(Clock::time_point until);
     bool stopping();
     Clock::time_point next_poll_after(bool failed);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -103,7 +104,13 @@ Credentials current_credentials()
 }
 
 // glibc's setgroups() changes every thread (and setfsuid() only the caller): the raw
-// system calls below change the calling thread alone.
+// system calls below change the calling thread alone. On 32-bit systems the plain call takes
+// 16-bit group ids.
+#ifdef SYS_setgroups32
+constexpr long kSetgroups = SYS_setgroups32;
+#else
+constexpr long kSetgroups = SYS_setgroups;
+#endif
 FileIdentity::FileIdentity(const std::optional<Credentials>& user)
 {
     if (!user || (user->uid == ::geteuid() && user->gid == ::getegid())) {
@@ -115,7 +122,7 @@ FileIdentity::FileIdentity(const std::optional<Credentials>& user)
         m_groups.clear();
     }
     m_switched = true;
-    m_ok = ::syscall(SYS_setgroups, user->groups.size(), user->groups.data()) == 0;
+    m_ok = ::syscall(kSetgroups, user->groups.size(), user->groups.data()) == 0;
     ::setfsgid(user->gid);
     ::setfsuid(user->uid);
     // setfs*id() report the previous id whatever happened: ask again to know.
@@ -128,9 +135,17 @@ FileIdentity::~FileIdentity()
     if (!m_switched) {
         return;
     }
-    ::setfsuid(::geteuid());
+    const bool groups = ::syscall(kSetgroups, m_groups.size(), m_groups.data()) == 0;
     ::setfsgid(::getegid());
-    ::syscall(SYS_setgroups, m_groups.size(), m_groups.data());
+    ::setfsuid(::geteuid());
+    // A thread left with the user's identity would go on working (and starting children) as
+    // root with the user's file access or groups: better not to go on at all.
+    if (!groups || static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) != ::geteuid() ||
+        static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) != ::getegid()) {
+        static constexpr char kMessage[] = "gitopper: cannot restore a thread's identity\n";
+        [[maybe_unused]] auto n = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+        std::abort();
+    }
 }
 
 } // namespace gitopper

@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "git_fixture.hpp"
 #include "util/process.hpp"
 #include "util/strings.hpp"
 
@@ -265,28 +266,9 @@ protected:
         return store.load({"app"})["app"];
     }
 
-    // Runs git as a test fixture would, outside the code under test; returns trimmed stdout.
-    std::string git_in(const fs::path& dir, std::vector<std::string> args) const
+    std::string git_in(const std::filesystem::path& dir, std::vector<std::string> args) const
     {
-        std::vector<std::string> argv{"git", "-C", dir.string()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        Command command{.argv = argv,
-                        .timeout = 60s,
-                        .env = environment_with(
-                            {"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-                             "GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
-                             "GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
-                             "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "LC_ALL=C"})};
-        const auto output = run(command);
-        if (!output) {
-            ADD_FAILURE() << printable(argv) << ": " << output.error().message;
-            return {};
-        }
-        if (!output->ok()) {
-            ADD_FAILURE() << printable(argv) << ": " << output->describe();
-            return {};
-        }
-        return std::string(trim(output->out));
+        return test_support::fixture_git(dir, std::move(args));
     }
 
     std::string upstream_git(std::vector<std::string> args) const
