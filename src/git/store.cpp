@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include "util/fd.hpp"
 #include "util/safe_path.hpp"
@@ -18,14 +19,21 @@
 namespace gitopper {
 namespace {
 
-// FNV-1a, 64 bits: stable across builds, which std::hash is not promised to be.
-std::uint64_t fnv1a(std::string_view text)
+// The first 8 bytes of HMAC-SHA256(key, text), in hex.
+std::string keyed_hash(std::string_view key, std::string_view text)
 {
-    std::uint64_t hash = 0xcbf29ce484222325ULL;
-    for (const char c : text) {
-        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    std::array<unsigned char, 32> mac{};
+    std::size_t size = 0;
+    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
+                  reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac.data(),
+                  mac.size(), &size) == nullptr) {
+        return "0000000000000000";
     }
-    return hash;
+    std::string hex;
+    for (std::size_t i = 0; i < 8; ++i) {
+        hex += fmt::format("{:02x}", mac[i]);
+    }
+    return hex;
 }
 
 std::string link_path(const Link& link)
@@ -95,7 +103,8 @@ Git Store::tree(const std::string& dir) const
     return Git(dir, m_user, m_timeout, m_upstream, m_dir);
 }
 
-std::string Store::name_for(const std::string& upstream, const std::string& user)
+std::string Store::name_for(const std::string& upstream, const std::string& user,
+                            std::string_view key)
 {
     std::string slug;
     for (const char c : normalize_repository_url(upstream)) {
@@ -108,7 +117,8 @@ std::string Store::name_for(const std::string& upstream, const std::string& user
         slug.erase(0, 1);
     }
     // The full URL (credentials too) and the user: one store per (upstream, user, credentials).
-    return fmt::format("{}-{:016x}", slug.empty() ? "repo" : slug, fnv1a(upstream + '\0' + user));
+    return fmt::format("{}-{}", slug.empty() ? "repo" : slug,
+                       keyed_hash(key, upstream + '\0' + user));
 }
 
 Result<> Store::clone_into(const std::string& dir, const std::string& branch) const

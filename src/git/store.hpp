@@ -48,8 +48,11 @@ public:
     Git tree(const std::string& dir) const;
 
     // The directory's name for (upstream, user): readable, and different for different
-    // credentials of the same URL without showing them.
-    static std::string name_for(const std::string& upstream, const std::string& user);
+    // credentials of the same URL without showing them: the distinguishing part is an
+    // HMAC-SHA256 under `key` (root's secret, see Engine), so the name, which every local user
+    // can see in process lists, gives nothing to guess a password against.
+    static std::string name_for(const std::string& upstream, const std::string& user,
+                                std::string_view key);
 
     // Clones into `dir` (empty, the user's), renamed to dir() by the caller once whole.
     Result<> clone_into(const std::string& dir, const std::string& branch) const;

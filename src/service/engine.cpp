@@ -1,5 +1,9 @@
 #include "service/engine.hpp"
 
+#include <fcntl.h>
+#include <sys/random.h>
+
+#include <array>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -9,6 +13,7 @@
 #include "host/mount.hpp"
 #include "util/atomic_file.hpp"
 #include "util/log.hpp"
+#include "util/safe_path.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -23,6 +28,34 @@ std::optional<PackageManager> detect_packages(const std::string& os_release)
                   os_release);
     }
     return manager;
+}
+
+// Root's secret for the object stores' names (see Store::name_for), made once in the state
+// dir; a new one (the state dir was wiped) only gives the stores new names, cloned anew.
+std::string store_key(const std::string& state_dir)
+{
+    constexpr auto kName = "gitopper-store-key";
+    auto dir = open_no_symlinks(state_dir, O_PATH | O_DIRECTORY);
+    if (dir) {
+        if (auto text = read_beneath(dir->get(), kName, 256); text && text->size() == 64) {
+            return *text;
+        }
+    }
+    std::array<unsigned char, 32> random{};
+    std::string key;
+    if (::getrandom(random.data(), random.size(), 0) == static_cast<ssize_t>(random.size())) {
+        for (const auto byte : random) {
+            key += fmt::format("{:02x}", byte);
+        }
+    }
+    auto written = dir && key.size() == 64
+                       ? write_file_atomic_at(dir->get(), kName, key, 0600, state_dir + "/" + kName)
+                       : Result<>(fail("no state directory or no randomness"));
+    if (!written) {
+        log::warn("cannot keep the object stores' key ({}): their names change at the next start",
+                  written.error().message);
+    }
+    return key;
 }
 
 } // namespace
@@ -42,6 +75,7 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
         names.insert(service.service);
     }
     auto saved = m_store.load(names);
+    const auto key = store_key(m_options.state_dir);
     // One object store, and one poll group, per (mount base, upstream, user).
     std::map<std::tuple<std::string, std::string, std::string>, std::size_t> group_of;
     std::vector<std::vector<ManagedService*>> members;
@@ -51,11 +85,11 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
         while (service.mount.size() > 1 && service.mount.ends_with('/')) {
             service.mount.pop_back();
         }
-        const auto key = std::tuple{service.mount, service.upstream, service.user};
-        auto [it, added] = group_of.try_emplace(key, m_stores.size());
+        auto [it, added] = group_of.try_emplace(
+            std::tuple{service.mount, service.upstream, service.user}, m_stores.size());
         if (added) {
             const auto dir = Layout(service.mount, service.service).stores() + "/" +
-                             Store::name_for(service.upstream, service.user);
+                             Store::name_for(service.upstream, service.user, key);
             m_stores.push_back(std::make_unique<Store>(dir, service.upstream, m_host.git_timeout));
             members.emplace_back();
         }

@@ -68,6 +68,8 @@ diff "$T/want" "$T/tree" || fail "work tree holds more or less than the service'
 # The tree and the store are no world-readable copy: 0750 with the user's group, the store's
 # .git/config 0600; root's directories on the way are 0711 (passable, not listable).
 store=$(echo "$T"/srv/.gitopper/stores/*)
+# Its name ends in a keyed hash of the upstream and user; the key is root's, 0600.
+[ "$(stat -c %a:%U "$T/state/gitopper-store-key")" = 600:root ] || fail "store key: $(stat -c %a:%U "$T/state/gitopper-store-key")"
 [ "$(stat -c %a:%G "$co")" = "750:$(id -gn nobody)" ] || fail "tree is $(stat -c %a:%G "$co")"
 [ "$(stat -c %a:%U "$store")" = "750:nobody" ] || fail "store is $(stat -c %a:%U "$store")"
 [ "$(stat -c %a "$store/.git/config")" = 600 ] || fail ".git/config is $(stat -c %a "$store/.git/config")"

@@ -73,7 +73,7 @@ struct Instance {
     Instance(const Service& config, FakeSystemd& systemd, const std::string& state_dir)
         : state(state_dir), host{systemd, std::nullopt, state_dir, state},
           store(Layout(config.mount, config.service).stores() + "/" +
-                    Store::name_for(config.upstream, config.user),
+                    Store::name_for(config.upstream, config.user, "test key"),
                 config.upstream, std::chrono::minutes(1)),
           service(config, host, store, state.load({config.service})[config.service])
     {
