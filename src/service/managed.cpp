@@ -536,9 +536,16 @@ Result<Git> ManagedService::build_tree(int trees_fd, int n, const std::string& c
     const auto name = std::to_string(n);
     const auto path = m_layout.tree(n);
     struct stat st {};
-    // A leftover: a tree moved aside, or one a kill -9 left half made.
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    // A leftover: a tree moved aside, or one a kill -9 left half made. One of another owner
+    // (the service's user changed) is not the user's to remove: kept aside.
     if (::fstatat(trees_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (auto r = remove_tree(trees_fd, m_layout.trees(), name, m_user); !r) {
+        if (st.st_uid != uid) {
+            if (auto r = move_aside(m_config, path, fmt::format("it belongs to uid {}", st.st_uid));
+                !r) {
+                return std::unexpected(r.error());
+            }
+        } else if (auto r = remove_tree(trees_fd, m_layout.trees(), name, m_user); !r) {
             return std::unexpected(r.error());
         }
     }

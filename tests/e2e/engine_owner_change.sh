@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The service's user changes while both of its work trees exist (the live one and the spare):
+# neither is chowned nor removed as the new user (who may not); both are moved aside, kept, and
+# the service deploys on trees of the new user's store.
+NEEDS_MOUNTS=1
+. "$(dirname "$0")/lib.sh"
+
+make_upstream
+commit app/app.conf "app 1" >/dev/null
+write_config() {
+    cat >"$T/config.toml" <<TOML
+[global]
+upstream = "file://$T/up"
+mount = "$T/srv"
+[[services]]
+machine = "testhost"
+service = "app"
+action = "reload"
+$1
+dirs = [ { local = "$T/etc/app", link = "app" } ]
+TOML
+}
+write_config ""
+start_gitopper -t 1s
+wait_until 20 grep -qx "start app" "$T/systemctl.log"
+commit app/app.conf "app 2" >/dev/null
+wait_until 20 grep -qx "app 2" "$T/etc/app/app.conf"
+wait_until 10 grep -qx "reload app" "$T/systemctl.log" # the files show before the action runs
+[ -e "$T/srv/.gitopper/trees/app/0/.git" ] && [ -e "$T/srv/.gitopper/trees/app/1/.git" ] ||
+    fail "expected two trees"
+stop_gitopper TERM
+
+# git serves a file:// repository only to its owner.
+chown -R nobody: "$T/up"
+write_config 'user = "nobody"'
+: >"$T/systemctl.log"
+start_gitopper -t 1s
+wait_until 20 grep -qx "start app" "$T/systemctl.log"
+commit app/app.conf "app 3" >/dev/null
+chown -R nobody: "$T/up"
+wait_until 20 grep -qx "app 3" "$T/etc/app/app.conf"
+wait_until 10 grep -qx "reload app" "$T/systemctl.log"
+for n in 0 1; do
+    [ "$(stat -c %U "$T/srv/.gitopper/trees/app/$n")" = nobody ] ||
+        fail "tree $n is $(stat -c %U "$T/srv/.gitopper/trees/app/$n")'s"
+done
+[ "$(find "$T/srv" -maxdepth 1 -name 'app.broken-*' | wc -l)" = 2 ] ||
+    fail "the old trees were not both kept: $(ls "$T/srv")"
+if grep -q "\[app\] state .* -> \(BROKEN\|DIFF\)" "$T/gitopper.log"; then
+    fail "app failed on the way: $(grep "\[app\] state .* -> \(BROKEN\|DIFF\)" "$T/gitopper.log")"
+fi
+[ "$(mounts_on "$T/etc/app")" = 1 ] || fail "$(mounts_on "$T/etc/app") mounts on etc/app"
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
+echo PASS
