@@ -4,6 +4,7 @@
 # aside, and the single state file of earlier versions is taken over.
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
+log_git_calls # polls are counted by their ls-remote
 
 make_upstream
 commit svc/a.conf "a" >/dev/null
@@ -88,7 +89,9 @@ cmp "$T/old-state.json" "$T/state/gitopper-state.json.migrated" || fail "the old
 [ ! -e "$T/state/gitopper-state.json" ] || fail "the old file is still in place"
 expect_in "$T/state/gitopper-state/svc.json" '"result": "from the old file"'
 expect_in "$T/state/gitopper-state/svc.json" '"frozen": true'
-sleep 2.5 # polls: the freeze holds
+# Two poll cycles: the freeze holds.
+seen=$(polls)
+wait_until 10 polls_after $((seen + 1))
 checkout_at "$T/srv/svc" "$pinned" || fail "the freeze from the old file did not hold"
 [ "$(cat "$T/etc/svc/a.conf")" = "a pinned" ] || fail "the frozen service followed upstream"
 stop_gitopper TERM

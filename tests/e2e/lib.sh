@@ -181,6 +181,11 @@ SH
     touch "$T/git.log"
 }
 
+# polls_after COUNT: more than COUNT `git ls-remote` runs logged by log_git_calls (each one a
+# poll cycle of some store); polls: how many so far.
+polls() { grep -c ' ls-remote ' "$T/git.log" || true; }
+polls_after() { [ "$(polls)" -gt "$1" ]; }
+
 # deployed SERVICE HASH: the daemon reports HASH as the service's deployed commit (which moves
 # without a checkout when none of the service's paths changed).
 deployed() { curl -sS "http://127.0.0.1:$(http_port)/list/service/$1" | grep -q "\"hash\":\"$2\""; }
