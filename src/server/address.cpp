@@ -52,9 +52,8 @@ std::string ipv6_prefix_text(in6_addr address)
     return std::string(text.data()) + "/64";
 }
 
-} // namespace
-
-std::string peer_address(const sockaddr_storage& peer)
+// An IPv4 peer (plain or v4-mapped) as its dotted address; an IPv6 one as `ipv6` has it.
+std::string address_text(const sockaddr_storage& peer, std::string (*ipv6)(in6_addr address))
 {
     if (peer.ss_family == AF_INET) {
         return ipv4_text(reinterpret_cast<const sockaddr_in&>(peer).sin_addr);
@@ -68,25 +67,25 @@ std::string peer_address(const sockaddr_storage& peer)
         std::memcpy(&v4, address.s6_addr + 12, sizeof v4);
         return ipv4_text(v4);
     }
+    return ipv6(address);
+}
+
+std::string ipv6_text(in6_addr address)
+{
     std::array<char, INET6_ADDRSTRLEN> text{};
     return ::inet_ntop(AF_INET6, &address, text.data(), text.size()) ? text.data() : "";
 }
 
+} // namespace
+
+std::string peer_address(const sockaddr_storage& peer)
+{
+    return address_text(peer, ipv6_text);
+}
+
 std::string source_of(const sockaddr_storage& peer)
 {
-    if (peer.ss_family == AF_INET) {
-        return ipv4_text(reinterpret_cast<const sockaddr_in&>(peer).sin_addr);
-    }
-    if (peer.ss_family != AF_INET6) {
-        return "";
-    }
-    const auto& address = reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(&address)) {
-        in_addr v4{};
-        std::memcpy(&v4, address.s6_addr + 12, sizeof v4);
-        return ipv4_text(v4);
-    }
-    return ipv6_prefix_text(address);
+    return address_text(peer, ipv6_prefix_text);
 }
 
 } // namespace gitopper
