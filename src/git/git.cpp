@@ -308,19 +308,6 @@ Result<std::string> Git::worktree_git_dir() const
     return std::string(named);
 }
 
-Result<> Git::reset_hard() const
-{
-    // Not `reset --hard`, which leaves an ORIG_HEAD behind in every new tree.
-    auto output = run_git({"checkout", "--quiet", "--force", "HEAD"});
-    return output ? Result<>{} : std::unexpected(output.error());
-}
-
-Result<> Git::clean() const
-{
-    auto output = run_git({"clean", "--quiet", "-d", "-x", "--force"});
-    return output ? Result<>{} : std::unexpected(output.error());
-}
-
 Result<> Git::clone(const std::string& url, const std::string& branch, std::span<const Link> links,
                     const std::function<Result<>(const std::string& commit)>& vet) const
 {
@@ -630,23 +617,6 @@ vet_link(const Link& link, const std::string& commit, const TreeListing& entries
 }
 
 } // namespace
-
-Result<std::optional<std::string>> Git::vet_tree(const std::string& from, const std::string& commit,
-                                                 std::span<const Link> links,
-                                                 std::uint64_t max_file_size) const
-{
-    if (links.empty()) {
-        return std::nullopt;
-    }
-    if (auto r = changed_fetching(from, commit, links); !r) {
-        return std::unexpected(r.error());
-    }
-    auto listing = list_tree(commit, links);
-    if (!listing) {
-        return std::unexpected(listing.error());
-    }
-    return judge_tree(*listing, commit, links, max_file_size);
-}
 
 Result<std::vector<std::string>> Git::changed_fetching(const std::string& from,
                                                        const std::string& to,

@@ -72,10 +72,6 @@ public:
     // A work tree's own directory in the object store: what its .git file names, read without
     // a process. An error when `.git` is not such a file (a clone of its own, or nothing).
     Result<std::string> worktree_git_dir() const;
-    // Resets the index and the work tree to HEAD (after the sparse patterns were written).
-    Result<> reset_hard() const;
-    // Removes every untracked file and directory (ignored ones too).
-    Result<> clean() const;
 
     // Paths under `links` that differ between the two commits, read with `--numstat`, which
     // makes a partial clone fetch the blobs it compares in one batch: afterwards the checkout
@@ -85,7 +81,10 @@ public:
                                                       std::span<const Link> links) const;
     // The trees and files under `links` in `commit` (ls-tree -r -t -l).
     Result<TreeListing> list_tree(const std::string& commit, std::span<const Link> links) const;
-    // Why `commit` must not be checked out for `links`, judged from its listing (see vet_tree).
+    // Why `commit` must not be checked out for `links` (SPEC §11), judged from its listing, or
+    // nullopt: a link, or a directory on its way, that is a symlink in git; a link that is
+    // missing or a file where a directory is wanted (or the reverse); a submodule; a file under
+    // the links over `max_file_size` bytes.
     Result<std::optional<std::string>> judge_tree(const TreeListing& listing,
                                                   const std::string& commit,
                                                   std::span<const Link> links,
@@ -96,15 +95,6 @@ public:
     // before anything is checked out; its error ends the clone there.
     Result<> clone(const std::string& url, const std::string& branch, std::span<const Link> links,
                    const std::function<Result<>(const std::string& commit)>& vet = {}) const;
-
-    // Why the tree of `commit` must not be checked out for `links` (SPEC §11), or nullopt: a
-    // link, or a directory on its way, that is a symlink in git; a link that is missing or a
-    // file where a directory is wanted (or the reverse); a file over `max_file_size` bytes.
-    // The blobs the checkout needs are fetched first in one request (those changed since
-    // `from`, or all when `from` is empty), so sizes are read without a fetch per file.
-    Result<std::optional<std::string>> vet_tree(const std::string& from, const std::string& commit,
-                                                std::span<const Link> links,
-                                                std::uint64_t max_file_size) const;
 
     // Removes what a killed git leaves in .git (lock files, half-written packs), running as
     // the user: root never walks a tree the user can change. Logged per file.
