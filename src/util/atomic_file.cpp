@@ -94,10 +94,12 @@ Result<> sync_and_close(Fd fd)
     return {};
 }
 
-// Makes the rename itself durable; `shown` names the directory.
+// Makes the rename itself durable; `shown` names the directory. `dir` may be an O_PATH
+// descriptor, which fsync refuses (EBADF): the directory is opened again through it.
 Result<> sync_directory(int dir, const std::string& shown)
 {
-    if (::fsync(dir) != 0) {
+    const Fd readable(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!readable || ::fsync(readable.get()) != 0) {
         return fail("fsync of directory {}: {}", shown, errno_text(errno));
     }
     return {};

@@ -204,6 +204,17 @@ TEST_F(AtomicFileTest, WritingBeneathADescriptorNeverLooksUpThePathAgain)
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(m_dir / "moved"), {}), 1);
 }
 
+// A directory held by an O_PATH descriptor (as open_no_symlinks hands them out) cannot be
+// fsync'ed itself: the write must still succeed and be made durable.
+TEST_F(AtomicFileTest, WritingBeneathAnOPathDescriptorSucceeds)
+{
+    Fd dir(::open(m_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir);
+    const auto written = write_file_atomic_at(dir.get(), "key", "k\n", 0600, path_of("key"));
+    ASSERT_TRUE(written) << written.error().message;
+    EXPECT_EQ(read_file(path_of("key")).value_or("<error>"), "k\n");
+}
+
 TEST_F(AtomicFileTest, ASymlinkAtTheNameIsReplacedNotFollowed)
 {
     ASSERT_TRUE(write_file_atomic(path_of("victim"), "untouched\n", 0644));
