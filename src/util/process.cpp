@@ -632,6 +632,19 @@ void apply_setting(std::vector<std::string>& environment, const std::string& set
     }
 }
 
+// What systemd hands to gitopper alone: a child that inherited NOTIFY_SOCKET could report on
+// our notify socket (a failing `systemctl reload` does), and under NotifyAccess=all be taken
+// for us; LISTEN_* and WATCHDOG_* describe our sockets and our watchdog, not the child's.
+void drop_service_manager_variables(std::vector<std::string>& environment)
+{
+    static constexpr std::array<std::string_view, 6> kOurs{"NOTIFY_SOCKET", "WATCHDOG_PID",
+                                                           "WATCHDOG_USEC", "LISTEN_PID",
+                                                           "LISTEN_FDS",    "LISTEN_FDNAMES"};
+    for (const auto name : kOurs) {
+        apply_setting(environment, std::string(name));
+    }
+}
+
 } // namespace
 
 std::string Output::describe() const
@@ -662,6 +675,7 @@ Result<Output> run(const Command& command)
         Clock::now() + std::min<std::chrono::milliseconds>(command.timeout, max_timeout);
     auto args = command.argv;
     auto environment = command.env ? *command.env : environment_with({});
+    drop_service_manager_variables(environment);
     const auto program = resolve_program(args[0], environment);
     if (!program) {
         return std::unexpected(program.error());

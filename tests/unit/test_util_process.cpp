@@ -132,6 +132,30 @@ TEST_F(ProcessTest, InheritsOurEnvironmentByDefault)
     EXPECT_EQ(output.out, "yes\n");
 }
 
+// systemd's hand-over to gitopper itself: a child that saw NOTIFY_SOCKET could speak on our
+// notify socket (a failing `systemctl reload` does), and LISTEN_*/WATCHDOG_* are ours too.
+TEST_F(ProcessTest, ChildrenNeverSeeTheServiceManagersVariables)
+{
+    const std::vector<std::string> ours{"NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC",
+                                        "LISTEN_PID",    "LISTEN_FDS",   "LISTEN_FDNAMES"};
+    for (const auto& name : ours) {
+        ::setenv(name.c_str(), "1", 1);
+    }
+    const auto inherited = run_ok(command_of({"/usr/bin/env"}));
+    auto command = command_of({"/usr/bin/env"});
+    command.env = std::vector<std::string>{"NOTIFY_SOCKET=/run/x", "LISTEN_FDS=3", "FOO=bar"};
+    const auto given = run_ok(command);
+    for (const auto& name : ours) {
+        ::unsetenv(name.c_str());
+    }
+    for (const auto& name : ours) {
+        EXPECT_EQ(inherited.out.find(name + "="), std::string::npos) << name;
+        EXPECT_EQ(given.out.find(name + "="), std::string::npos) << name;
+    }
+    EXPECT_NE(inherited.out.find("PATH="), std::string::npos);
+    EXPECT_EQ(given.out, "FOO=bar\n");
+}
+
 TEST_F(ProcessTest, LooksUpProgramsOnTheChildsPath)
 {
     auto command = command_of({"env"});
