@@ -184,7 +184,9 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
         ++counters.errors;
         return std::unexpected(output.error());
     }
-    if (!output->ok()) {
+    const bool answered = output->exit_code == options.answer_exit && !output->timed_out &&
+                          !output->cancelled && output->signal_number == 0;
+    if (!output->ok() && !answered) {
         ++counters.errors;
         // A slow but working upstream needs a longer timeout, not a repair: say where it is.
         return fail("git {}: {}{}", subcommand, output->describe(),
@@ -459,28 +461,33 @@ Result<bool> Git::has_commit(const std::string& hash) const
 Result<bool> Git::is_ancestor(const std::string& commit, const std::string& of) const
 {
     // Exit 0: an ancestor; 1: not one; anything else is an error.
-    Command command{
-        .argv = {"git", "-C", m_dir, "merge-base", "--is-ancestor", "--end-of-options", commit, of},
-        .timeout = m_timeout,
-        .as_user = m_user,
-        .env = git_environment(m_user, m_upstream)};
-    ++git_counters().ops;
-    auto output = run(command);
-    if (!output || (output->exit_code != 0 && output->exit_code != 1) || output->timed_out) {
-        ++git_counters().errors;
-        return fail("git merge-base: {}", output ? output->describe() : output.error().message);
+    auto output = run_git({"merge-base", "--is-ancestor", "--end-of-options", commit, of},
+                          RunOptions{.answer_exit = 1});
+    return output ? Result<bool>(output->exit_code == 0) : std::unexpected(output.error());
+}
+
+Result<std::optional<std::string>> Git::find_commit(const std::string& commit) const
+{
+    // --verify --quiet: exit 1 and no words when there is no such commit.
+    auto output =
+        run_git({"rev-parse", "--verify", "--quiet", "--end-of-options", commit + "^{commit}"},
+                RunOptions{.answer_exit = 1});
+    if (!output) {
+        return std::unexpected(output.error());
     }
-    return output->exit_code == 0;
+    if (output->exit_code != 0) {
+        return std::nullopt;
+    }
+    return std::string(trim(output->out));
 }
 
 Result<std::string> Git::resolve(const std::string& commit) const
 {
-    auto output =
-        run_git({"rev-parse", "--verify", "--quiet", "--end-of-options", commit + "^{commit}"});
-    if (!output) {
+    auto found = find_commit(commit);
+    if (found && !*found) {
         return fail("commit {} not found", quote(commit));
     }
-    return std::string(trim(output->out));
+    return found ? Result<std::string>(**found) : std::unexpected(found.error());
 }
 
 Result<std::string> Git::head() const
@@ -488,7 +495,7 @@ Result<std::string> Git::head() const
     return resolve("HEAD");
 }
 
-Result<std::string> Git::detached_head() const
+Result<std::optional<std::string>> Git::checked_out() const
 {
     if (auto text = read_git_file("HEAD")) {
         const auto hash = trim(*text);
@@ -496,7 +503,16 @@ Result<std::string> Git::detached_head() const
             return std::string(hash);
         }
     }
-    return head();
+    return find_commit("HEAD");
+}
+
+Result<std::string> Git::detached_head() const
+{
+    auto found = checked_out();
+    if (found && !*found) {
+        return fail("no commit is checked out in {}", m_dir);
+    }
+    return found ? Result<std::string>(**found) : std::unexpected(found.error());
 }
 
 Result<std::vector<std::string>> Git::changed_paths(const std::string& from, const std::string& to,

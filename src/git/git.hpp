@@ -114,11 +114,17 @@ public:
     Result<bool> has_commit(const std::string& hash) const;
     // `commit` is `of` or one of its ancestors.
     Result<bool> is_ancestor(const std::string& commit, const std::string& of) const;
-    // The full hash of a commit given by a (possibly abbreviated) hash or ref.
+    // The full hash of a commit given by a (possibly abbreviated) hash or ref; nullopt when
+    // there is none such, an error when git could not tell (a timeout, a broken store).
+    Result<std::optional<std::string>> find_commit(const std::string& commit) const;
+    // The same, with "not found" as an error too.
     Result<std::string> resolve(const std::string& commit) const;
     Result<std::string> head() const;
     // After our own detached checkout .git/HEAD holds the commit: read without a process.
-    Result<std::string> detached_head() const;
+    // nullopt when no commit is checked out (not a work tree of ours); an error when git
+    // could not tell, which is no reason to give up on the tree.
+    Result<std::optional<std::string>> checked_out() const;
+    Result<std::string> detached_head() const; // the same, "none" as an error
 
     // Paths under `links` that differ between the two commits (exact path prefixes).
     Result<std::vector<std::string>> changed_paths(const std::string& from, const std::string& to,
@@ -154,6 +160,7 @@ private:
         int stdin_fd = -1;                // see Command
         int stdout_fd = -1;
         std::uint64_t max_file_size = 0; // see Command
+        int answer_exit = 0; // another exit status that is an answer ("no"), not a failure
     };
     Result<Output> run_git(std::vector<std::string> args, bool in_tree = true,
                            const std::string* url = nullptr) const;

@@ -379,9 +379,12 @@ ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, int live)
         }
         return replace_tree(mount_fd, m_layout.tree(live), unusable->why);
     }
-    auto head = tree.detached_head();
+    auto head = tree.checked_out();
     if (!head) {
-        return replace_tree(mount_fd, m_layout.tree(live), head.error().message);
+        return git_failure(head.error()); // git could not tell: the tree stays, tried again
+    }
+    if (!*head) {
+        return replace_tree(mount_fd, m_layout.tree(live), "no commit is checked out");
     }
     if (auto r = tree.set_sparse(m_config.dirs); !r) {
         return git_failure(r.error());
@@ -389,7 +392,7 @@ ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, int live)
     m_live = live;
     m_git = std::move(tree);
     std::lock_guard lock(m_mutex);
-    m_status.hash = *head;
+    m_status.hash = **head;
     return {};
 }
 
@@ -589,17 +592,34 @@ ManagedService::Outcome ManagedService::restore_pin()
     if (!frozen || pin.empty() || pin == status().hash) {
         return {};
     }
-    auto full = m_store.git().resolve(pin);
-    if (!full) {
-        (void)m_store.fetch({m_config.branch});
-        full = m_store.git().resolve(pin);
-    }
+    auto full = find_fetching(pin);
     if (!full) {
         return std::unexpected(
             Failure{Event::git_failed, "restoring pinned commit: " + full.error().message});
     }
     log::info("[{}] restoring pinned commit {}", m_config.service, short_hash(*full));
     return deploy(*full, Trigger::start, false);
+}
+
+// `commit` in the store, fetching the branch once when it is not there yet. Not found says
+// so, with the fetch's error when the fetch failed: a commit missing only because upstream
+// could not be reached must not read like one that does not exist.
+Result<std::string> ManagedService::find_fetching(const std::string& commit)
+{
+    auto found = m_store.git().find_commit(commit);
+    Result<> fetched;
+    if (found && !*found) {
+        fetched = m_store.fetch({m_config.branch});
+        found = m_store.git().find_commit(commit);
+    }
+    if (!found) {
+        return std::unexpected(found.error());
+    }
+    if (!*found) {
+        return fail("commit {} not found on {}{}", quote(commit), quote(m_config.branch),
+                    fetched ? "" : " (fetching it failed: " + fetched.error().message + ")");
+    }
+    return **found;
 }
 
 // What our mounts on a target may show besides the live tree: the other tree's link, the old
@@ -1174,12 +1194,17 @@ Completion ManagedService::rollback(const std::string& hash, bool force)
 Completion ManagedService::check_rollback_target(const std::string& hash, bool force,
                                                  std::string& full)
 {
-    (void)m_store.fetch({m_config.branch}); // the branch as upstream has it now
-    auto resolved = m_store.git().resolve(hash);
-    if (!resolved) {
-        return {404, fmt::format("commit {} not found", quote(hash))};
+    const auto fetched = m_store.fetch({m_config.branch}); // the branch as upstream has it now
+    auto found = m_store.git().find_commit(hash);
+    if (!found) {
+        return {500, found.error().message};
     }
-    full = *resolved;
+    if (!*found) {
+        return {404, fmt::format(
+                         "commit {} not found on {}{}", quote(hash), quote(m_config.branch),
+                         fetched ? "" : " (fetching it failed: " + fetched.error().message + ")")};
+    }
+    full = **found;
     auto in_history = m_store.git().is_ancestor(full, "origin/" + m_config.branch);
     if (!in_history) {
         return {500, in_history.error().message};

@@ -137,6 +137,7 @@ private:
     Outcome open_store();
     Outcome prepare_tree();
     Outcome restore_pin();
+    Result<std::string> find_fetching(const std::string& commit);
     Outcome mount_all();
     Outcome start_unit();
     Outcome act_if_owed();

@@ -426,6 +426,26 @@ TEST_F(GitTest, ResolveOfAnUnknownCommitFails)
     EXPECT_EQ(git.has_commit(std::string(40, 'e')).value_or(true), false);
 }
 
+// "There is no such commit" and "git could not tell" are different answers: only the first
+// may lead anyone to give up on a tree.
+TEST_F(GitTest, FindCommitTellsNotFoundFromAFailure)
+{
+    const auto git = cloned({dir_link("a/b")});
+    const auto missing = git.find_commit("deadbeef");
+    ASSERT_TRUE(missing) << missing.error().message;
+    EXPECT_FALSE(*missing);
+    EXPECT_EQ(git.find_commit(m_first).value_or(std::nullopt).value_or("<none>"), m_first);
+    // A tree whose .git leads nowhere: git cannot tell, which is not "no such commit".
+    std::filesystem::create_directory(m_root / "broken");
+    write(m_root / "broken/.git", "gitdir: /nonexistent\n");
+    const Git broken_git((m_root / "broken").string(), std::nullopt, 60s);
+    const auto broken = broken_git.find_commit("HEAD");
+    ASSERT_FALSE(broken);
+    EXPECT_TRUE(broken.error().message.starts_with("git rev-parse: exited 128"))
+        << broken.error().message;
+    EXPECT_FALSE(broken_git.checked_out());
+}
+
 TEST_F(GitTest, AnEmptyDirectoryIsNoRepository)
 {
     EXPECT_EQ(work_git().is_repository().value_or(true), false);
@@ -692,8 +712,12 @@ TEST_F(GitTest, CountersCountOperationsAndErrors)
     EXPECT_EQ(counters.ops.load(), ops + 2);
     EXPECT_EQ(counters.errors.load(), errors);
 
-    ASSERT_FALSE(git.resolve("deadbeef"));
+    ASSERT_FALSE(git.resolve("deadbeef")); // an answer ("none such"), not a failure of git
     EXPECT_EQ(counters.ops.load(), ops + 3);
+    EXPECT_EQ(counters.errors.load(), errors);
+
+    ASSERT_FALSE(git.is_ancestor("deadbeef", "HEAD"));
+    EXPECT_EQ(counters.ops.load(), ops + 4);
     EXPECT_EQ(counters.errors.load(), errors + 1);
 }
 
