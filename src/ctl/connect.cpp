@@ -1,4 +1,5 @@
 #include "ctl/connect.hpp"
+#include "util/strings.hpp"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -105,7 +106,7 @@ Result<Fd> connect_tcp(const std::string& host, int port, std::chrono::milliseco
         return fail("no answer within {} s",
                     std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
     }
-    return fail("{}", lowercase_first(std::strerror(first_error.value_or(EHOSTUNREACH))));
+    return fail("{}", lowercase_first(errno_message(first_error.value_or(EHOSTUNREACH))));
 }
 
 } // namespace gitopper::ctl

@@ -1,4 +1,5 @@
 #include "ctl/identity.hpp"
+#include "util/strings.hpp"
 
 #include <unistd.h>
 
@@ -37,7 +38,7 @@ int ask_passphrase(const char*, char* buffer, std::size_t length, int echo, int 
 Result<KeyPtr> read_private_key(const std::string& path, std::optional<std::string>& passphrase)
 {
     if (::access(path.c_str(), R_OK) != 0) {
-        return fail("cannot read identity {}: {}", path, lowercase_first(std::strerror(errno)));
+        return fail("cannot read identity {}: {}", path, lowercase_first(errno_message(errno)));
     }
     Prompt prompt{"Enter passphrase for " + path + ": "};
     ssh_key raw = nullptr;

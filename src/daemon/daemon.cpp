@@ -163,7 +163,7 @@ Result<> prepare_state_dir(const std::string& dir)
         return fail("state directory {}: {}", dir, fd.error().message);
     }
     if (!existed && ::fchmod(fd->get(), 0700) != 0) {
-        return fail("state directory {}: chmod: {}", dir, std::strerror(errno));
+        return fail("state directory {}: chmod: {}", dir, errno_message(errno));
     }
     auto trust = check_trusted_path(dir, "state directory " + dir);
     if (trust && *trust == DirTrust::sticky) {

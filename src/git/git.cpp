@@ -355,7 +355,7 @@ Result<> Git::protect_config() const
                     st.st_uid, st.st_nlink);
     }
     if ((st.st_mode & 077) != 0 && ::fchmod(config->get(), 0600) != 0) {
-        return fail("chmod {}/.git/config: {}", m_dir, std::strerror(errno));
+        return fail("chmod {}/.git/config: {}", m_dir, errno_message(errno));
     }
     return {};
 }
@@ -804,7 +804,7 @@ std::string full_filesystem_note(int fd)
 {
     struct statvfs info {};
     if (::fstatvfs(fd, &info) == 0 && info.f_blocks > 0 && info.f_bavail == 0) {
-        return fmt::format(" ({})", std::strerror(ENOSPC));
+        return fmt::format(" ({})", errno_message(ENOSPC));
     }
     return "";
 }
@@ -842,7 +842,7 @@ Result<> Git::check_patch(int patch_fd) const
 {
     const off_t size = ::lseek(patch_fd, 0, SEEK_END);
     if (size < 0 || ::lseek(patch_fd, 0, SEEK_SET) != 0) {
-        return fail("reading the patch back: {}", std::strerror(errno));
+        return fail("reading the patch back: {}", errno_message(errno));
     }
     if (size == 0) {
         return {}; // nothing staged: no patch to check

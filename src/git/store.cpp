@@ -55,7 +55,7 @@ Result<> write_all(int fd, std::string_view text)
             continue;
         }
         if (n <= 0) {
-            return fail("write: {}", std::strerror(errno));
+            return fail("write: {}", errno_message(errno));
         }
         text.remove_prefix(static_cast<std::size_t>(n));
     }
@@ -308,15 +308,15 @@ Result<> Store::register_tree(const std::string& dir, const std::string& id,
     // Each directory is made beneath a descriptor of its parent, opened following no symlink:
     // the user may have replaced any of them.
     if (::mkdirat(git_dir->get(), "worktrees", 0755) != 0 && errno != EEXIST) {
-        return fail("{}/.git/worktrees: {}", m_dir, std::strerror(errno));
+        return fail("{}/.git/worktrees: {}", m_dir, errno_message(errno));
     }
     auto all = open_beneath(git_dir->get(), "worktrees", O_PATH | O_DIRECTORY);
     if (!all || ::mkdirat(all->get(), id.c_str(), 0755) != 0) {
-        return fail("{}: {}", admin, all ? std::strerror(errno) : all.error().message);
+        return fail("{}: {}", admin, all ? errno_message(errno) : all.error().message);
     }
     auto own = open_beneath(all->get(), id, O_PATH | O_DIRECTORY);
     if (!own || ::mkdirat(own->get(), "info", 0755) != 0) {
-        return fail("{}/info: {}", admin, own ? std::strerror(errno) : own.error().message);
+        return fail("{}/info: {}", admin, own ? errno_message(errno) : own.error().message);
     }
     const std::array<std::pair<std::string_view, std::string>, 5> files{{
         {"HEAD", commit + "\n"},

@@ -115,7 +115,7 @@ Result<Fd> open_source(const BindMount& mount)
         auto dir = open_beneath(checkout->get(), mount.link, O_RDONLY | O_DIRECTORY);
         if (!dir || ::fchmod(dir->get(), *mount.mode) != 0) {
             return fail("chmod link {}: {}", quote(mount.link),
-                        dir ? std::strerror(errno) : dir.error().message);
+                        dir ? errno_message(errno) : dir.error().message);
         }
     }
     return source;
@@ -130,7 +130,7 @@ Result<> give_to(int parent, const std::string& name, bool file,
     auto fd = open_beneath(parent, name, file ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY);
     if (!fd || ::fchown(fd->get(), owner->uid, owner->gid) != 0) {
         return fail("chown {} to {}: {}", name, owner->name,
-                    fd ? std::strerror(errno) : fd.error().message);
+                    fd ? errno_message(errno) : fd.error().message);
     }
     return {};
 }
@@ -145,15 +145,15 @@ Result<> create_target(int parent, const std::string& name, bool file,
         Fd created(::openat(parent, name.c_str(),
                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
         if (!created) {
-            return errno == EEXIST ? Result<>{} : fail("create {}: {}", name, std::strerror(errno));
+            return errno == EEXIST ? Result<>{} : fail("create {}: {}", name, errno_message(errno));
         }
         if (owner && ::fchown(created.get(), owner->uid, owner->gid) != 0) {
-            return fail("chown {} to {}: {}", name, owner->name, std::strerror(errno));
+            return fail("chown {} to {}: {}", name, owner->name, errno_message(errno));
         }
         return {};
     }
     if (::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) {
-        return fail("create {}: {}", name, std::strerror(errno));
+        return fail("create {}: {}", name, errno_message(errno));
     }
     return give_to(parent, name, file, owner);
 }
@@ -196,7 +196,7 @@ Result<Fd> open_target(const BindMount& mount, const std::optional<Credentials>&
 Result<> detach(const Fd& fd, const std::string& what)
 {
     if (::umount2(proc_fd(fd.get()).c_str(), MNT_DETACH) != 0) {
-        return fail("unmount {}: {}", what, std::strerror(errno));
+        return fail("unmount {}: {}", what, errno_message(errno));
     }
     return {};
 }
@@ -207,11 +207,11 @@ Result<> attach(const Fd& source, const Fd& target, const BindMount& mount)
         ::open_tree(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
     if (!tree) {
         return fail("bind mount {} on {}: open_tree: {}", mount.link, mount.target,
-                    std::strerror(errno));
+                    errno_message(errno));
     }
     if (::move_mount(tree.get(), "", target.get(), "",
                      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
-        return fail("bind mount {} on {}: {}", mount.link, mount.target, std::strerror(errno));
+        return fail("bind mount {} on {}: {}", mount.link, mount.target, errno_message(errno));
     }
     return {};
 }
@@ -224,12 +224,12 @@ Result<> attach_beneath(const Fd& source, const Fd& target, const BindMount& mou
         ::open_tree(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
     if (!tree) {
         return fail("switch {} to {}: open_tree: {}", mount.target, mount.link,
-                    std::strerror(errno));
+                    errno_message(errno));
     }
     if (::move_mount(tree.get(), "", target.get(), "",
                      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_BENEATH) != 0) {
         return fail("switch {} to {}: mount beneath: {}", mount.target, mount.link,
-                    std::strerror(errno));
+                    errno_message(errno));
     }
     return {};
 }
@@ -283,7 +283,7 @@ Result<std::vector<FileInfo>> unmount_privately(const std::string& target)
 {
     if (::unshare(CLONE_NEWNS) != 0 ||
         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-        return fail("a private mount namespace: {}", std::strerror(errno));
+        return fail("a private mount namespace: {}", errno_message(errno));
     }
     std::vector<FileInfo> stack;
     while (stack.size() < max_stacked) {

@@ -405,7 +405,7 @@ void SshServer::accept_loop()
     while (!m_stopping) {
         auto fds = poll_set();
         if (::poll(fds.data(), fds.size(), poll_timeout()) < 0 && errno != EINTR) {
-            log::error("ssh: poll: {}", std::strerror(errno));
+            log::error("ssh: poll: {}", errno_message(errno));
             return;
         }
         std::uint64_t count = 0;
@@ -457,7 +457,7 @@ void SshServer::accept_new()
         if (!fd) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 // Out of descriptors: the queue stays readable, so rest instead of spinning.
-                log::warn("ssh: accept: {}; pausing for 100 ms", std::strerror(errno));
+                log::warn("ssh: accept: {}; pausing for 100 ms", errno_message(errno));
                 m_listen_paused_until = Clock::now() + 100ms;
             }
             return; // EAGAIN: the queue is empty; others: the client is gone already

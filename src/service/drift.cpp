@@ -230,7 +230,7 @@ DriftWatcher::DriftWatcher(std::size_t budget)
     if (!m_fd) {
         log::warn("inotify unavailable ({}): local drift is looked for with a periodic git "
                   "status instead",
-                  std::strerror(errno));
+                  errno_message(errno));
     }
 }
 
@@ -310,7 +310,7 @@ WatchMode DriftWatcher::watch(std::size_t id, const Service& service, const std:
     if (walk.error() != 0) {
         return give_up(id, service, dir, [&] {
             return fmt::format(
-                "cannot be watched: {}{}", std::strerror(walk.error()),
+                "cannot be watched: {}{}", errno_message(walk.error()),
                 out_of_watches(walk.error()) ? " (fs.inotify.max_user_watches reached?)" : "");
         });
     }

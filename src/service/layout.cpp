@@ -1,4 +1,5 @@
 #include "service/layout.hpp"
+#include "util/strings.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -62,7 +63,7 @@ Layout::Found Layout::inspect(int mount_fd) const
         if (errno == ENOENT) {
             return {Found::Kind::nothing};
         }
-        return {Found::Kind::other, -1, fmt::format("{}: {}", link(), std::strerror(errno))};
+        return {Found::Kind::other, -1, fmt::format("{}: {}", link(), errno_message(errno))};
     }
     if (S_ISDIR(st.st_mode)) {
         return {Found::Kind::checkout, -1, "", st.st_uid};
@@ -86,12 +87,12 @@ Result<> Layout::publish(int mount_fd, int n) const
     const auto temporary = m_service + ".gitopper-link";
     ::unlinkat(mount_fd, temporary.c_str(), 0); // left by a kill -9: only ever our symlink
     if (::symlinkat(target(n).c_str(), mount_fd, temporary.c_str()) != 0) {
-        return fail("symlink {}/{}: {}", m_mount, temporary, std::strerror(errno));
+        return fail("symlink {}/{}: {}", m_mount, temporary, errno_message(errno));
     }
     if (::renameat(mount_fd, temporary.c_str(), mount_fd, m_service.c_str()) != 0) {
         const int error = errno;
         ::unlinkat(mount_fd, temporary.c_str(), 0);
-        return fail("rename {}/{} to {}: {}", m_mount, temporary, link(), std::strerror(error));
+        return fail("rename {}/{} to {}: {}", m_mount, temporary, link(), errno_message(error));
     }
     return {};
 }
@@ -121,7 +122,7 @@ Result<Fd> Layout::open_trees(int mount_fd) const
 Result<Fd> open_root_dir(int dir, const std::string& name, const std::string& shown)
 {
     if (::mkdirat(dir, name.c_str(), 0711) != 0 && errno != EEXIST) {
-        return fail("create {}: {}", shown, std::strerror(errno));
+        return fail("create {}: {}", shown, errno_message(errno));
     }
     auto fd = open_beneath(dir, name, O_RDONLY | O_DIRECTORY);
     if (!fd) {
@@ -142,12 +143,12 @@ Result<> make_owned_dir(int dir, const std::string& name, const std::optional<Cr
                         const std::string& shown)
 {
     if (::mkdirat(dir, name.c_str(), 0700) != 0) {
-        return fail("create {}: {}", shown, std::strerror(errno));
+        return fail("create {}: {}", shown, errno_message(errno));
     }
     auto fd = open_beneath(dir, name, O_RDONLY | O_DIRECTORY);
     const auto who = owner ? *owner : current_credentials();
     if (!fd || ::fchown(fd->get(), who.uid, who.gid) != 0 || ::fchmod(fd->get(), 0750) != 0) {
-        return fail("create {}: {}", shown, fd ? std::strerror(errno) : fd.error().message);
+        return fail("create {}: {}", shown, fd ? errno_message(errno) : fd.error().message);
     }
     return {};
 }
@@ -161,7 +162,7 @@ Result<> remove_tree(int dir, const std::string& dir_path, const std::string& na
                     .as_user = user,
                     .cwd = "/"});
     if (::unlinkat(dir, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-        return fail("remove {}/{}: {}{}", dir_path, name, std::strerror(errno),
+        return fail("remove {}/{}: {}{}", dir_path, name, errno_message(errno),
                     removed && !removed->ok() ? " (" + removed->describe() + ")" : "");
     }
     return {};

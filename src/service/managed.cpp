@@ -87,7 +87,7 @@ Result<std::string> move_aside(const Service& config, const std::string& path,
     for (int n = 2;
          ::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, aside.c_str(), RENAME_NOREPLACE) != 0; ++n) {
         if (errno != EEXIST || n > 100) {
-            return fail("move {} aside: {}", path, std::strerror(errno));
+            return fail("move {} aside: {}", path, errno_message(errno));
         }
         aside = fmt::format("{}-{}", stem, n);
     }
@@ -277,11 +277,11 @@ ManagedService::Outcome ManagedService::open_store()
         if (::renameat(stores->get(), name.c_str(), stores->get(),
                        fmt::format("{}.broken-{}", name, unix_now()).c_str()) != 0 &&
             errno != ENOENT) {
-            return fail("move {} aside: {}", m_store.dir(), std::strerror(errno));
+            return fail("move {} aside: {}", m_store.dir(), errno_message(errno));
         }
         if (::renameat(stores->get(), fresh.c_str(), stores->get(), name.c_str()) != 0) {
             return fail("rename {}/{} to {}: {}", stores_path, fresh, m_store.dir(),
-                        std::strerror(errno));
+                        errno_message(errno));
         }
         return {};
     });
@@ -524,7 +524,7 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
     }
     if (::renameat(AT_FDCWD, path.c_str(), AT_FDCWD, m_layout.migrated().c_str()) != 0) {
         return host_failure(
-            fmt::format("move {} to {}: {}", path, m_layout.migrated(), std::strerror(errno)));
+            fmt::format("move {} to {}: {}", path, m_layout.migrated(), errno_message(errno)));
     }
     log::info("[{}] moved {} into the object store {} (its old clone waits in {})",
               m_config.service, path, m_store.dir(), m_layout.migrated());

@@ -1,4 +1,5 @@
 #include "service/patches.hpp"
+#include "util/strings.hpp"
 
 #include <sys/stat.h>
 
@@ -66,7 +67,7 @@ Result<AtomicFile> PatchDir::create(const std::string& stem) const
         return fail("creating {}: {}", m_dir, ec.message());
     }
     if (::chmod(m_top.c_str(), 0700) != 0) {
-        return fail("chmod {}: {}", m_top, std::strerror(errno));
+        return fail("chmod {}: {}", m_top, errno_message(errno));
     }
     auto path = fmt::format("{}/{}.patch", m_dir, stem);
     for (int n = 2; fs::exists(path); ++n) {
@@ -90,7 +91,7 @@ void PatchDir::prune() const
         const auto path = m_dir + "/" + patch.name;
         if (::unlink(path.c_str()) != 0) {
             log::warn("[{}] cannot delete old drift patch {}: {}", m_service, path,
-                      std::strerror(errno));
+                      errno_message(errno));
             continue;
         }
         log::info("[{}] deleted old drift patch {} (keeping at most {} patches, {} MiB)", m_service,

@@ -179,7 +179,7 @@ Result<std::string> move_aside(int dir, const std::string& name, const std::stri
             return aside;
         }
         if (errno != EEXIST) {
-            return fail("renaming it to {}: {}", aside, std::strerror(errno));
+            return fail("renaming it to {}: {}", aside, errno_message(errno));
         }
     }
     return fail("renaming it: {} and 99 more such names are taken", name + suffix);
@@ -326,7 +326,7 @@ Result<> StateStore::open_locked()
         return fail("state directory {}: {}", m_state_dir, top.error().message);
     }
     if (::mkdirat(top->get(), kDirName, 0700) != 0 && errno != EEXIST) {
-        return fail("creating {}: {}", m_dir, std::strerror(errno));
+        return fail("creating {}: {}", m_dir, errno_message(errno));
     }
     auto dir = open_beneath(top->get(), kDirName, O_RDONLY | O_DIRECTORY);
     if (!dir) {
@@ -340,7 +340,7 @@ Result<> StateStore::open_locked()
         return std::unexpected(trust.error());
     }
     if (::fchmod(dir->get(), 0700) != 0) {
-        return fail("chmod {}: {}", m_dir, std::strerror(errno));
+        return fail("chmod {}: {}", m_dir, errno_message(errno));
     }
     m_top = std::move(*top);
     m_fd = std::move(*dir);

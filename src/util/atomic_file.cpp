@@ -1,4 +1,5 @@
 #include "util/atomic_file.hpp"
+#include "util/strings.hpp"
 
 #include <fcntl.h>
 #include <sys/random.h>
@@ -16,11 +17,6 @@
 namespace gitopper {
 
 namespace {
-
-std::string errno_text(int error)
-{
-    return std::strerror(error);
-}
 
 // The directory holding `path`, whose entry the rename changes, and the entry's name.
 std::string directory_of(const std::string& path)
@@ -86,10 +82,10 @@ int write_all(int fd, std::string_view content)
 Result<> sync_and_close(Fd fd)
 {
     if (::fsync(fd.get()) != 0) {
-        return fail("fsync: {}", errno_text(errno));
+        return fail("fsync: {}", errno_message(errno));
     }
     if (::close(fd.release()) != 0) {
-        return fail("close: {}", errno_text(errno));
+        return fail("close: {}", errno_message(errno));
     }
     return {};
 }
@@ -100,7 +96,7 @@ Result<> sync_directory(int dir, const std::string& shown)
 {
     const Fd readable(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!readable || ::fsync(readable.get()) != 0) {
-        return fail("fsync of directory {}: {}", shown, errno_text(errno));
+        return fail("fsync of directory {}: {}", shown, errno_message(errno));
     }
     return {};
 }
@@ -111,7 +107,7 @@ Result<> rename_into_place(int dir, const std::string& temp, const std::string& 
 {
     const unsigned flags = replace == Replace::no ? RENAME_NOREPLACE : 0;
     if (::renameat2(dir, temp.c_str(), dir, name.c_str(), flags) != 0) {
-        return fail("renaming {}: {}", temp, errno_text(errno));
+        return fail("renaming {}: {}", temp, errno_message(errno));
     }
     return {};
 }
@@ -122,7 +118,7 @@ Result<> fill_and_commit(Result<AtomicFile> file, std::string_view content)
         return std::unexpected(file.error());
     }
     if (const int error = write_all(file->fd(), content); error != 0) {
-        return fail("cannot write {}: writing: {}", file->path(), errno_text(error));
+        return fail("cannot write {}: writing: {}", file->path(), errno_message(error));
     }
     return file->commit(Replace::yes);
 }
@@ -153,7 +149,7 @@ Result<AtomicFile> AtomicFile::create(const std::string& path, mode_t mode)
 {
     Fd dir(::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir) {
-        return fail("cannot write {}: creating temporary file: {}", path, errno_text(errno));
+        return fail("cannot write {}: creating temporary file: {}", path, errno_message(errno));
     }
     return create_at(dir.get(), name_of(path), mode, path);
 }
@@ -162,19 +158,19 @@ Result<AtomicFile> AtomicFile::create_at(int dir, std::string name, mode_t mode,
 {
     Fd copy(::fcntl(dir, F_DUPFD_CLOEXEC, 0));
     if (!copy) {
-        return fail("cannot write {}: {}", shown, errno_text(errno));
+        return fail("cannot write {}: {}", shown, errno_message(errno));
     }
     std::string temp;
     Fd fd;
     if (const int error = create_temp(copy.get(), name, temp, fd); error != 0) {
-        return fail("cannot write {}: creating temporary file: {}", shown, errno_text(error));
+        return fail("cannot write {}: creating temporary file: {}", shown, errno_message(error));
     }
     AtomicFile file(std::move(shown), std::move(copy), std::move(name), std::move(temp),
                     std::move(fd));
     // Made 0600; its final mode comes before any content, which is no more private than the
     // file will be.
     if (::fchmod(file.fd(), mode) != 0) {
-        return fail("cannot write {}: fchmod: {}", file.path(), errno_text(errno));
+        return fail("cannot write {}: fchmod: {}", file.path(), errno_message(errno));
     }
     return file;
 }
@@ -207,7 +203,7 @@ Result<std::string> read_file(const std::string& path)
 {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
-        return fail("cannot read {}: {}", path, errno_text(errno));
+        return fail("cannot read {}: {}", path, errno_message(errno));
     }
     std::string content;
     std::array<char, 65536> buffer;
@@ -217,7 +213,7 @@ Result<std::string> read_file(const std::string& path)
             continue;
         }
         if (count < 0) {
-            return fail("cannot read {}: {}", path, errno_text(errno));
+            return fail("cannot read {}: {}", path, errno_message(errno));
         }
         if (count == 0) {
             return content;

@@ -134,11 +134,6 @@ struct Pipe {
     Fd write;
 };
 
-std::string errno_text(int error)
-{
-    return std::strerror(error);
-}
-
 // Moves a descriptor above 0-2, so that dup2() onto stdio in the child never finds its source
 // already in place (which would keep close-on-exec set) or clobbers another source.
 Result<Fd> above_stdio(Fd fd)
@@ -148,7 +143,7 @@ Result<Fd> above_stdio(Fd fd)
     }
     Fd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
     if (!moved) {
-        return fail("fcntl: {}", errno_text(errno));
+        return fail("fcntl: {}", errno_message(errno));
     }
     return moved;
 }
@@ -157,7 +152,7 @@ Result<Pipe> make_pipe()
 {
     std::array<int, 2> fds{};
     if (::pipe2(fds.data(), O_CLOEXEC) != 0) {
-        return fail("pipe: {}", errno_text(errno));
+        return fail("pipe: {}", errno_message(errno));
     }
     Fd read_end(fds[0]);
     Fd write_end(fds[1]);
@@ -173,7 +168,7 @@ Result<Fd> open_dev_null()
 {
     Fd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!fd) {
-        return fail("/dev/null: {}", errno_text(errno));
+        return fail("/dev/null: {}", errno_message(errno));
     }
     return above_stdio(std::move(fd));
 }
@@ -312,7 +307,7 @@ Result<int> wait_for(pid_t pid)
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
-            return fail("waitpid: {}", errno_text(errno));
+            return fail("waitpid: {}", errno_message(errno));
         }
     }
     return status;
@@ -340,7 +335,7 @@ Result<Fd> copy_of(int fd)
 {
     Fd copy(::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
     if (!copy) {
-        return fail("descriptor {}: {}", fd, errno_text(errno));
+        return fail("descriptor {}: {}", fd, errno_message(errno));
     }
     return copy;
 }
@@ -386,7 +381,7 @@ Result<Child> start_child(ChildSetup setup, const Command& command)
 
     const pid_t pid = ::fork();
     if (pid < 0) {
-        return fail("fork: {}", errno_text(errno));
+        return fail("fork: {}", errno_message(errno));
     }
     if (pid == 0) {
         exec_child(setup);
@@ -398,7 +393,7 @@ Result<Child> start_child(ChildSetup setup, const Command& command)
     if (!pidfd) {
         const int error = errno;
         kill_and_reap(pid);
-        return fail("pidfd_open: {}", errno_text(error));
+        return fail("pidfd_open: {}", errno_message(error));
     }
     // Our copies of the write ends close on return, so the pipes end when the child's do.
     return Child{pid, std::move(pidfd), Capture(std::move(pipes->out.read), max_output),
@@ -548,7 +543,7 @@ Result<Output> finish(Child& child, const Command& command, const std::string& p
     }
     if (const auto failure = reported_failure(child.report)) {
         return fail("cannot start {}: {}: {}", command.argv[0],
-                    describe_step(failure->step, command, program), errno_text(failure->error));
+                    describe_step(failure->step, command, program), errno_message(failure->error));
     }
     set_status(output, *status);
     output.truncated = child.out.truncated();

@@ -70,7 +70,7 @@ std::unexpected<Error> open_error(int dir, const std::vector<std::string>& parts
     case EXDEV:
         return fail("{} leaves its directory or crosses a mount", quote(path));
     default:
-        return fail("{}: {}", quote(path), std::strerror(error));
+        return fail("{}: {}", quote(path), errno_message(error));
     }
 }
 
@@ -78,7 +78,7 @@ Result<Fd> open_root()
 {
     Fd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root) {
-        return fail("open /: {}", std::strerror(errno));
+        return fail("open /: {}", errno_message(errno));
     }
     return root;
 }
@@ -190,14 +190,14 @@ Result<Fd> make_dirs_no_symlinks(std::string_view path)
                            kNoSymlinks | RESOLVE_BENEATH));
         if (!next && errno == ENOENT) {
             if (::mkdirat(current->get(), part.c_str(), 0755) != 0 && errno != EEXIST) {
-                return fail("create {}: {}", done, std::strerror(errno));
+                return fail("create {}: {}", done, errno_message(errno));
             }
             next = Fd(openat2_fd(current->get(), part.c_str(), O_PATH | O_DIRECTORY,
                                  kNoSymlinks | RESOLVE_BENEATH));
         }
         if (!next) {
             return errno == ELOOP ? fail("{} is a symlink", quote(done))
-                                  : fail("{}: {}", quote(done), std::strerror(errno));
+                                  : fail("{}: {}", quote(done), errno_message(errno));
         }
         *current = std::move(next);
     }
@@ -231,7 +231,7 @@ Result<std::string> read_beneath(int dir, std::string_view relative, std::size_t
             continue;
         }
         if (n < 0) {
-            return fail("read {}: {}", quote(relative), std::strerror(errno));
+            return fail("read {}: {}", quote(relative), errno_message(errno));
         }
         if (n == 0) {
             break;
@@ -249,7 +249,7 @@ Result<FileInfo> file_info(int fd)
 {
     struct statx stx {};
     if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) != 0) {
-        return fail("stat: {}", std::strerror(errno));
+        return fail("stat: {}", errno_message(errno));
     }
     FileInfo info;
     info.mode = stx.stx_mode;

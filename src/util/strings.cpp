@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -186,6 +187,12 @@ std::string redact_credentials(std::string_view text)
     }
     out.append(text.substr(at));
     return out;
+}
+
+std::string errno_message(int error)
+{
+    std::array<char, 128> buffer{};
+    return ::strerror_r(error, buffer.data(), buffer.size()); // the GNU one: it returns the text
 }
 
 } // namespace gitopper

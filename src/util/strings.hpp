@@ -15,6 +15,10 @@ std::vector<std::string> split(std::string_view text, char separator);
 std::string join(std::span<const std::string> parts, std::string_view separator);
 std::string_view trim(std::string_view text);
 
+// What an errno value means ("No such file or directory"); safe on any thread, unlike
+// std::strerror, whose buffer for unknown values is shared.
+std::string errno_message(int error);
+
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 

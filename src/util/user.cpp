@@ -78,7 +78,7 @@ Result<Credentials> lookup_user(const std::string& name)
         return ::getpwnam_r(name.c_str(), result, data, size, out);
     };
     if (const int error = lookup_passwd(by_name, entry, buffer, found); error != 0) {
-        return fail("looking up user {}: {}", quote(name), std::strerror(error));
+        return fail("looking up user {}: {}", quote(name), errno_message(error));
     }
     if (found == nullptr) {
         return fail("no such user {}", quote(name));

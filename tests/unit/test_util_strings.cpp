@@ -1,6 +1,7 @@
 #include "util/strings.hpp"
 
 #include <array>
+#include <cerrno>
 
 #include <gtest/gtest.h>
 
@@ -76,4 +77,10 @@ TEST(Strings, ParseSize)
     EXPECT_FALSE(parse_size("10 MiB"));
     EXPECT_FALSE(parse_size("-1"));
     EXPECT_FALSE(parse_size("1T"));
+}
+
+TEST(Strings, ErrnoMessageNamesKnownAndUnknownValues)
+{
+    EXPECT_EQ(errno_message(ENOENT), "No such file or directory");
+    EXPECT_EQ(errno_message(99999), "Unknown error 99999");
 }
