@@ -27,14 +27,15 @@ struct Reply {
 class Control {
 public:
     virtual ~Control() = default;
-    virtual Result<> freeze(const std::string& service) = 0;
-    virtual Result<> unfreeze(const std::string& service) = 0;
-    virtual Result<> pull(const std::string& service) = 0;
+    [[nodiscard]] virtual Result<> freeze(const std::string& service) = 0;
+    [[nodiscard]] virtual Result<> unfreeze(const std::string& service) = 0;
+    [[nodiscard]] virtual Result<> pull(const std::string& service) = 0;
     // Carried out before it returns (SPEC §4: "OK once carried out").
     virtual Completion rollback(const std::string& service, const std::string& hash,
                                 bool force) = 0;
     virtual std::vector<Status> statuses() const = 0;
-    virtual Result<std::deque<HistoryEntry>> history(const std::string& service) const = 0;
+    [[nodiscard]] virtual Result<std::deque<HistoryEntry>>
+    history(const std::string& service) const = 0;
 };
 
 class Router {

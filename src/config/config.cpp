@@ -364,7 +364,7 @@ std::string Config::resolve(const std::string& file) const
     return (dir / file).string();
 }
 
-Result<Config> parse_config(std::string_view text, const std::string& path)
+[[nodiscard]] Result<Config> parse_config(std::string_view text, const std::string& path)
 {
     Config config;
     config.path = path;
@@ -407,7 +407,7 @@ Result<Config> parse_config(std::string_view text, const std::string& path)
     return config;
 }
 
-Result<Config> load_config(const std::string& path)
+[[nodiscard]] Result<Config> load_config(const std::string& path)
 {
     auto text = read_file(path);
     if (!text) {

@@ -78,16 +78,16 @@ struct Config {
 
 // Parses and validates the file. Every problem found is reported, one per line, each starting
 // with "file:line:column: ".
-Result<Config> load_config(const std::string& path);
-Result<Config> parse_config(std::string_view text, const std::string& path);
+[[nodiscard]] Result<Config> load_config(const std::string& path);
+[[nodiscard]] Result<Config> parse_config(std::string_view text, const std::string& path);
 
 // The services that apply to this host (machine equals one of `hosts`), checked for conflicts
 // that only show on one host: the same service twice, and the mount targets of SPEC §11 (not
 // /, a top-level system directory, the state dir `state_dir` or a mount base, nor inside
 // another target or a checkout; the same target spelled twice).
-Result<std::vector<Service>> services_for_host(const Config& config,
-                                               std::span<const std::string> hosts,
-                                               const std::string& state_dir);
+[[nodiscard]] Result<std::vector<Service>> services_for_host(const Config& config,
+                                                             std::span<const std::string> hosts,
+                                                             const std::string& state_dir);
 
 // Files holding a secret that others may read: the config file when an upstream URL carries a
 // credential, and the webhook secret file. One warning each, naming the file and its mode.

@@ -213,9 +213,9 @@ private:
 
 } // namespace
 
-Result<std::vector<Service>> services_for_host(const Config& config,
-                                               std::span<const std::string> hosts,
-                                               const std::string& state_dir)
+[[nodiscard]] Result<std::vector<Service>> services_for_host(const Config& config,
+                                                             std::span<const std::string> hosts,
+                                                             const std::string& state_dir)
 {
     std::vector<Service> selected;
     for (const auto& service : config.services) {

@@ -56,7 +56,7 @@ std::string handshake_error(ssh_session session)
 }
 
 // libssh owns the socket once it is handed over: ssh_free() closes it.
-Result<> connect(ssh_session session, const Target& target)
+[[nodiscard]] Result<> connect(ssh_session session, const Target& target)
 {
     auto fd = connect_tcp(target.host, target.port, std::chrono::seconds(kTimeoutSeconds));
     if (!fd) {
@@ -78,7 +78,7 @@ struct ServerKey {
     std::string fingerprint; // "SHA256:..."
 };
 
-Result<ServerKey> server_key(ssh_session session)
+[[nodiscard]] Result<ServerKey> server_key(ssh_session session)
 {
     ssh_key raw = nullptr;
     if (ssh_get_server_publickey(session, &raw) != SSH_OK) {
@@ -117,8 +117,8 @@ std::string where_stale(const Target& target, const std::string& file, const Ser
                        file);
 }
 
-Result<> refuse_changed(const Target& target, const std::string& file, const ServerKey& key,
-                        bool same_type)
+[[nodiscard]] Result<> refuse_changed(const Target& target, const std::string& file,
+                                      const ServerKey& key, bool same_type)
 {
     return fail("host key changed: the daemon now shows {} key {}; refusing to connect. If the "
                 "change is expected, remove {}",
@@ -126,8 +126,8 @@ Result<> refuse_changed(const Target& target, const std::string& file, const Ser
 }
 
 // Trust on first use: store the key and tell the person, who can compare the fingerprint.
-Result<> remember(ssh_session session, const std::string& file, const ServerKey& key,
-                  std::vector<std::string>& notices)
+[[nodiscard]] Result<> remember(ssh_session session, const std::string& file, const ServerKey& key,
+                                std::vector<std::string>& notices)
 {
     const std::lock_guard lock(g_known_hosts_mutex);
     // libssh creates a missing ~/.ssh (0700) itself.
@@ -138,8 +138,8 @@ Result<> remember(ssh_session session, const std::string& file, const ServerKey&
     return {};
 }
 
-Result<> check_host_key(ssh_session session, const Target& target, const std::string& file,
-                        std::vector<std::string>& notices)
+[[nodiscard]] Result<> check_host_key(ssh_session session, const Target& target,
+                                      const std::string& file, std::vector<std::string>& notices)
 {
     auto key = server_key(session);
     if (!key) {
@@ -167,7 +167,8 @@ bool is_rsa(ssh_key key)
     return type == SSH_KEYTYPE_RSA || type == SSH_KEYTYPE_RSA_CERT01;
 }
 
-Result<> authenticate_with_file(ssh_session session, Identity& identity, bool asked_none)
+[[nodiscard]] Result<> authenticate_with_file(ssh_session session, Identity& identity,
+                                              bool asked_none)
 {
     auto key = identity.key();
     if (!key) {
@@ -189,7 +190,7 @@ Result<> authenticate_with_file(ssh_session session, Identity& identity, bool as
     }
 }
 
-Result<> authenticate(ssh_session session, Identity& identity)
+[[nodiscard]] Result<> authenticate(ssh_session session, Identity& identity)
 {
     if (identity.use_agent()) {
         // The agent may hold RSA keys: see authenticate_with_file.
@@ -210,7 +211,7 @@ Result<> authenticate(ssh_session session, Identity& identity)
     return authenticate_with_file(session, identity, identity.use_agent());
 }
 
-Result<std::string> read_stdout(ssh_session session, ssh_channel channel)
+[[nodiscard]] Result<std::string> read_stdout(ssh_session session, ssh_channel channel)
 {
     std::string out;
     std::array<char, 16384> buffer{};
@@ -234,7 +235,7 @@ Result<std::string> read_stdout(ssh_session session, ssh_channel channel)
     }
 }
 
-Result<Reply> run(ssh_session session, const std::string& request)
+[[nodiscard]] Result<Reply> run(ssh_session session, const std::string& request)
 {
     const ChannelPtr channel(ssh_channel_new(session));
     if (!channel || ssh_channel_open_session(channel.get()) != SSH_OK ||
@@ -255,8 +256,9 @@ Result<Reply> run(ssh_session session, const std::string& request)
 }
 
 // The whole conversation, in the order SSH requires.
-Result<Reply> converse(ssh_session session, const Target& target, const std::string& request,
-                       const ClientOptions& options, std::vector<std::string>& notices)
+[[nodiscard]] Result<Reply> converse(ssh_session session, const Target& target,
+                                     const std::string& request, const ClientOptions& options,
+                                     std::vector<std::string>& notices)
 {
     if (auto connected = connect(session, target); !connected) {
         return std::unexpected(connected.error());

@@ -26,7 +26,7 @@ struct AddrinfoFree {
 };
 using AddrinfoPtr = std::unique_ptr<addrinfo, AddrinfoFree>;
 
-Result<AddrinfoPtr> resolve(const std::string& host, int port)
+[[nodiscard]] Result<AddrinfoPtr> resolve(const std::string& host, int port)
 {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -84,7 +84,8 @@ std::expected<Fd, int> connect_one(const addrinfo& address, Clock::time_point de
 
 } // namespace
 
-Result<Fd> connect_tcp(const std::string& host, int port, std::chrono::milliseconds timeout)
+[[nodiscard]] Result<Fd> connect_tcp(const std::string& host, int port,
+                                     std::chrono::milliseconds timeout)
 {
     auto addresses = resolve(host, port);
     if (!addresses) {

@@ -14,6 +14,7 @@ namespace gitopper::ctl {
 // A connected, blocking socket with TCP_NODELAY set (a request is a few small packets that
 // must not wait for each other). Tries every address of `host` until one answers or `timeout`
 // has passed; the error is the first address's, lowercase ("connection refused").
-Result<Fd> connect_tcp(const std::string& host, int port, std::chrono::milliseconds timeout);
+[[nodiscard]] Result<Fd> connect_tcp(const std::string& host, int port,
+                                     std::chrono::milliseconds timeout);
 
 } // namespace gitopper::ctl

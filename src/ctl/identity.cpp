@@ -35,7 +35,8 @@ int ask_passphrase(const char*, char* buffer, std::size_t length, int echo, int 
 }
 
 // Reads the key, asking for its passphrase unless `passphrase` already holds it.
-Result<KeyPtr> read_private_key(const std::string& path, std::optional<std::string>& passphrase)
+[[nodiscard]] Result<KeyPtr> read_private_key(const std::string& path,
+                                              std::optional<std::string>& passphrase)
 {
     if (::access(path.c_str(), R_OK) != 0) {
         return fail("cannot read identity {}: {}", path, lowercase_first(errno_message(errno)));

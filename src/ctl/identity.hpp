@@ -27,10 +27,10 @@ public:
 
     // With -i, reads the key once up front: a wrong path or passphrase is then one message,
     // not one per host.
-    Result<> check();
+    [[nodiscard]] Result<> check();
 
     // A fresh copy of the file's private key for one session.
-    Result<KeyPtr> key();
+    [[nodiscard]] Result<KeyPtr> key();
 
     // What was offered, for "permission denied" messages.
     std::string describe() const;

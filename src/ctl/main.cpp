@@ -82,7 +82,7 @@ std::string status_error(const Reply& reply)
 }
 
 // The body of a successful reply, or why there is none.
-Result<std::string> accepted(const Exchange& exchange)
+[[nodiscard]] Result<std::string> accepted(const Exchange& exchange)
 {
     if (!exchange.reply) {
         return std::unexpected(exchange.reply.error());
@@ -180,7 +180,7 @@ private:
 };
 
 // Fails before any connection when there is no usable key: one message, not one per host.
-Result<> check_identity(Identity& identity, const std::string& home)
+[[nodiscard]] Result<> check_identity(Identity& identity, const std::string& home)
 {
     if (identity.empty()) {
         return fail("no key to log in with: pass -i FILE, start an ssh-agent, or create "

@@ -60,7 +60,7 @@ std::string cell(const json& entry, const Column& column)
     return column.is_hash ? text.substr(0, kShortHash) : text;
 }
 
-Result<json> parse_object(std::string_view body)
+[[nodiscard]] Result<json> parse_object(std::string_view body)
 {
     auto parsed = json::parse(body, nullptr, false);
     if (parsed.is_discarded() || !parsed.is_object()) {
@@ -85,7 +85,7 @@ Row header(const Layout& layout, bool several_hosts)
 
 } // namespace
 
-Result<std::vector<Row>> rows_of(Listing listing, std::string_view body)
+[[nodiscard]] Result<std::vector<Row>> rows_of(Listing listing, std::string_view body)
 {
     const auto& layout = layout_of(listing);
     auto reply = parse_object(body);
@@ -126,7 +126,7 @@ std::string render_listing(Listing listing, const std::vector<Answer>& answers, 
     return table.render();
 }
 
-Result<std::string> tagged_json(std::string_view label, std::string_view body)
+[[nodiscard]] Result<std::string> tagged_json(std::string_view label, std::string_view body)
 {
     auto reply = parse_object(body);
     if (!reply) {

@@ -20,7 +20,7 @@ struct Answer {
 };
 
 // The rows of one reply; an error if the body is not the JSON this listing expects.
-Result<std::vector<Row>> rows_of(Listing listing, std::string_view body);
+[[nodiscard]] Result<std::vector<Row>> rows_of(Listing listing, std::string_view body);
 
 // The aligned table of every answer, numbered from 0. With several hosts a first column says
 // which host each row came from.
@@ -28,6 +28,6 @@ std::string render_listing(Listing listing, const std::vector<Answer>& answers, 
 
 // One host's reply as a compact JSON object with a "host" member added, for -m with several
 // hosts (printed as one array).
-Result<std::string> tagged_json(std::string_view label, std::string_view body);
+[[nodiscard]] Result<std::string> tagged_json(std::string_view label, std::string_view body);
 
 } // namespace gitopper::ctl

@@ -8,7 +8,7 @@
 namespace gitopper::ctl {
 namespace {
 
-Result<int> parse_port(std::string_view text)
+[[nodiscard]] Result<int> parse_port(std::string_view text)
 {
     int port = 0;
     const auto* end = text.data() + text.size();
@@ -20,7 +20,7 @@ Result<int> parse_port(std::string_view text)
 }
 
 // "[::1]:2222" or "[::1]": brackets are the only way to give a port with an IPv6 address.
-Result<Target> parse_bracketed(std::string_view text, int default_port)
+[[nodiscard]] Result<Target> parse_bracketed(std::string_view text, int default_port)
 {
     const auto close = text.find(']');
     if (close == std::string_view::npos || close == 1) {
@@ -42,7 +42,7 @@ Result<Target> parse_bracketed(std::string_view text, int default_port)
     return target;
 }
 
-Result<Target> parse_one(std::string_view text, int default_port)
+[[nodiscard]] Result<Target> parse_one(std::string_view text, int default_port)
 {
     if (text.empty()) {
         return fail("empty host name");
@@ -67,7 +67,7 @@ Result<Target> parse_one(std::string_view text, int default_port)
 
 } // namespace
 
-Result<std::vector<Target>> parse_targets(std::string_view word, int default_port)
+[[nodiscard]] Result<std::vector<Target>> parse_targets(std::string_view word, int default_port)
 {
     if (word.empty() || word.front() != '@') {
         return fail("expected @HOST, got {}", quote(word));
@@ -87,7 +87,8 @@ Result<std::vector<Target>> parse_targets(std::string_view word, int default_por
     return targets;
 }
 
-Result<Positionals> split_positionals(const std::vector<std::string>& words, int default_port)
+[[nodiscard]] Result<Positionals> split_positionals(const std::vector<std::string>& words,
+                                                    int default_port)
 {
     Positionals out;
     auto word = words.begin();

@@ -19,7 +19,7 @@ struct Target {
 };
 
 // One '@' word: one or more comma-separated hosts, each with an optional ":port".
-Result<std::vector<Target>> parse_targets(std::string_view word, int default_port);
+[[nodiscard]] Result<std::vector<Target>> parse_targets(std::string_view word, int default_port);
 
 struct Positionals {
     std::vector<Target> targets;   // every leading '@' word, duplicates dropped
@@ -27,6 +27,7 @@ struct Positionals {
 };
 
 // Splits a subcommand's words into the leading @HOST words and the arguments after them.
-Result<Positionals> split_positionals(const std::vector<std::string>& words, int default_port);
+[[nodiscard]] Result<Positionals> split_positionals(const std::vector<std::string>& words,
+                                                    int default_port);
 
 } // namespace gitopper::ctl

@@ -112,8 +112,8 @@ void log_lines(const std::string& text)
 }
 
 // Starts the SSH control API unless no keys are configured.
-Result<std::unique_ptr<SshServer>> start_ssh(const Config& config, const Options& options,
-                                             const Router& router)
+[[nodiscard]] Result<std::unique_ptr<SshServer>>
+start_ssh(const Config& config, const Options& options, const Router& router)
 {
     auto keys = load_authorized_keys(config);
     if (!keys) {
@@ -133,7 +133,7 @@ Result<std::unique_ptr<SshServer>> start_ssh(const Config& config, const Options
 }
 
 // The secret never reaches a log line: only the file's name does.
-Result<std::string> read_webhook_secret(const Config& config)
+[[nodiscard]] Result<std::string> read_webhook_secret(const Config& config)
 {
     if (config.webhook_secret_file.empty()) {
         return std::string();
@@ -152,7 +152,7 @@ Result<std::string> read_webhook_secret(const Config& config)
 
 // SPEC §11: the state dir holds the host key, pins and drift patches. It must be ours and
 // closed to others; a new one is made 0700.
-Result<> prepare_state_dir(const std::string& dir)
+[[nodiscard]] Result<> prepare_state_dir(const std::string& dir)
 {
     const bool existed = open_no_symlinks(dir, O_PATH | O_DIRECTORY).has_value();
     if (auto made = make_dirs_no_symlinks(dir); !made) {
@@ -176,7 +176,7 @@ Result<> prepare_state_dir(const std::string& dir)
 
 // Each mount base (where checkouts live) must be ours and closed to others, or sticky like
 // /tmp (then every checkout's owner is checked when it is used). Made when missing.
-Result<> check_mount_bases(const std::vector<Service>& services)
+[[nodiscard]] Result<> check_mount_bases(const std::vector<Service>& services)
 {
     for (const auto& service : services) {
         auto base = make_dirs_no_symlinks(service.mount);

@@ -587,7 +587,7 @@ std::string symlink_refusal(const Link& link, const std::string& at, const std::
 // One link against the listed tree: every directory on its way must be a tree, the link
 // itself a tree or a regular file as configured; a symlink anywhere is refused.
 // `entry_of` lists one path alone (ls-tree without -r), for what -t does not show.
-Result<std::optional<std::string>>
+[[nodiscard]] Result<std::optional<std::string>>
 vet_link(const Link& link, const std::string& commit, const TreeListing& entries,
          const std::function<Result<TreeListing>(const std::string&)>& entry_of)
 {

@@ -56,81 +56,85 @@ public:
         std::string store = "");
 
     // The commit `branch` points to upstream; an error when the branch does not exist.
-    Result<std::string> remote_head(const std::string& url, const std::string& branch) const;
+    [[nodiscard]] Result<std::string> remote_head(const std::string& url,
+                                                  const std::string& branch) const;
 
     // The commits these branches point to upstream, in one ls-remote; a branch that does not
     // exist there is missing from the answer.
-    Result<std::map<std::string, std::string>>
+    [[nodiscard]] Result<std::map<std::string, std::string>>
     remote_heads(const std::string& url, const std::vector<std::string>& branches) const;
 
     // An object store: a partial clone (blobs on demand, full history) of `branch` into the
     // (empty) directory, with no work tree of its own: its services' work trees are git
     // worktrees of it, each with its own sparse checkout (extensions.worktreeConfig).
-    Result<> clone_store(const std::string& url, const std::string& branch) const;
+    [[nodiscard]] Result<> clone_store(const std::string& url, const std::string& branch) const;
     // The remote-tracking heads the store has ("main" -> hash), read in one process.
-    Result<std::map<std::string, std::string>> tracking_heads() const;
+    [[nodiscard]] Result<std::map<std::string, std::string>> tracking_heads() const;
     // A work tree's own directory in the object store: what its .git file names, read without
     // a process. An error when `.git` is not such a file (a clone of its own, or nothing).
-    Result<std::string> worktree_git_dir() const;
+    [[nodiscard]] Result<std::string> worktree_git_dir() const;
 
     // Paths under `links` that differ between the two commits, read with `--numstat`, which
     // makes a partial clone fetch the blobs it compares in one batch: afterwards the checkout
     // of `to` and the sizes in list_tree() need no fetch of their own. `from` empty: all.
-    Result<std::vector<std::string>> changed_fetching(const std::string& from,
-                                                      const std::string& to,
-                                                      std::span<const Link> links) const;
+    [[nodiscard]] Result<std::vector<std::string>>
+    changed_fetching(const std::string& from, const std::string& to,
+                     std::span<const Link> links) const;
     // The trees and files under `links` in `commit` (ls-tree -r -t -l).
-    Result<TreeListing> list_tree(const std::string& commit, std::span<const Link> links) const;
+    [[nodiscard]] Result<TreeListing> list_tree(const std::string& commit,
+                                                std::span<const Link> links) const;
     // Why `commit` must not be checked out for `links` (SPEC §11), judged from its listing, or
     // nullopt: a link, or a directory on its way, that is a symlink in git; a link that is
     // missing or a file where a directory is wanted (or the reverse); a submodule; a file under
     // the links over `max_file_size` bytes.
-    Result<std::optional<std::string>> judge_tree(const TreeListing& listing,
-                                                  const std::string& commit,
-                                                  std::span<const Link> links,
-                                                  std::uint64_t max_file_size) const;
+    [[nodiscard]] Result<std::optional<std::string>> judge_tree(const TreeListing& listing,
+                                                                const std::string& commit,
+                                                                std::span<const Link> links,
+                                                                std::uint64_t max_file_size) const;
 
     // A partial clone (blobs on demand, full history) of `branch` into the (empty) work tree,
     // checked out sparsely: only `links` are written. `vet`, when given, sees the branch head
     // before anything is checked out; its error ends the clone there.
-    Result<> clone(const std::string& url, const std::string& branch, std::span<const Link> links,
-                   const std::function<Result<>(const std::string& commit)>& vet = {}) const;
+    [[nodiscard]] Result<>
+    clone(const std::string& url, const std::string& branch, std::span<const Link> links,
+          const std::function<Result<>(const std::string& commit)>& vet = {}) const;
 
     // Removes what a killed git leaves in .git (lock files, half-written packs), running as
     // the user: root never walks a tree the user can change. Logged per file.
     void remove_leftovers(const std::string& service) const;
     // .git/config 0600: the checkout's repository settings are nobody else's business.
-    Result<> protect_config() const;
+    [[nodiscard]] Result<> protect_config() const;
 
-    Result<bool> is_repository() const;
-    Result<std::string> remote_url() const;
-    Result<> set_remote_url(const std::string& url) const;
-    Result<> set_sparse(std::span<const Link> links) const;
+    [[nodiscard]] Result<bool> is_repository() const;
+    [[nodiscard]] Result<std::string> remote_url() const;
+    [[nodiscard]] Result<> set_remote_url(const std::string& url) const;
+    [[nodiscard]] Result<> set_sparse(std::span<const Link> links) const;
 
     // Brings `branch` from upstream, also after a force-push.
-    Result<> fetch(const std::string& branch) const;
+    [[nodiscard]] Result<> fetch(const std::string& branch) const;
     // The same for several branches, in one fetch, with the new commits' blobs under 1 MiB.
-    Result<> fetch(const std::vector<std::string>& branches) const;
-    Result<bool> has_commit(const std::string& hash) const;
+    [[nodiscard]] Result<> fetch(const std::vector<std::string>& branches) const;
+    [[nodiscard]] Result<bool> has_commit(const std::string& hash) const;
     // `commit` is `of` or one of its ancestors.
-    Result<bool> is_ancestor(const std::string& commit, const std::string& of) const;
+    [[nodiscard]] Result<bool> is_ancestor(const std::string& commit, const std::string& of) const;
     // The full hash of a commit given by a (possibly abbreviated) hash or ref; nullopt when
     // there is none such, an error when git could not tell (a timeout, a broken store).
-    Result<std::optional<std::string>> find_commit(const std::string& commit) const;
+    [[nodiscard]] Result<std::optional<std::string>> find_commit(const std::string& commit) const;
     // The same, with "not found" as an error too.
-    Result<std::string> resolve(const std::string& commit) const;
-    Result<std::string> head() const;
+    [[nodiscard]] Result<std::string> resolve(const std::string& commit) const;
+    [[nodiscard]] Result<std::string> head() const;
     // After our own detached checkout .git/HEAD holds the commit: read without a process.
     // nullopt when no commit is checked out (not a work tree of ours); an error when git
     // could not tell, which is no reason to give up on the tree.
-    Result<std::optional<std::string>> checked_out() const;
-    Result<std::string> detached_head() const; // the same, "none" as an error
+    [[nodiscard]] Result<std::optional<std::string>> checked_out() const;
+    [[nodiscard]] Result<std::string> detached_head() const; // the same, "none" as an error
 
     // Paths under `links` that differ between the two commits (exact path prefixes).
-    Result<std::vector<std::string>> changed_paths(const std::string& from, const std::string& to,
-                                                   std::span<const Link> links) const;
+    [[nodiscard]] Result<std::vector<std::string>> changed_paths(const std::string& from,
+                                                                 const std::string& to,
+                                                                 std::span<const Link> links) const;
     // Moves the work tree to `commit`, discarding local changes to tracked files.
-    Result<> checkout(const std::string& commit) const;
+    [[nodiscard]] Result<> checkout(const std::string& commit) const;
 
     // Files anywhere in the work tree that differ from HEAD (modified, added, deleted or
     // untracked, inside the sparse paths or not): how many, and the first `listed` of them.
@@ -138,7 +142,7 @@ public:
         std::vector<std::string> listed;
         std::size_t count = 0;
     };
-    Result<Changes> local_changes(std::size_t listed = SIZE_MAX) const;
+    [[nodiscard]] Result<Changes> local_changes(std::size_t listed = SIZE_MAX) const;
     // Every local change (tracked and untracked, outside the sparse paths too) as one binary
     // patch that git writes itself into `patch_fd` (an empty file of the caller's, open for
     // reading and writing): never held in memory, never cut at an output limit. A patch over
@@ -147,8 +151,9 @@ public:
     // makes it durable; only when that succeeds too is the work tree reset to HEAD and every
     // untracked file removed. On any failure before, nothing stays staged and every file is as
     // it was.
-    Result<> take_local_changes(int patch_fd, const std::function<Result<>()>& keep,
-                                std::uint64_t max_patch_bytes = 0) const; // 0: no limit
+    [[nodiscard]] Result<>
+    take_local_changes(int patch_fd, const std::function<Result<>()>& keep,
+                       std::uint64_t max_patch_bytes = 0) const; // 0: no limit
 
     const std::string& dir() const { return m_dir; }
 
@@ -162,12 +167,13 @@ private:
         std::uint64_t max_file_size = 0; // see Command
         int answer_exit = 0; // another exit status that is an answer ("no"), not a failure
     };
-    Result<Output> run_git(std::vector<std::string> args, bool in_tree = true,
-                           const std::string* url = nullptr) const;
-    Result<Output> run_git(std::vector<std::string> args, const RunOptions& options) const;
-    Result<std::string> read_git_file(const std::string& name) const;
-    Result<> write_staged_patch(int patch_fd, std::uint64_t max_bytes) const;
-    Result<> check_patch(int patch_fd) const;
+    [[nodiscard]] Result<Output> run_git(std::vector<std::string> args, bool in_tree = true,
+                                         const std::string* url = nullptr) const;
+    [[nodiscard]] Result<Output> run_git(std::vector<std::string> args,
+                                         const RunOptions& options) const;
+    [[nodiscard]] Result<std::string> read_git_file(const std::string& name) const;
+    [[nodiscard]] Result<> write_staged_patch(int patch_fd, std::uint64_t max_bytes) const;
+    [[nodiscard]] Result<> check_patch(int patch_fd) const;
 
     std::string m_dir;
     std::optional<Credentials> m_user;

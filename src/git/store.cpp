@@ -47,7 +47,7 @@ bool under(const std::string& path, const std::string& top)
            (path.size() > top.size() && path.starts_with(top) && path[top.size()] == '/');
 }
 
-Result<> write_all(int fd, std::string_view text)
+[[nodiscard]] Result<> write_all(int fd, std::string_view text)
 {
     while (!text.empty()) {
         const auto n = ::write(fd, text.data(), text.size());
@@ -62,7 +62,7 @@ Result<> write_all(int fd, std::string_view text)
     return {};
 }
 
-Result<> create_file(int dir, const std::string& name, std::string_view text)
+[[nodiscard]] Result<> create_file(int dir, const std::string& name, std::string_view text)
 {
     auto fd = create_beneath(dir, name, 0644);
     if (!fd) {

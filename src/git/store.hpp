@@ -41,7 +41,8 @@ public:
     const std::string& upstream() const { return m_upstream; }
     // Runs `open` (which makes the store usable: cloned, or found whole) once for all the
     // services that share the store, as `user`; a failure is retried by the next caller.
-    Result<> open(const std::optional<Credentials>& user, const std::function<Result<>()>& open);
+    [[nodiscard]] Result<> open(const std::optional<Credentials>& user,
+                                const std::function<Result<>()>& open);
     bool is_open() const;
     // git in the store (fetch, resolve, ancestry); and git in one of its work trees.
     const Git& git() const { return m_git; }
@@ -55,24 +56,25 @@ public:
                                 std::string_view key);
 
     // Clones into `dir` (empty, the user's), renamed to dir() by the caller once whole.
-    Result<> clone_into(const std::string& dir, const std::string& branch) const;
+    [[nodiscard]] Result<> clone_into(const std::string& dir, const std::string& branch) const;
 
     // One `ls-remote` for all the branches.
-    Result<std::map<std::string, std::string>>
+    [[nodiscard]] Result<std::map<std::string, std::string>>
     remote_heads(const std::vector<std::string>& branches) const;
     // One fetch for all the branches; the surveys are forgotten.
-    Result<> fetch(const std::vector<std::string>& branches);
+    [[nodiscard]] Result<> fetch(const std::vector<std::string>& branches);
     // One fetch for all the branches, then the heads it brought (read from the refs git
     // wrote, without a process when it wrote them loose).
-    Result<std::map<std::string, std::string>>
+    [[nodiscard]] Result<std::map<std::string, std::string>>
     fetch_heads(const std::vector<std::string>& branches);
     // The branch heads the store has, as of its last fetch (one process, then remembered).
-    Result<std::string> tracking_head(const std::string& branch);
+    [[nodiscard]] Result<std::string> tracking_head(const std::string& branch);
 
     // Warms the survey of from -> to for these links (the union of several services').
-    Result<> prepare(const std::string& from, const std::string& to, std::span<const Link> links);
-    Result<Survey> survey(const std::string& from, const std::string& to,
-                          std::span<const Link> links, std::uint64_t max_file_size);
+    [[nodiscard]] Result<> prepare(const std::string& from, const std::string& to,
+                                   std::span<const Link> links);
+    [[nodiscard]] Result<Survey> survey(const std::string& from, const std::string& to,
+                                        std::span<const Link> links, std::uint64_t max_file_size);
     // A new poll cycle: what was surveyed may be asked again with new answers.
     void new_cycle();
 
@@ -83,8 +85,9 @@ public:
     // reads). Git's files for it (gitrepository-layout(5): worktrees/<id>/HEAD, commondir,
     // gitdir, and the tree's .git file) and its sparse patterns are written as the user,
     // beneath the store and the tree, following no symlink; then one `git checkout` fills it.
-    Result<Git> add_tree(const std::string& dir, const std::string& id, const std::string& commit,
-                         std::span<const Link> links) const;
+    [[nodiscard]] Result<Git> add_tree(const std::string& dir, const std::string& id,
+                                       const std::string& commit,
+                                       std::span<const Link> links) const;
 
 private:
     struct Surveyed {
@@ -92,10 +95,11 @@ private:
         std::set<std::string> changed;       // their changed paths
         std::map<std::string, TreeEntry> at; // listing of `to` under them
     };
-    Result<> survey_locked(Surveyed& surveyed, const std::string& from, const std::string& to,
-                           std::span<const Link> links);
-    Result<> register_tree(const std::string& dir, const std::string& id, const std::string& commit,
-                           std::span<const Link> links) const;
+    [[nodiscard]] Result<> survey_locked(Surveyed& surveyed, const std::string& from,
+                                         const std::string& to, std::span<const Link> links);
+    [[nodiscard]] Result<> register_tree(const std::string& dir, const std::string& id,
+                                         const std::string& commit,
+                                         std::span<const Link> links) const;
 
     std::string m_dir;
     std::optional<Credentials> m_user;

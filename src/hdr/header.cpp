@@ -22,7 +22,7 @@ constexpr std::array kLanguages{
     Language{"nl", "Wijzig dit bestand niet, het wordt beheerd door gitopper. De bron staat op:"},
 };
 
-Result<std::string> git_line(std::vector<std::string> args)
+[[nodiscard]] Result<std::string> git_line(std::vector<std::string> args)
 {
     args.insert(args.begin(), "git");
     auto output = run(Command{.argv = args, .timeout = std::chrono::seconds(10)});
@@ -68,8 +68,8 @@ std::string file_url(std::string_view origin, std::string_view branch, std::stri
     return fmt::format("{}{}{}/{}", base, github ? "/blob/" : "/-/blob/", branch, path);
 }
 
-Result<std::string> managed_header(std::string_view prefix, std::string_view language,
-                                   std::string_view url)
+[[nodiscard]] Result<std::string> managed_header(std::string_view prefix, std::string_view language,
+                                                 std::string_view url)
 {
     for (const auto& known : kLanguages) {
         if (known.code == language) {
@@ -79,8 +79,8 @@ Result<std::string> managed_header(std::string_view prefix, std::string_view lan
     return fail("unknown language {} (en or nl)", quote(language));
 }
 
-Result<std::string> header_for_file(const std::string& file, std::string_view prefix,
-                                    std::string_view language)
+[[nodiscard]] Result<std::string> header_for_file(const std::string& file, std::string_view prefix,
+                                                  std::string_view language)
 {
     auto origin = git_line({"config", "--get", "remote.origin.url"});
     if (!origin || origin->empty()) {

@@ -16,11 +16,11 @@ std::string web_url(std::string_view origin);
 std::string file_url(std::string_view origin, std::string_view branch, std::string_view path);
 
 // The comment, in "en" or "nl", each line starting with `prefix`.
-Result<std::string> managed_header(std::string_view prefix, std::string_view language,
-                                   std::string_view url);
+[[nodiscard]] Result<std::string> managed_header(std::string_view prefix, std::string_view language,
+                                                 std::string_view url);
 
 // Asks git (in the current directory) for origin, branch and the file's path in the repo.
-Result<std::string> header_for_file(const std::string& file, std::string_view prefix,
-                                    std::string_view language);
+[[nodiscard]] Result<std::string> header_for_file(const std::string& file, std::string_view prefix,
+                                                  std::string_view language);
 
 } // namespace gitopper

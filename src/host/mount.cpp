@@ -71,13 +71,13 @@ bool same_inode(const FileInfo& a, const FileInfo& b)
     return a.device == b.device && a.inode == b.inode;
 }
 
-Result<FileInfo> info_of(const Fd& fd, const std::string& what)
+[[nodiscard]] Result<FileInfo> info_of(const Fd& fd, const std::string& what)
 {
     return with_context(file_info(fd.get()), "{}", what);
 }
 
 // The link inside the checkout, opened without following a symlink; checked for its type.
-Result<Fd> open_source(const BindMount& mount)
+[[nodiscard]] Result<Fd> open_source(const BindMount& mount)
 {
     auto checkout = open_no_symlinks(mount.checkout, O_PATH | O_DIRECTORY);
     if (!checkout) {
@@ -121,8 +121,8 @@ Result<Fd> open_source(const BindMount& mount)
     return source;
 }
 
-Result<> give_to(int parent, const std::string& name, bool file,
-                 const std::optional<Credentials>& owner)
+[[nodiscard]] Result<> give_to(int parent, const std::string& name, bool file,
+                               const std::optional<Credentials>& owner)
 {
     if (!owner) {
         return {};
@@ -136,8 +136,8 @@ Result<> give_to(int parent, const std::string& name, bool file,
 }
 
 // Creates `name` in `parent`: a directory, or an empty file; it belongs to `owner`.
-Result<> create_target(int parent, const std::string& name, bool file,
-                       const std::optional<Credentials>& owner)
+[[nodiscard]] Result<> create_target(int parent, const std::string& name, bool file,
+                                     const std::optional<Credentials>& owner)
 {
     if (file) {
         // The descriptor of the file we created is what we give away: never a name looked up
@@ -160,7 +160,8 @@ Result<> create_target(int parent, const std::string& name, bool file,
 
 // The target, resolved from "/" without following a symlink anywhere; created when missing
 // (parents root-owned, the target itself `owner`'s).
-Result<Fd> open_target(const BindMount& mount, const std::optional<Credentials>& owner)
+[[nodiscard]] Result<Fd> open_target(const BindMount& mount,
+                                     const std::optional<Credentials>& owner)
 {
     const auto path = fs::path(mount.target).lexically_normal();
     const auto refuse = [&](const std::string& why) {
@@ -193,7 +194,7 @@ Result<Fd> open_target(const BindMount& mount, const std::optional<Credentials>&
     return target;
 }
 
-Result<> detach(const Fd& fd, const std::string& what)
+[[nodiscard]] Result<> detach(const Fd& fd, const std::string& what)
 {
     if (::umount2(proc_fd(fd.get()).c_str(), MNT_DETACH) != 0) {
         return fail("unmount {}: {}", what, errno_message(errno));
@@ -201,7 +202,7 @@ Result<> detach(const Fd& fd, const std::string& what)
     return {};
 }
 
-Result<> attach(const Fd& source, const Fd& target, const BindMount& mount)
+[[nodiscard]] Result<> attach(const Fd& source, const Fd& target, const BindMount& mount)
 {
     Fd tree(static_cast<int>(
         ::open_tree(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
@@ -218,7 +219,7 @@ Result<> attach(const Fd& source, const Fd& target, const BindMount& mount)
 
 // Mounts `source` beneath the mount `target` is the root of: until that one is detached,
 // lookups still find it; then they find the new one.
-Result<> attach_beneath(const Fd& source, const Fd& target, const BindMount& mount)
+[[nodiscard]] Result<> attach_beneath(const Fd& source, const Fd& target, const BindMount& mount)
 {
     Fd tree(static_cast<int>(
         ::open_tree(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
@@ -279,7 +280,7 @@ bool stacked(const Fd& target)
 // Runs on a thread of its own, whose mount namespace becomes a private copy of ours (private
 // first, so no unmount propagates back) and ends with it: what each mount on `target` shows,
 // top first, taking them off one by one.
-Result<std::vector<FileInfo>> unmount_privately(const std::string& target)
+[[nodiscard]] Result<std::vector<FileInfo>> unmount_privately(const std::string& target)
 {
     if (::unshare(CLONE_NEWNS) != 0 ||
         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
@@ -300,7 +301,7 @@ Result<std::vector<FileInfo>> unmount_privately(const std::string& target)
     return fail("more than {} mounts", max_stacked);
 }
 
-Result<std::vector<FileInfo>> mount_stack(const std::string& target)
+[[nodiscard]] Result<std::vector<FileInfo>> mount_stack(const std::string& target)
 {
     Result<std::vector<FileInfo>> stack;
     std::thread([&] { stack = unmount_privately(target); }).join();
@@ -312,7 +313,7 @@ std::unexpected<Error> changed(const BindMount& next)
     return fail("local {}: its mounts changed while being settled", next.target);
 }
 
-Result<> expect_top(const Fd& target, const FileInfo& expected, const BindMount& next)
+[[nodiscard]] Result<> expect_top(const Fd& target, const FileInfo& expected, const BindMount& next)
 {
     auto shown = info_of(target, next.target);
     if (shown && !same_inode(*shown, expected)) {
@@ -322,8 +323,8 @@ Result<> expect_top(const Fd& target, const FileInfo& expected, const BindMount&
 }
 
 // Detaches the top mount on `target`, checked to show `expected`; returns what is there then.
-Result<Fd> take_off(const Fd& target, const FileInfo& expected, const BindMount& next,
-                    const std::optional<Credentials>& owner)
+[[nodiscard]] Result<Fd> take_off(const Fd& target, const FileInfo& expected, const BindMount& next,
+                                  const std::optional<Credentials>& owner)
 {
     if (auto r = expect_top(target, expected, next); !r) {
         return std::unexpected(r.error());
@@ -336,8 +337,8 @@ Result<Fd> take_off(const Fd& target, const FileInfo& expected, const BindMount&
 
 // Detaches mounts of ours from the top of `target` while another of ours lies beneath, each
 // checked to be the one the private look saw; returns the target as it is then.
-Result<Fd> settle(const BindMount& next, Fd target, const std::vector<FileId>& ours,
-                  const std::optional<Credentials>& owner)
+[[nodiscard]] Result<Fd> settle(const BindMount& next, Fd target, const std::vector<FileId>& ours,
+                                const std::optional<Credentials>& owner)
 {
     auto shown = info_of(target, next.target);
     if (!shown || !is_ours(*shown, ours) || !stacked(target)) {
@@ -365,14 +366,14 @@ Result<Fd> settle(const BindMount& next, Fd target, const std::vector<FileId>& o
 }
 
 // Someone else's mount, or none: ours goes on top, the other is left alone underneath.
-Result<MountResult> cover(const Fd& source, const Fd& target, const BindMount& next)
+[[nodiscard]] Result<MountResult> cover(const Fd& source, const Fd& target, const BindMount& next)
 {
     auto r = attach(source, target, next);
     return r ? Result<MountResult>(MountResult::mounted) : std::unexpected(r.error());
 }
 
 // Our old mount, still on top, goes once the new one lies beneath it.
-Result<MountResult> replace(const Fd& source, const Fd& target, const BindMount& next)
+[[nodiscard]] Result<MountResult> replace(const Fd& source, const Fd& target, const BindMount& next)
 {
     if (!mount_beneath_supported()) {
         return fail("switch {} to {}: this kernel cannot mount beneath a mount "
@@ -391,7 +392,8 @@ Result<MountResult> replace(const Fd& source, const Fd& target, const BindMount&
 
 } // namespace
 
-Result<Mounted> ensure_bind_mount(const BindMount& mount, const std::optional<Credentials>& owner)
+[[nodiscard]] Result<Mounted> ensure_bind_mount(const BindMount& mount,
+                                                const std::optional<Credentials>& owner)
 {
     auto source = open_source(mount);
     if (!source) {
@@ -427,7 +429,7 @@ Result<Mounted> ensure_bind_mount(const BindMount& mount, const std::optional<Cr
     return Mounted{stale ? MountResult::refreshed : MountResult::mounted, shows};
 }
 
-Result<> release_bind_mount(const BindMount& mount)
+[[nodiscard]] Result<> release_bind_mount(const BindMount& mount)
 {
     auto checkout = open_no_symlinks(mount.checkout, O_PATH | O_DIRECTORY);
     auto source = checkout ? open_beneath(checkout->get(), mount.link, O_PATH)
@@ -466,8 +468,9 @@ std::optional<FileId> source_id(const BindMount& mount)
     return info ? std::optional(id_of(*info)) : std::nullopt;
 }
 
-Result<Mounted> switch_bind_mount(const BindMount& next, const std::vector<FileId>& ours,
-                                  const std::optional<Credentials>& owner)
+[[nodiscard]] Result<Mounted> switch_bind_mount(const BindMount& next,
+                                                const std::vector<FileId>& ours,
+                                                const std::optional<Credentials>& owner)
 {
     auto source = open_source(next);
     auto target = source ? open_target(next, owner) : std::unexpected(source.error());

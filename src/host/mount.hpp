@@ -48,10 +48,11 @@ struct Mounted {
 // Makes `target` show `link` of the checkout. A missing target is created (a directory, or an
 // empty file with `file`), owned by `owner` when given; its missing parents are created
 // owned by root, mode 0755. A symlink on either side is an error, never followed.
-Result<Mounted> ensure_bind_mount(const BindMount& mount, const std::optional<Credentials>& owner);
+[[nodiscard]] Result<Mounted> ensure_bind_mount(const BindMount& mount,
+                                                const std::optional<Credentials>& owner);
 
 // Detaches the mount on `target` if it shows `link` of the checkout; nothing else is touched.
-Result<> release_bind_mount(const BindMount& mount);
+[[nodiscard]] Result<> release_bind_mount(const BindMount& mount);
 
 // Whether this kernel can mount beneath a mount (MOVE_MOUNT_BENEATH, Linux 6.5), which
 // switch_bind_mount needs to replace one mount of ours by another. Asked once, by a call that
@@ -96,8 +97,9 @@ std::optional<FileId> source_id(const BindMount& mount);
 // tree. The other cases work on any kernel. To see beneath a mount, which the kernel only
 // shows by unmounting, settling looks in a private copy of the mount namespace (on a thread of
 // its own), and only when our mount on top sits on another mount there.
-Result<Mounted> switch_bind_mount(const BindMount& next, const std::vector<FileId>& ours,
-                                  const std::optional<Credentials>& owner);
+[[nodiscard]] Result<Mounted> switch_bind_mount(const BindMount& next,
+                                                const std::vector<FileId>& ours,
+                                                const std::optional<Credentials>& owner);
 
 // How many mounts sit on `target` (0 when it is not a mount point); for tests and checks.
 int mount_count(const std::string& target);

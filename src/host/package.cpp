@@ -130,7 +130,7 @@ std::optional<PackageManager> package_manager_for(std::string_view os_release)
     return std::nullopt;
 }
 
-Result<bool> ensure_package(const PackageManager& manager, const std::string& package)
+[[nodiscard]] Result<bool> ensure_package(const PackageManager& manager, const std::string& package)
 {
     // Package managers hold a system-wide lock: one install at a time, whoever asks.
     static std::mutex one_at_a_time;

@@ -23,6 +23,7 @@ std::optional<PackageManager> package_manager_for(std::string_view os_release);
 
 // Installs `package` unless the manager says it is installed already. Returns true when it
 // installed something.
-Result<bool> ensure_package(const PackageManager& manager, const std::string& package);
+[[nodiscard]] Result<bool> ensure_package(const PackageManager& manager,
+                                          const std::string& package);
 
 } // namespace gitopper

@@ -6,7 +6,7 @@
 namespace gitopper {
 namespace {
 
-Result<> systemctl(std::vector<std::string> args)
+[[nodiscard]] Result<> systemctl(std::vector<std::string> args)
 {
     args.insert(args.begin(), "systemctl");
     log::debug("running {}", printable(args));

@@ -14,9 +14,9 @@ namespace gitopper {
 class ServiceManager {
 public:
     virtual ~ServiceManager() = default;
-    virtual Result<> daemon_reload() = 0;
+    [[nodiscard]] virtual Result<> daemon_reload() = 0;
     // `systemctl <verb> <unit>`, verb one of the config's actions, "start" or "enable".
-    virtual Result<> run(const std::string& verb, const std::string& unit) = 0;
+    [[nodiscard]] virtual Result<> run(const std::string& verb, const std::string& unit) = 0;
 };
 
 // Runs `systemctl` found on PATH. Thread-safe.
@@ -25,8 +25,8 @@ public:
     // Concurrent callers share one run: a daemon-reload takes systemd a good fraction of a
     // second on a real host and reloads everything, so a caller needs only one that started
     // after it asked. Services starting side by side thus cost one or two, not one each.
-    Result<> daemon_reload() override;
-    Result<> run(const std::string& verb, const std::string& unit) override;
+    [[nodiscard]] Result<> daemon_reload() override;
+    [[nodiscard]] Result<> run(const std::string& verb, const std::string& unit) override;
 
 private:
     std::mutex m_mutex;

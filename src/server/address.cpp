@@ -11,7 +11,7 @@
 
 namespace gitopper {
 
-Result<ListenAddress> parse_listen_address(const std::string& address)
+[[nodiscard]] Result<ListenAddress> parse_listen_address(const std::string& address)
 {
     const auto colon = address.rfind(':');
     if (colon == std::string::npos) {

@@ -15,7 +15,7 @@ struct ListenAddress {
     int port = 0;
 };
 
-Result<ListenAddress> parse_listen_address(const std::string& address);
+[[nodiscard]] Result<ListenAddress> parse_listen_address(const std::string& address);
 
 // A client's address as text, IPv4 also when mapped into IPv6 ("127.0.0.2", "2001:db8::1").
 std::string peer_address(const sockaddr_storage& peer);

@@ -40,7 +40,7 @@ public:
     Admission& operator=(const Admission&) = delete;
 
     // A slot for a connection from `source` (see source_of), or why there is none.
-    Result<Ticket> admit(const std::string& source);
+    [[nodiscard]] Result<Ticket> admit(const std::string& source);
     std::size_t open() const;
     std::size_t open_from(const std::string& source) const;
     // Blocks until every ticket is gone.

@@ -61,7 +61,7 @@ public:
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
 
-    Result<> start(const std::string& address);
+    [[nodiscard]] Result<> start(const std::string& address);
     void stop();
     int port() const { return m_port; }
     // Webhook requests by result (ok, unauthorized, bad_request, too_large), for the metrics.

@@ -21,7 +21,7 @@ constexpr auto kRefusalLogInterval = 10s; // under attack, one line per interval
 constexpr std::string_view kBusy = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
                                    "Content-Length: 0\r\n\r\n";
 
-Result<std::string> peer_source(int socket)
+[[nodiscard]] Result<std::string> peer_source(int socket)
 {
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;

@@ -165,7 +165,7 @@ std::unexpected<Error> host_name_refused(std::string_view pattern)
 }
 
 // An address or CIDR block; nothing when `pattern` is no address at all.
-Result<std::optional<Network>> parse_network(std::string_view pattern)
+[[nodiscard]] Result<std::optional<Network>> parse_network(std::string_view pattern)
 {
     const auto slash = pattern.find('/');
     auto network = parse_ip(pattern.substr(0, slash));
@@ -188,7 +188,7 @@ Result<std::optional<Network>> parse_network(std::string_view pattern)
     return network;
 }
 
-Result<Pattern> parse_pattern(std::string_view entry)
+[[nodiscard]] Result<Pattern> parse_pattern(std::string_view entry)
 {
     Pattern p;
     if (entry.starts_with('!')) {
@@ -222,7 +222,7 @@ Result<Pattern> parse_pattern(std::string_view entry)
 // ---- expiry-time= ------------------------------------------------------------------------
 
 // YYYYMMDD[HHMM[SS]] in the host's time zone, or UTC with a trailing Z, as in sshd.
-Result<std::time_t> parse_expiry(std::string_view text)
+[[nodiscard]] Result<std::time_t> parse_expiry(std::string_view text)
 {
     const bool utc = text.ends_with('Z') || text.ends_with('z');
     const auto digits = utc ? text.substr(0, text.size() - 1) : text;
@@ -262,7 +262,7 @@ struct RawOption {
 
 // Where the options field ends: at the first blank outside double quotes (`\"` inside
 // quotes is an escaped quote, as in OpenSSH).
-Result<std::size_t> end_of_options(std::string_view text)
+[[nodiscard]] Result<std::size_t> end_of_options(std::string_view text)
 {
     bool quoted = false;
     for (std::size_t i = 0; i < text.size(); ++i) {
@@ -281,7 +281,7 @@ Result<std::size_t> end_of_options(std::string_view text)
 }
 
 // Reads `"…"` at the start of `text`; returns the unescaped value and what follows it.
-Result<std::pair<std::string, std::string_view>> quoted_value(std::string_view text)
+[[nodiscard]] Result<std::pair<std::string, std::string_view>> quoted_value(std::string_view text)
 {
     if (!text.starts_with('"')) {
         return fail("its value must be in double quotes");
@@ -301,7 +301,7 @@ Result<std::pair<std::string, std::string_view>> quoted_value(std::string_view t
 }
 
 // `name`, `name="value"`, … separated by commas; commas inside quotes belong to the value.
-Result<std::vector<RawOption>> split_options(std::string_view field)
+[[nodiscard]] Result<std::vector<RawOption>> split_options(std::string_view field)
 {
     std::vector<RawOption> out;
     while (true) {
@@ -332,12 +332,12 @@ Result<std::vector<RawOption>> split_options(std::string_view field)
 
 // ---- what each option does ---------------------------------------------------------------
 
-Result<> nothing_to_do(KeyOptions&, const std::string&)
+[[nodiscard]] Result<> nothing_to_do(KeyOptions&, const std::string&)
 {
     return {};
 }
 
-Result<> set_command(KeyOptions& options, const std::string& value)
+[[nodiscard]] Result<> set_command(KeyOptions& options, const std::string& value)
 {
     if (options.command) {
         return fail("option \"command\" is given twice");
@@ -349,7 +349,7 @@ Result<> set_command(KeyOptions& options, const std::string& value)
     return {};
 }
 
-Result<> set_from(KeyOptions& options, const std::string& value)
+[[nodiscard]] Result<> set_from(KeyOptions& options, const std::string& value)
 {
     if (options.from) {
         return fail("option \"from\" is given twice");
@@ -363,7 +363,7 @@ Result<> set_from(KeyOptions& options, const std::string& value)
 }
 
 // Several expiry times: the earliest counts, as in sshd.
-Result<> set_expiry(KeyOptions& options, const std::string& value)
+[[nodiscard]] Result<> set_expiry(KeyOptions& options, const std::string& value)
 {
     auto time = parse_expiry(value);
     if (!time) {
@@ -433,7 +433,7 @@ std::unexpected<Error> unknown_option(std::string_view name)
                 suggestion ? fmt::format(" (did you mean {}?)", quote(*suggestion)) : "");
 }
 
-Result<> apply_option(KeyOptions& options, const RawOption& option)
+[[nodiscard]] Result<> apply_option(KeyOptions& options, const RawOption& option)
 {
     const auto* rule = find_rule(option.name);
     if (rule == nullptr) {
@@ -489,7 +489,7 @@ bool SourcePatterns::allows(std::string_view address) const
     return matched;
 }
 
-Result<KeyOptions> parse_key_options(std::string_view field)
+[[nodiscard]] Result<KeyOptions> parse_key_options(std::string_view field)
 {
     auto options = split_options(field);
     if (!options) {
@@ -504,7 +504,7 @@ Result<KeyOptions> parse_key_options(std::string_view field)
     return out;
 }
 
-Result<AuthorizedLine> parse_authorized_key(std::string_view line)
+[[nodiscard]] Result<AuthorizedLine> parse_authorized_key(std::string_view line)
 {
     auto text = trim(line);
     if (text.empty() || text.starts_with('#')) {
@@ -566,8 +566,8 @@ void warn_if_expired(const AuthorizedKey& key)
 }
 
 // Appends the keys of one file's `text`; an error names the file and line.
-Result<> parse_key_file(const std::string& path, std::string_view text, bool read_only,
-                        std::vector<AuthorizedKey>& keys)
+[[nodiscard]] Result<> parse_key_file(const std::string& path, std::string_view text,
+                                      bool read_only, std::vector<AuthorizedKey>& keys)
 {
     long number = 0;
     for (const auto& line : split(text, '\n')) {
@@ -586,7 +586,7 @@ Result<> parse_key_file(const std::string& path, std::string_view text, bool rea
 
 } // namespace
 
-Result<std::vector<AuthorizedKey>> load_authorized_keys(const Config& config)
+[[nodiscard]] Result<std::vector<AuthorizedKey>> load_authorized_keys(const Config& config)
 {
     std::vector<AuthorizedKey> keys;
     for (const auto& entry : config.keys) {

@@ -26,7 +26,7 @@ namespace gitopper {
 // would need DNS lookups, which gitopper does not do.
 class SourcePatterns {
 public:
-    static Result<SourcePatterns> parse(std::string_view list);
+    [[nodiscard]] static Result<SourcePatterns> parse(std::string_view list);
 
     // `address` is the client's numeric address; an IPv4-mapped IPv6 address counts as IPv4.
     bool allows(std::string_view address) const;
@@ -57,7 +57,7 @@ struct KeyOptions {
 
 // Parses the options field of a line (`no-pty,from="10.0.0.0/8"`). Unsupported options are
 // errors saying why: `option "cert-authority" is not supported by gitopper: …`.
-Result<KeyOptions> parse_key_options(std::string_view field);
+[[nodiscard]] Result<KeyOptions> parse_key_options(std::string_view field);
 
 struct AuthorizedLine {
     std::shared_ptr<ssh_key_struct> key; // null for blank and comment lines
@@ -65,7 +65,7 @@ struct AuthorizedLine {
 };
 
 // Parses one authorized_keys line.
-Result<AuthorizedLine> parse_authorized_key(std::string_view line);
+[[nodiscard]] Result<AuthorizedLine> parse_authorized_key(std::string_view line);
 
 struct AuthorizedKey {
     std::shared_ptr<ssh_key_struct> key;
@@ -84,6 +84,6 @@ std::optional<std::string> refusal(const AuthorizedKey& key, std::string_view ad
 // Relative paths are relative to the config file's directory. A missing or unreadable file,
 // or a line that is not a key or holds an option gitopper cannot honour, is an error naming
 // file and line.
-Result<std::vector<AuthorizedKey>> load_authorized_keys(const Config& config);
+[[nodiscard]] Result<std::vector<AuthorizedKey>> load_authorized_keys(const Config& config);
 
 } // namespace gitopper

@@ -255,7 +255,7 @@ int bound_port(int fd)
 
 } // namespace
 
-Result<> ensure_host_key(const std::string& path)
+[[nodiscard]] Result<> ensure_host_key(const std::string& path)
 {
     if (std::filesystem::exists(path)) {
         return {};

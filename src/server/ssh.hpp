@@ -54,7 +54,7 @@ public:
     SshServer& operator=(const SshServer&) = delete;
 
     // Creates the host key on first use (mode 0600) and listens; the acceptor starts too.
-    Result<> start(const std::string& address, const std::string& host_key_path);
+    [[nodiscard]] Result<> start(const std::string& address, const std::string& host_key_path);
     void stop();
     int port() const { return m_port; }
 
@@ -124,6 +124,6 @@ private:
 };
 
 // Loads the ed25519 host key at `path`, creating it (mode 0600) when it does not exist.
-Result<> ensure_host_key(const std::string& path);
+[[nodiscard]] Result<> ensure_host_key(const std::string& path);
 
 } // namespace gitopper

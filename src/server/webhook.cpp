@@ -61,7 +61,7 @@ bool verify_webhook(std::string_view secret, std::string_view body, const Webhoo
     return same(headers.gitlab, secret);
 }
 
-Result<Push> parse_push(std::string_view body)
+[[nodiscard]] Result<Push> parse_push(std::string_view body)
 {
     const auto json = nlohmann::json::parse(body, nullptr, false);
     if (json.is_discarded() || !json.is_object()) {

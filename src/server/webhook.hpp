@@ -28,7 +28,7 @@ struct Push {
 };
 
 // Reads the pushed branch and the repository's URLs from a GitHub, Gitea or GitLab payload.
-Result<Push> parse_push(std::string_view body);
+[[nodiscard]] Result<Push> parse_push(std::string_view body);
 
 // Lowercase hex of HMAC-SHA256(secret, body).
 std::string hmac_sha256_hex(std::string_view secret, std::string_view body);

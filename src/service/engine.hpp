@@ -33,16 +33,17 @@ public:
     void start();
     void stop();
 
-    Result<> freeze(const std::string& service) override;
-    Result<> unfreeze(const std::string& service) override;
-    Result<> pull(const std::string& service) override;
+    [[nodiscard]] Result<> freeze(const std::string& service) override;
+    [[nodiscard]] Result<> unfreeze(const std::string& service) override;
+    [[nodiscard]] Result<> pull(const std::string& service) override;
     Completion rollback(const std::string& service, const std::string& hash, bool force) override;
     // Wakes every service that tracks `branch` of one of `repositories` (normalised URLs,
     // see normalize_repository_url); returns how many.
     std::size_t wake(const std::vector<std::string>& repositories, const std::string& branch);
 
     std::vector<Status> statuses() const override;
-    Result<std::deque<HistoryEntry>> history(const std::string& service) const override;
+    [[nodiscard]] Result<std::deque<HistoryEntry>>
+    history(const std::string& service) const override;
 
 private:
     struct Where {
@@ -50,9 +51,10 @@ private:
         std::size_t index;
         ManagedService* service;
     };
-    Result<Where> find(const std::string& service) const;
+    [[nodiscard]] Result<Where> find(const std::string& service) const;
     // Validated and handed to the service's poll thread.
-    Result<> queue(const std::string& service, Request::Kind kind, const std::string& hash = "");
+    [[nodiscard]] Result<> queue(const std::string& service, Request::Kind kind,
+                                 const std::string& hash = "");
 
     EngineOptions m_options;
     StateStore m_store;

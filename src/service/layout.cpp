@@ -119,7 +119,7 @@ Result<Fd> Layout::open_trees(int mount_fd) const
     return open_root_dir(all->get(), m_service, trees());
 }
 
-Result<Fd> open_root_dir(int dir, const std::string& name, const std::string& shown)
+[[nodiscard]] Result<Fd> open_root_dir(int dir, const std::string& name, const std::string& shown)
 {
     if (::mkdirat(dir, name.c_str(), 0711) != 0 && errno != EEXIST) {
         return fail("create {}: {}", shown, errno_message(errno));
@@ -139,8 +139,9 @@ Result<Fd> open_root_dir(int dir, const std::string& name, const std::string& sh
     return fd;
 }
 
-Result<> make_owned_dir(int dir, const std::string& name, const std::optional<Credentials>& owner,
-                        const std::string& shown)
+[[nodiscard]] Result<> make_owned_dir(int dir, const std::string& name,
+                                      const std::optional<Credentials>& owner,
+                                      const std::string& shown)
 {
     if (::mkdirat(dir, name.c_str(), 0700) != 0) {
         return fail("create {}: {}", shown, errno_message(errno));
@@ -153,8 +154,8 @@ Result<> make_owned_dir(int dir, const std::string& name, const std::optional<Cr
     return {};
 }
 
-Result<> remove_tree(int dir, const std::string& dir_path, const std::string& name,
-                     const std::optional<Credentials>& user)
+[[nodiscard]] Result<> remove_tree(int dir, const std::string& dir_path, const std::string& name,
+                                   const std::optional<Credentials>& user)
 {
     auto removed =
         run(Command{.argv = {"rm", "-rf", "--one-file-system", "--", dir_path + "/" + name},

@@ -47,12 +47,12 @@ public:
     Found inspect(int mount_fd) const;
 
     // M/<service> points to tree `n`, switched at once: a new symlink renamed over the old.
-    Result<> publish(int mount_fd, int n) const;
+    [[nodiscard]] Result<> publish(int mount_fd, int n) const;
 
     // Root's directories on the way to the trees and stores, made when missing (0711) and
     // refused when someone else could change them. Returns M/.gitopper/trees/<service>.
-    Result<Fd> open_trees(int mount_fd) const;
-    Result<Fd> open_stores(int mount_fd) const;
+    [[nodiscard]] Result<Fd> open_trees(int mount_fd) const;
+    [[nodiscard]] Result<Fd> open_stores(int mount_fd) const;
 
 private:
     std::string target(int n) const; // the symlink's text for tree n
@@ -63,16 +63,17 @@ private:
 
 // A root-owned directory `name` beneath `dir`, made 0711 when missing; an error when it is
 // not root's, or others may write to it, or it is a symlink.
-Result<Fd> open_root_dir(int dir, const std::string& name, const std::string& shown);
+[[nodiscard]] Result<Fd> open_root_dir(int dir, const std::string& name, const std::string& shown);
 
 // An empty directory `name` beneath `dir` for a work tree or store of `owner`: made by root,
 // 0750 with the owner's group (a tree is no world-readable copy of the repository).
-Result<> make_owned_dir(int dir, const std::string& name, const std::optional<Credentials>& owner,
-                        const std::string& shown);
+[[nodiscard]] Result<> make_owned_dir(int dir, const std::string& name,
+                                      const std::optional<Credentials>& owner,
+                                      const std::string& shown);
 
 // Removes a tree of the user's as that user: root never walks a tree that someone else can
 // change under it. Only the emptied top, in root's own directory, is root's to remove.
-Result<> remove_tree(int dir, const std::string& dir_path, const std::string& name,
-                     const std::optional<Credentials>& user);
+[[nodiscard]] Result<> remove_tree(int dir, const std::string& dir_path, const std::string& name,
+                                   const std::optional<Credentials>& user);
 
 } // namespace gitopper

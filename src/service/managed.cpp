@@ -62,7 +62,7 @@ std::int64_t unix_now()
 // The directory that holds the checkouts: created root-owned when missing, and refused when
 // someone else could replace entries in it (a sticky world-writable one such as /tmp is
 // allowed; there every entry's owner is checked instead).
-Result<std::pair<Fd, DirTrust>> open_mount_base(const std::string& mount)
+[[nodiscard]] Result<std::pair<Fd, DirTrust>> open_mount_base(const std::string& mount)
 {
     auto base = make_dirs_no_symlinks(mount);
     if (!base) {
@@ -78,8 +78,8 @@ Result<std::pair<Fd, DirTrust>> open_mount_base(const std::string& mount)
 // Moves an unusable work tree or checkout out of the way: kept for the operator, never
 // deleted. Our mounts of it are detached too; left in place, each would stay underneath the
 // mount of the new tree, a second mount on the same target.
-Result<std::string> move_aside(const Service& config, const std::string& path,
-                               const std::string& why)
+[[nodiscard]] Result<std::string> move_aside(const Service& config, const std::string& path,
+                                             const std::string& why)
 {
     const auto stem = fmt::format("{}.broken-{}", config.checkout_dir(), unix_now());
     auto aside = stem;

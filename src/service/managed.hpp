@@ -137,7 +137,7 @@ private:
     Outcome open_store();
     Outcome prepare_tree();
     Outcome restore_pin();
-    Result<std::string> find_fetching(const std::string& commit);
+    [[nodiscard]] Result<std::string> find_fetching(const std::string& commit);
     Outcome mount_all();
     Outcome start_unit();
     Outcome act_if_owed();
@@ -156,7 +156,7 @@ private:
     };
     std::optional<Unusable> unusable_tree(int trees_fd, int n, const Git& tree) const;
     Outcome switch_store(int mount_fd, int live);
-    Result<Git> build_tree(int trees_fd, int n, const std::string& commit) const;
+    [[nodiscard]] Result<Git> build_tree(int trees_fd, int n, const std::string& commit) const;
     Outcome use_new_tree(int mount_fd, int n, Git tree, const std::string& commit,
                          const std::string& note);
 
@@ -172,7 +172,7 @@ private:
     Completion check_rollback_target(const std::string& hash, bool force, std::string& full);
     void retry_at_head();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
-    Result<Git> stage(const std::string& commit);
+    [[nodiscard]] Result<Git> stage(const std::string& commit);
     Outcome publish(int n, Git tree);
     Outcome act(); // systemctl daemon-reload, then the action
     void mark_applied(const std::string& commit);
@@ -180,7 +180,7 @@ private:
     Taken take_drift_of(const Git& tree);
     std::expected<bool, Failure> take_drift_before(const std::string& commit, Trigger trigger);
     std::string note_reverted(const Result<Git::Changes>& changes, const std::string& saved_as);
-    Result<AtomicFile> new_patch_file() const;
+    [[nodiscard]] Result<AtomicFile> new_patch_file() const;
     std::vector<FileId> our_sources(const Link& link) const;
 
     void finish(const Outcome& outcome, const std::string& success_info = "");

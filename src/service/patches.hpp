@@ -33,7 +33,7 @@ public:
     PatchDir(const std::string& state_dir, std::string service, PatchLimits limits = {});
 
     // A new file `<stem>.patch` (or `<stem>-2.patch`, ...), 0600, committed by the caller.
-    Result<AtomicFile> create(const std::string& stem) const;
+    [[nodiscard]] Result<AtomicFile> create(const std::string& stem) const;
     // Deletes the oldest patches (by modification time) until at most `limits` remain; the
     // newest is always kept. Each deletion is logged.
     void prune() const;

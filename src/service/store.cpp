@@ -105,7 +105,8 @@ SavedService from_json(const json& object)
 }
 
 // Messages complete "state file X ...".
-Result<SavedService> parse_service_file(const std::string& text, const std::string& service)
+[[nodiscard]] Result<SavedService> parse_service_file(const std::string& text,
+                                                      const std::string& service)
 {
     try {
         const auto root = json::parse(text);
@@ -121,7 +122,7 @@ Result<SavedService> parse_service_file(const std::string& text, const std::stri
     }
 }
 
-Result<std::map<std::string, SavedService>> parse_old_file(const std::string& text)
+[[nodiscard]] Result<std::map<std::string, SavedService>> parse_old_file(const std::string& text)
 {
     try {
         const auto root = json::parse(text);
@@ -156,8 +157,8 @@ bool present(int dir, const std::string& name)
 
 // The text of the regular file `name` in `dir`, nullopt when there is none; a symlink, a FIFO
 // or a file over `limit` is an error.
-Result<std::optional<std::string>> read_if_present(int dir, const std::string& name,
-                                                   std::size_t limit)
+[[nodiscard]] Result<std::optional<std::string>> read_if_present(int dir, const std::string& name,
+                                                                 std::size_t limit)
 {
     if (!present(dir, name)) {
         return std::nullopt;
@@ -171,7 +172,8 @@ Result<std::optional<std::string>> read_if_present(int dir, const std::string& n
 
 // `name` renamed to `name + suffix` in `dir`, or that with "-2", "-3", ... when it is taken:
 // never over an earlier one. Returns the new name.
-Result<std::string> move_aside(int dir, const std::string& name, const std::string& suffix)
+[[nodiscard]] Result<std::string> move_aside(int dir, const std::string& name,
+                                             const std::string& suffix)
 {
     for (int n = 1; n <= 100; ++n) {
         const auto aside = name + suffix + (n == 1 ? "" : fmt::format("-{}", n));
@@ -254,7 +256,7 @@ std::optional<std::map<std::string, SavedService>> read_old_file(int top,
 }
 
 // Relative to the working directory when not absolute.
-Result<Fd> open_directory(const std::string& path)
+[[nodiscard]] Result<Fd> open_directory(const std::string& path)
 {
     return path.starts_with('/') ? open_no_symlinks(path, O_RDONLY | O_DIRECTORY)
                                  : open_beneath(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);

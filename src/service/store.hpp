@@ -73,18 +73,18 @@ public:
 
     // Writes the file of `service` if its text changed; no other service's file is touched.
     // At most the newest kHistoryLimit history entries are written.
-    Result<> save(const std::string& service, const SavedService& saved);
+    [[nodiscard]] Result<> save(const std::string& service, const SavedService& saved);
 
     // <state_dir>/gitopper-state
     const std::string& dir() const { return m_dir; }
 
 private:
-    Result<> open_locked();
+    [[nodiscard]] Result<> open_locked();
     std::optional<SavedService> read_locked(const std::string& service);
     void migrate_locked(const std::set<std::string>& known,
                         std::map<std::string, SavedService>& services);
     void sweep_locked(const std::set<std::string>& known);
-    Result<> write_locked(const std::string& service, std::string text);
+    [[nodiscard]] Result<> write_locked(const std::string& service, std::string text);
 
     std::string m_state_dir;
     std::string m_dir;

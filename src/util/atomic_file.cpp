@@ -79,7 +79,7 @@ int write_all(int fd, std::string_view content)
 
 // Makes the content durable and reports what close() may only now say (a delayed write error
 // on NFS): it must not pass unnoticed.
-Result<> sync_and_close(Fd fd)
+[[nodiscard]] Result<> sync_and_close(Fd fd)
 {
     if (::fsync(fd.get()) != 0) {
         return fail("fsync: {}", errno_message(errno));
@@ -92,7 +92,7 @@ Result<> sync_and_close(Fd fd)
 
 // Makes the rename itself durable; `shown` names the directory. `dir` may be an O_PATH
 // descriptor, which fsync refuses (EBADF): the directory is opened again through it.
-Result<> sync_directory(int dir, const std::string& shown)
+[[nodiscard]] Result<> sync_directory(int dir, const std::string& shown)
 {
     const Fd readable(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!readable || ::fsync(readable.get()) != 0) {
@@ -102,8 +102,8 @@ Result<> sync_directory(int dir, const std::string& shown)
 }
 
 // RENAME_NOREPLACE: checking first and renaming after would leave a moment to lose a file in.
-Result<> rename_into_place(int dir, const std::string& temp, const std::string& name,
-                           Replace replace)
+[[nodiscard]] Result<> rename_into_place(int dir, const std::string& temp, const std::string& name,
+                                         Replace replace)
 {
     const unsigned flags = replace == Replace::no ? RENAME_NOREPLACE : 0;
     if (::renameat2(dir, temp.c_str(), dir, name.c_str(), flags) != 0) {
@@ -112,7 +112,7 @@ Result<> rename_into_place(int dir, const std::string& temp, const std::string& 
     return {};
 }
 
-Result<> fill_and_commit(Result<AtomicFile> file, std::string_view content)
+[[nodiscard]] Result<> fill_and_commit(Result<AtomicFile> file, std::string_view content)
 {
     if (!file) {
         return std::unexpected(file.error());
@@ -188,18 +188,20 @@ Result<> AtomicFile::commit(Replace replace)
     return with_context(std::move(committed), "cannot write {}", m_path);
 }
 
-Result<> write_file_atomic(const std::string& path, std::string_view content, mode_t mode)
+[[nodiscard]] Result<> write_file_atomic(const std::string& path, std::string_view content,
+                                         mode_t mode)
 {
     return fill_and_commit(AtomicFile::create(path, mode), content);
 }
 
-Result<> write_file_atomic_at(int dir, const std::string& name, std::string_view content,
-                              mode_t mode, const std::string& shown)
+[[nodiscard]] Result<> write_file_atomic_at(int dir, const std::string& name,
+                                            std::string_view content, mode_t mode,
+                                            const std::string& shown)
 {
     return fill_and_commit(AtomicFile::create_at(dir, name, mode, shown), content);
 }
 
-Result<std::string> read_file(const std::string& path)
+[[nodiscard]] Result<std::string> read_file(const std::string& path)
 {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {

@@ -12,13 +12,15 @@
 
 namespace gitopper {
 
-Result<> write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+[[nodiscard]] Result<> write_file_atomic(const std::string& path, std::string_view content,
+                                         mode_t mode = 0644);
 // As write_file_atomic, for the entry `name` of the directory open as `dir` (see
 // AtomicFile::create_at). `shown` is the file's path for messages.
-Result<> write_file_atomic_at(int dir, const std::string& name, std::string_view content,
-                              mode_t mode, const std::string& shown);
+[[nodiscard]] Result<> write_file_atomic_at(int dir, const std::string& name,
+                                            std::string_view content, mode_t mode,
+                                            const std::string& shown);
 
-Result<std::string> read_file(const std::string& path);
+[[nodiscard]] Result<std::string> read_file(const std::string& path);
 
 // Whether a commit may replace a file already at the path (a state file) or must fail rather
 // than overwrite it (a saved patch).
@@ -32,12 +34,13 @@ class AtomicFile {
 public:
     // The directory of `path` is opened once; the temp file, the rename and the fsync all go
     // through that descriptor.
-    static Result<AtomicFile> create(const std::string& path, mode_t mode);
+    [[nodiscard]] static Result<AtomicFile> create(const std::string& path, mode_t mode);
     // The entry `name` (no '/') of the directory open as `dir` (O_RDONLY, for its fsync), which
     // is duplicated: the path to it is never looked up, so a directory resolved without symlinks
     // stays the one written to. A symlink at `name` is replaced, never followed. `shown` is the
     // file's path for messages and path().
-    static Result<AtomicFile> create_at(int dir, std::string name, mode_t mode, std::string shown);
+    [[nodiscard]] static Result<AtomicFile> create_at(int dir, std::string name, mode_t mode,
+                                                      std::string shown);
     AtomicFile(AtomicFile&& other) noexcept;
     AtomicFile& operator=(AtomicFile&&) = delete;
     AtomicFile(const AtomicFile&) = delete;
@@ -47,7 +50,7 @@ public:
     int fd() const { return m_fd.get(); } // open for reading and writing, at offset 0
     const std::string& path() const { return m_path; }
     // Errors name the path and the step (writing, fsync, close, rename).
-    Result<> commit(Replace replace);
+    [[nodiscard]] Result<> commit(Replace replace);
 
 private:
     AtomicFile(std::string path, Fd dir, std::string name, std::string temp, Fd fd);

@@ -71,7 +71,7 @@ const Unit* read_unit(std::string_view& text)
 
 } // namespace
 
-Result<Duration> parse_duration(std::string_view text)
+[[nodiscard]] Result<Duration> parse_duration(std::string_view text)
 {
     const std::string original(text);
     auto invalid = [&](std::string_view why) {

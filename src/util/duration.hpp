@@ -11,7 +11,7 @@ namespace gitopper {
 
 using Duration = std::chrono::nanoseconds;
 
-Result<Duration> parse_duration(std::string_view text);
+[[nodiscard]] Result<Duration> parse_duration(std::string_view text);
 
 // The shortest Go-like spelling: 5m, 1h30m, 1m30s, 250ms, 0s.
 std::string format_duration(Duration duration);

@@ -26,7 +26,8 @@ std::unexpected<Error> fail(fmt::format_string<Args...> format, Args&&... args)
 
 // Prefixes what the caller was doing: with_context(r, "loading {}", path).
 template <typename T, typename... Args>
-Result<T> with_context(Result<T> result, fmt::format_string<Args...> format, Args&&... args)
+[[nodiscard]] Result<T> with_context(Result<T> result, fmt::format_string<Args...> format,
+                                     Args&&... args)
 {
     if (!result) {
         result.error().message =

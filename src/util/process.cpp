@@ -136,7 +136,7 @@ struct Pipe {
 
 // Moves a descriptor above 0-2, so that dup2() onto stdio in the child never finds its source
 // already in place (which would keep close-on-exec set) or clobbers another source.
-Result<Fd> above_stdio(Fd fd)
+[[nodiscard]] Result<Fd> above_stdio(Fd fd)
 {
     if (fd.get() > STDERR_FILENO) {
         return fd;
@@ -148,7 +148,7 @@ Result<Fd> above_stdio(Fd fd)
     return moved;
 }
 
-Result<Pipe> make_pipe()
+[[nodiscard]] Result<Pipe> make_pipe()
 {
     std::array<int, 2> fds{};
     if (::pipe2(fds.data(), O_CLOEXEC) != 0) {
@@ -164,7 +164,7 @@ Result<Pipe> make_pipe()
     return Pipe{std::move(*read), std::move(*write)};
 }
 
-Result<Fd> open_dev_null()
+[[nodiscard]] Result<Fd> open_dev_null()
 {
     Fd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!fd) {
@@ -273,8 +273,8 @@ bool is_executable_file(const std::string& path)
 
 // Like execvp, but before fork and with the child's PATH. Relative PATH entries are skipped:
 // a daemon running as root must not pick up programs from whatever directory it is in.
-Result<std::string> resolve_program(const std::string& name,
-                                    const std::vector<std::string>& environment)
+[[nodiscard]] Result<std::string> resolve_program(const std::string& name,
+                                                  const std::vector<std::string>& environment)
 {
     if (name.find('/') != std::string::npos) {
         return name;
@@ -302,7 +302,7 @@ std::vector<char*> c_strings(std::vector<std::string>& strings)
     return pointers;
 }
 
-Result<int> wait_for(pid_t pid)
+[[nodiscard]] Result<int> wait_for(pid_t pid)
 {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0) {
@@ -331,7 +331,7 @@ struct ChildPipes {
 };
 
 // A copy of the caller's descriptor, above stdio, that we may close after the fork.
-Result<Fd> copy_of(int fd)
+[[nodiscard]] Result<Fd> copy_of(int fd)
 {
     Fd copy(::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
     if (!copy) {
@@ -340,7 +340,7 @@ Result<Fd> copy_of(int fd)
     return copy;
 }
 
-Result<Pipe> stdout_for(const Command& command)
+[[nodiscard]] Result<Pipe> stdout_for(const Command& command)
 {
     if (command.stdout_fd < 0) {
         return make_pipe();
@@ -352,7 +352,7 @@ Result<Pipe> stdout_for(const Command& command)
     return Pipe{Fd(), std::move(*copy)};
 }
 
-Result<ChildPipes> make_child_pipes(const Command& command)
+[[nodiscard]] Result<ChildPipes> make_child_pipes(const Command& command)
 {
     auto in = command.stdin_fd < 0 ? open_dev_null() : copy_of(command.stdin_fd);
     if (!in) {
@@ -367,7 +367,7 @@ Result<ChildPipes> make_child_pipes(const Command& command)
     return ChildPipes{std::move(*in), std::move(*out), std::move(*err), std::move(*report)};
 }
 
-Result<Child> start_child(ChildSetup setup, const Command& command)
+[[nodiscard]] Result<Child> start_child(ChildSetup setup, const Command& command)
 {
     auto pipes = make_child_pipes(command);
     if (!pipes) {
@@ -523,8 +523,8 @@ std::optional<ChildFailure> reported_failure(const Capture& report)
     return failure;
 }
 
-Result<Output> finish(Child& child, const Command& command, const std::string& program,
-                      Clock::time_point deadline)
+[[nodiscard]] Result<Output> finish(Child& child, const Command& command,
+                                    const std::string& program, Clock::time_point deadline)
 {
     Output output;
     output.timeout = command.timeout;
@@ -661,7 +661,7 @@ std::string Output::describe() const
     return tail.empty() ? what : what + ": " + tail;
 }
 
-Result<Output> run(const Command& command)
+[[nodiscard]] Result<Output> run(const Command& command)
 {
     if (command.argv.empty()) {
         return fail("cannot run an empty command");

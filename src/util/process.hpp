@@ -62,7 +62,7 @@ struct Output {
 
 // Runs the command to completion. An Error means it could not be started at all (no such
 // program, fork failed); a program that ran and failed is an Output with !ok().
-Result<Output> run(const Command& command);
+[[nodiscard]] Result<Output> run(const Command& command);
 
 // Kills every running and future child of run() (at shutdown): they end as cancelled.
 void cancel_running_processes();

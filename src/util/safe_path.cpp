@@ -74,7 +74,7 @@ std::unexpected<Error> open_error(int dir, const std::vector<std::string>& parts
     }
 }
 
-Result<Fd> open_root()
+[[nodiscard]] Result<Fd> open_root()
 {
     Fd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root) {
@@ -91,8 +91,9 @@ int open_raw(int dir, const std::vector<std::string>& parts, int flags, std::uin
     return fd >= 0 ? fd : -errno;
 }
 
-Result<std::optional<Fd>> find_below(int dir, std::string_view relative, int flags,
-                                     std::string_view shown, std::uint64_t resolve = 0)
+[[nodiscard]] Result<std::optional<Fd>> find_below(int dir, std::string_view relative, int flags,
+                                                   std::string_view shown,
+                                                   std::uint64_t resolve = 0)
 {
     const auto parts = path_components(relative);
     const int fd = open_raw(dir, parts, flags, resolve);
@@ -105,7 +106,8 @@ Result<std::optional<Fd>> find_below(int dir, std::string_view relative, int fla
     return std::optional<Fd>(Fd(fd));
 }
 
-Result<Fd> open_below(int dir, std::string_view relative, int flags, std::string_view shown)
+[[nodiscard]] Result<Fd> open_below(int dir, std::string_view relative, int flags,
+                                    std::string_view shown)
 {
     auto found = find_below(dir, relative, flags, shown);
     if (found && !*found) {
@@ -130,12 +132,12 @@ std::vector<std::string> path_components(std::string_view path)
     return parts;
 }
 
-Result<Fd> open_beneath(int dir, std::string_view relative, int flags)
+[[nodiscard]] Result<Fd> open_beneath(int dir, std::string_view relative, int flags)
 {
     return open_below(dir, relative, flags, "");
 }
 
-Result<Fd> create_beneath(int dir, std::string_view relative, mode_t mode)
+[[nodiscard]] Result<Fd> create_beneath(int dir, std::string_view relative, mode_t mode)
 {
     const std::string path(relative);
     const int fd = openat2_fd(dir, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY,
@@ -146,7 +148,7 @@ Result<Fd> create_beneath(int dir, std::string_view relative, mode_t mode)
     return Fd(fd);
 }
 
-Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags)
+[[nodiscard]] Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags)
 {
     auto found = find_below(dir, relative, flags, "", RESOLVE_NO_XDEV);
     if (found && !*found) {
@@ -158,17 +160,18 @@ Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags
     return std::move(**found);
 }
 
-Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags)
+[[nodiscard]] Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags)
 {
     return find_below(dir, relative, flags, "");
 }
 
-Result<std::optional<Fd>> find_beneath_same_mount(int dir, std::string_view relative, int flags)
+[[nodiscard]] Result<std::optional<Fd>> find_beneath_same_mount(int dir, std::string_view relative,
+                                                                int flags)
 {
     return find_below(dir, relative, flags, "", RESOLVE_NO_XDEV);
 }
 
-Result<Fd> open_no_symlinks(std::string_view path, int flags)
+[[nodiscard]] Result<Fd> open_no_symlinks(std::string_view path, int flags)
 {
     auto root = open_root();
     if (!root) {
@@ -177,7 +180,7 @@ Result<Fd> open_no_symlinks(std::string_view path, int flags)
     return open_below(root->get(), path, flags, "/");
 }
 
-Result<Fd> make_dirs_no_symlinks(std::string_view path)
+[[nodiscard]] Result<Fd> make_dirs_no_symlinks(std::string_view path)
 {
     auto current = open_root();
     if (!current) {
@@ -204,7 +207,8 @@ Result<Fd> make_dirs_no_symlinks(std::string_view path)
     return current;
 }
 
-Result<std::string> read_beneath(int dir, std::string_view relative, std::size_t limit)
+[[nodiscard]] Result<std::string> read_beneath(int dir, std::string_view relative,
+                                               std::size_t limit)
 {
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
     auto fd = open_beneath(dir, relative, O_RDONLY | O_NONBLOCK | O_NOCTTY);
@@ -245,7 +249,7 @@ Result<std::string> read_beneath(int dir, std::string_view relative, std::size_t
     return text;
 }
 
-Result<FileInfo> file_info(int fd)
+[[nodiscard]] Result<FileInfo> file_info(int fd)
 {
     struct statx stx {};
     if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) != 0) {
@@ -263,7 +267,7 @@ Result<FileInfo> file_info(int fd)
     return info;
 }
 
-Result<DirTrust> check_trusted_dir(int fd, const std::string& what)
+[[nodiscard]] Result<DirTrust> check_trusted_dir(int fd, const std::string& what)
 {
     auto info = file_info(fd);
     if (!info) {
@@ -302,7 +306,7 @@ bool owner_is_us(uid_t uid)
 
 } // namespace
 
-Result<DirTrust> check_trusted_path(std::string_view path, const std::string& what)
+[[nodiscard]] Result<DirTrust> check_trusted_path(std::string_view path, const std::string& what)
 {
     auto current = open_root();
     if (!current) {

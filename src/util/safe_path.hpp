@@ -21,30 +21,32 @@ namespace gitopper {
 // Opens `relative` beneath the directory `dir` (it may not leave it, by ".." or otherwise)
 // without following any symlink. `flags` as for open(2); O_NOFOLLOW and O_CLOEXEC are added.
 // Errors name the component that is a symlink: "a/b is a symlink".
-Result<Fd> open_beneath(int dir, std::string_view relative, int flags);
+[[nodiscard]] Result<Fd> open_beneath(int dir, std::string_view relative, int flags);
 
 // As open_beneath, and the path may not cross into another mount either (RESOLVE_NO_XDEV):
 // for sources inside a checkout, where the user could mount a FUSE tree of its own.
-Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags);
+[[nodiscard]] Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags);
 // A new file beneath `dir` (O_EXCL: never an existing one), open for writing.
-Result<Fd> create_beneath(int dir, std::string_view relative, mode_t mode);
+[[nodiscard]] Result<Fd> create_beneath(int dir, std::string_view relative, mode_t mode);
 
 // As open_beneath, but a missing path (ENOENT) is nullopt rather than an error.
-Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags);
+[[nodiscard]] Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags);
 // Both: beneath, within one mount, and a missing path is nullopt.
-Result<std::optional<Fd>> find_beneath_same_mount(int dir, std::string_view relative, int flags);
+[[nodiscard]] Result<std::optional<Fd>> find_beneath_same_mount(int dir, std::string_view relative,
+                                                                int flags);
 
 // Opens the absolute `path` from "/" without following a symlink in any component.
-Result<Fd> open_no_symlinks(std::string_view path, int flags);
+[[nodiscard]] Result<Fd> open_no_symlinks(std::string_view path, int flags);
 
 // The absolute directory `path`, with every missing component created (mode 0755, owned by
 // whoever we are, i.e. root) one at a time without following symlinks. Returns an O_PATH fd.
-Result<Fd> make_dirs_no_symlinks(std::string_view path);
+[[nodiscard]] Result<Fd> make_dirs_no_symlinks(std::string_view path);
 
 // Reads at most `limit` bytes of the regular file `relative` beneath `dir`: a symlink, a FIFO,
 // a device or a file larger than `limit` is refused, so nothing placed there can make root
 // read elsewhere, block or run out of memory.
-Result<std::string> read_beneath(int dir, std::string_view relative, std::size_t limit);
+[[nodiscard]] Result<std::string> read_beneath(int dir, std::string_view relative,
+                                               std::size_t limit);
 
 // The mode and owner of `fd`, for checks such as "root-owned, not writable by others".
 struct FileInfo {
@@ -56,7 +58,7 @@ struct FileInfo {
     nlink_t links = 0;
     bool mount_root = false; // the root of a mount (statx STATX_ATTR_MOUNT_ROOT)
 };
-Result<FileInfo> file_info(int fd);
+[[nodiscard]] Result<FileInfo> file_info(int fd);
 
 // How far a directory can be trusted for root to create entries in it by name.
 enum class DirTrust {
@@ -65,12 +67,12 @@ enum class DirTrust {
 };
 // Refuses a directory another user owns, or one that group or others may write to without the
 // sticky bit; `what` names it in the message ("state directory /var/lib/gitopper").
-Result<DirTrust> check_trusted_dir(int fd, const std::string& what);
+[[nodiscard]] Result<DirTrust> check_trusted_dir(int fd, const std::string& what);
 
 // The directory `path` (resolved without symlinks) and every directory on its way checked as
 // check_trusted_dir does, except that directories on the way may be sticky and writable by
 // all (/tmp): nobody else may rename or replace any of them. Returns the directory's trust.
-Result<DirTrust> check_trusted_path(std::string_view path, const std::string& what);
+[[nodiscard]] Result<DirTrust> check_trusted_path(std::string_view path, const std::string& what);
 
 // "0755"-style text of the permission bits, for messages.
 std::string mode_text(mode_t mode);

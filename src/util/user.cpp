@@ -69,7 +69,7 @@ std::vector<gid_t> current_groups()
 
 } // namespace
 
-Result<Credentials> lookup_user(const std::string& name)
+[[nodiscard]] Result<Credentials> lookup_user(const std::string& name)
 {
     passwd entry{};
     passwd* found = nullptr;

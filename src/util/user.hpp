@@ -11,7 +11,7 @@ namespace gitopper {
 
 // The user's uid, primary gid, supplementary groups and home; an error names the user
 // when it does not exist.
-Result<Credentials> lookup_user(const std::string& name);
+[[nodiscard]] Result<Credentials> lookup_user(const std::string& name);
 
 // The credentials of the current process.
 Credentials current_credentials();
