@@ -601,9 +601,16 @@ ManagedService::Outcome ManagedService::restore_pin()
     return deploy(*full, Trigger::start, false);
 }
 
-// `commit` in the store, fetching the branch once when it is not there yet. Not found says
-// so, with the fetch's error when the fetch failed: a commit missing only because upstream
-// could not be reached must not read like one that does not exist.
+// "commit X not found on BRANCH", with the fetch's error when the fetch failed: a commit missing
+// only because upstream could not be reached must not read like one that does not exist.
+std::string ManagedService::not_found_on_branch(const std::string& commit,
+                                                const Result<>& fetched) const
+{
+    return fmt::format("commit {} not found on {}{}", quote(commit), quote(m_config.branch),
+                       fetched ? "" : " (fetching it failed: " + fetched.error().message + ")");
+}
+
+// `commit` in the store, fetching the branch once when it is not there yet.
 Result<std::string> ManagedService::find_fetching(const std::string& commit)
 {
     auto found = m_store.git().find_commit(commit);
@@ -616,8 +623,7 @@ Result<std::string> ManagedService::find_fetching(const std::string& commit)
         return std::unexpected(found.error());
     }
     if (!*found) {
-        return fail("commit {} not found on {}{}", quote(commit), quote(m_config.branch),
-                    fetched ? "" : " (fetching it failed: " + fetched.error().message + ")");
+        return std::unexpected(Error{not_found_on_branch(commit, fetched)});
     }
     return **found;
 }
@@ -1200,9 +1206,7 @@ Completion ManagedService::check_rollback_target(const std::string& hash, bool f
         return {500, found.error().message};
     }
     if (!*found) {
-        return {404, fmt::format(
-                         "commit {} not found on {}{}", quote(hash), quote(m_config.branch),
-                         fetched ? "" : " (fetching it failed: " + fetched.error().message + ")")};
+        return {404, not_found_on_branch(hash, fetched)};
     }
     full = **found;
     auto in_history = m_store.git().is_ancestor(full, "origin/" + m_config.branch);

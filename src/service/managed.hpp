@@ -138,6 +138,7 @@ private:
     Outcome prepare_tree();
     Outcome restore_pin();
     [[nodiscard]] Result<std::string> find_fetching(const std::string& commit);
+    std::string not_found_on_branch(const std::string& commit, const Result<>& fetched) const;
     Outcome mount_all();
     Outcome start_unit();
     Outcome act_if_owed();
