@@ -18,6 +18,7 @@
 
 #include "server/address.hpp"
 #include "util/atomic_file.hpp"
+#include "util/last_resort.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 
@@ -257,8 +258,12 @@ int bound_port(int fd)
 
 [[nodiscard]] Result<> ensure_host_key(const std::string& path)
 {
-    if (std::filesystem::exists(path)) {
+    std::error_code error;
+    if (std::filesystem::exists(path, error)) {
         return {};
+    }
+    if (error) {
+        return fail("SSH host key {}: {}", path, error.message());
     }
     ssh_key key = nullptr;
     if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK) {
@@ -410,10 +415,16 @@ void SshServer::accept_loop()
         }
         std::uint64_t count = 0;
         [[maybe_unused]] auto n = ::read(m_wake.get(), &count, sizeof count); // drain it
-        handle_pending(fds);
-        expire_pending(Clock::now());
-        if ((fds[1].revents & POLLIN) != 0) {
-            accept_new();
+        const auto what = escaped_exception([&] {
+            handle_pending(fds);
+            expire_pending(Clock::now());
+            if ((fds[1].revents & POLLIN) != 0) {
+                accept_new();
+            }
+        });
+        if (what) {
+            log::error("ssh: accepting connections: {}; pausing a second", *what);
+            m_listen_paused_until = Clock::now() + std::chrono::seconds(1);
         }
     }
     m_pending.clear(); // closes them and gives their places back
@@ -562,10 +573,19 @@ void SshServer::start_session(Pending pending)
         std::lock_guard lock(m_mutex);
         ++m_active;
     }
-    std::thread([this, session, p = std::move(pending)]() mutable {
-        serve(session, std::move(p));
-        finished(); // the last use of `this`: stop() may return right after it
-    }).detach();
+    try {
+        std::thread([this, session, p = std::move(pending)]() mutable {
+            if (auto what = escaped_exception([&] { serve(session, std::move(p)); })) {
+                log::error("ssh: a connection ended early: {}", *what);
+            }
+            finished(); // the last use of `this`: stop() may return right after it
+        }).detach();
+    } catch (const std::system_error& e) {
+        log::warn("ssh: cannot start a thread for a connection: {}", e.what());
+        ssh_disconnect(session);
+        ssh_free(session);
+        finished();
+    }
 }
 
 void SshServer::finished()

@@ -675,7 +675,12 @@ ManagedService::Outcome ManagedService::mount_all()
 
 ManagedService::Outcome ManagedService::retire_migrated()
 {
-    if (!m_migrated && !fs::exists(fs::symlink_status(m_layout.migrated()))) {
+    const auto there = exists_no_symlinks(m_layout.migrated());
+    if (!there) {
+        log::warn("[{}] {}; looking again later", m_config.service, there.error().message);
+        return {};
+    }
+    if (!m_migrated && !*there) {
         return {};
     }
     m_migrated = false;
@@ -1005,7 +1010,12 @@ void ManagedService::check_drift()
     if (!m_ready) {
         return;
     }
-    if (!fs::exists(live_dir() + "/.git")) {
+    const auto present = exists_no_symlinks(live_dir() + "/.git");
+    if (!present) {
+        finish(host_failure("cannot look at the work tree: " + present.error().message));
+        return;
+    }
+    if (!*present) {
         // Someone removed the tree under us: check it out again and remount, now.
         log::warn("[{}] work tree {} disappeared; checking it out again", m_config.service,
                   live_dir());
@@ -1242,6 +1252,11 @@ void ManagedService::finish(const Outcome& outcome, const std::string& success_i
             m_store.git().remove_leftovers(m_config.service);
         }
     }
+}
+
+void ManagedService::fail_unexpectedly(std::string_view step, std::string_view what)
+{
+    record(Event::host_failed, fmt::format("internal error while {}: {}", step, what));
 }
 
 void ManagedService::record(Event event, const std::string& raw_info)

@@ -95,6 +95,10 @@ public:
 
     void freeze();
     void unfreeze();
+    // One of this service's steps ended in an exception (a bug, or a library's unusual error):
+    // the service turns BROKEN with what it said and is retried like any failure; the daemon
+    // and the other services go on.
+    void fail_unexpectedly(std::string_view step, std::string_view what);
     // To a commit of the tracked branch's history, or with `force` any fetched commit. A
     // commit that is neither is refused (404) and nothing changes.
     Completion rollback(const std::string& hash, bool force);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "util/log.hpp"
+#include "util/safe_path.hpp"
 
 namespace gitopper {
 namespace {
@@ -70,7 +71,14 @@ Result<AtomicFile> PatchDir::create(const std::string& stem) const
         return fail("chmod {}: {}", m_top, errno_message(errno));
     }
     auto path = fmt::format("{}/{}.patch", m_dir, stem);
-    for (int n = 2; fs::exists(path); ++n) {
+    for (int n = 2;; ++n) {
+        const auto taken = exists_no_symlinks(path);
+        if (!taken) {
+            return std::unexpected(taken.error());
+        }
+        if (!*taken) {
+            break;
+        }
         path = fmt::format("{}/{}-{}.patch", m_dir, stem, n);
     }
     return AtomicFile::create(path, 0600);

@@ -6,11 +6,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
 #include <map>
 #include <random>
 
+#include "util/last_resort.hpp"
 #include "util/log.hpp"
+#include "util/safe_path.hpp"
 #include "util/strings.hpp"
 #include "util/user.hpp"
 
@@ -28,6 +29,15 @@ constexpr auto kFirstRetry = 5s;
 // status walk per period.
 constexpr auto kMaxScanInterval = 30s;
 constexpr std::size_t kStartWorkers = 4;
+
+// One service's step, with the thread's last resort: what escapes it as an exception is that
+// service's failure (BROKEN, logged, retried like any other), never the end of the daemon.
+void guarded(ManagedService& service, std::string_view step, const std::function<void()>& run)
+{
+    if (auto what = escaped_exception(run)) {
+        service.fail_unexpectedly(step, *what);
+    }
+}
 
 } // namespace
 
@@ -93,31 +103,45 @@ bool PollGroup::stopping()
 // serve requests until stopped.
 void PollGroup::run()
 {
-    start_services();
+    if (auto what = escaped_exception([this] { start_services(); })) {
+        log::error("poll thread of {}: start-up ended early: {}; polling on",
+                   public_url(m_store.upstream()), *what);
+    }
     auto next_poll = Clock::now();
     while (!stopping()) {
         wait(std::min({next_poll, m_drift_due, m_scan_due}));
         if (stopping()) {
             break;
         }
-        std::deque<Request> requests;
-        {
-            std::lock_guard lock(m_mutex);
-            requests.swap(m_requests);
+        if (auto what = escaped_exception([&] { cycle(next_poll); })) {
+            // Not any one service's step (those are guarded): the cycle is retried later.
+            log::error("poll thread of {}: a cycle ended early: {}", public_url(m_store.upstream()),
+                       *what);
+            next_poll = next_poll_after(true);
         }
-        bool poll_now = false;
-        auto trigger = Trigger::poll;
-        handle_all(requests, poll_now, trigger);
-        if (Clock::now() >= m_scan_due) {
-            scan_unwatched();
-        }
-        if (Clock::now() >= m_drift_due) {
-            fix_drift();
-        }
-        if (poll_now || Clock::now() >= next_poll) {
-            poll_upstream(trigger);
-            next_poll = next_poll_after(m_failures > 0);
-        }
+    }
+}
+
+// One wake of the thread: requests, drift, and the poll when it is due.
+void PollGroup::cycle(Clock::time_point& next_poll)
+{
+    std::deque<Request> requests;
+    {
+        std::lock_guard lock(m_mutex);
+        requests.swap(m_requests);
+    }
+    bool poll_now = false;
+    auto trigger = Trigger::poll;
+    handle_all(requests, poll_now, trigger);
+    if (Clock::now() >= m_scan_due) {
+        scan_unwatched();
+    }
+    if (Clock::now() >= m_drift_due) {
+        fix_drift();
+    }
+    if (poll_now || Clock::now() >= next_poll) {
+        poll_upstream(trigger);
+        next_poll = next_poll_after(m_failures > 0);
     }
 }
 
@@ -126,22 +150,25 @@ void PollGroup::run()
 // will hold. Watching for drift stays on this thread.
 void PollGroup::start_services()
 {
-    for_each_service([](ManagedService& service) { service.open(); });
+    for_each_service("opening", [](ManagedService& service) { service.open(); });
     prepare_fresh();
-    for_each_service([](ManagedService& service) { service.start(); });
+    for_each_service("starting", [](ManagedService& service) { service.start(); });
     // Edits made while we were not running, once every service runs.
-    for_each_service([](ManagedService& service) { service.check_drift_at_start(); });
+    for_each_service("looking for edits made while stopped",
+                     [](ManagedService& service) { service.check_drift_at_start(); });
     for (std::size_t id = 0; id < m_services.size(); ++id) {
         rewatch(id);
     }
 }
 
-void PollGroup::for_each_service(const std::function<void(ManagedService&)>& step)
+void PollGroup::for_each_service(std::string_view what,
+                                 const std::function<void(ManagedService&)>& step)
 {
     std::atomic<std::size_t> next{0};
     const auto worker = [&] {
         for (auto id = next++; id < m_services.size() && !stopping(); id = next++) {
-            step(*m_services[id]);
+            auto& service = *m_services[id];
+            guarded(service, what, [&] { step(service); });
         }
     };
     std::vector<std::thread> helpers;
@@ -193,7 +220,8 @@ void PollGroup::poll_upstream(Trigger trigger)
         const auto generation = service->generation();
         service->set_watched_clean(!m_drift.scanned(id) && !m_dirty.contains(id) &&
                                    !service->drift_kept() && service->ready());
-        service->reconcile(heads.at(service->config().branch), trigger);
+        guarded(*service, "reconciling",
+                [&] { service->reconcile(heads.at(service->config().branch), trigger); });
         service->set_watched_clean(false); // true only as of this cycle's drain
         if (service->generation() != generation) {
             rewatch(id);
@@ -323,15 +351,17 @@ void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
     auto* service = m_services[request.service];
     switch (request.kind) {
     case Request::Kind::freeze:
-        service->freeze();
+        guarded(*service, "freezing", [&] { service->freeze(); });
         break;
     case Request::Kind::unfreeze:
-        service->unfreeze();
+        guarded(*service, "unfreezing", [&] { service->unfreeze(); });
         poll_now = true;
         break;
     case Request::Kind::rollback: {
         const auto generation = service->generation();
-        auto done = service->rollback(request.hash, request.force);
+        Completion done{500, "internal error: see the daemon's log"};
+        guarded(*service, "rolling back",
+                [&] { done = service->rollback(request.hash, request.force); });
         rewatch(request.service);
         if (service->generation() != generation) {
             look_again(request.service);
@@ -359,7 +389,7 @@ void PollGroup::fix_drift()
     for (const auto id : dirty) {
         const auto reverted = m_services[id]->status().drift_events;
         const auto generation = m_services[id]->generation();
-        m_services[id]->check_drift();
+        guarded(*m_services[id], "looking for drift", [&] { m_services[id]->check_drift(); });
         if (m_services[id]->generation() == generation) {
             plan_scan(id); // nothing written: the watches stand, what they saw since is news
             continue;
@@ -395,7 +425,9 @@ void PollGroup::rewatch(std::size_t id)
         m_dirty.insert(other);
     }
     m_dirty.erase(id);
-    if (m_services[id]->ready() && !std::filesystem::exists(m_services[id]->live_dir() + "/.git")) {
+    // Gone, or not to be looked at: check_drift() tells which.
+    if (m_services[id]->ready() &&
+        !exists_no_symlinks(m_services[id]->live_dir() + "/.git").value_or(false)) {
         m_dirty.insert(id);
         m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
     }

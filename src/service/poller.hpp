@@ -63,7 +63,8 @@ private:
 
     void run();
     void start_services();
-    void for_each_service(const std::function<void(ManagedService&)>& step);
+    void cycle(Clock::time_point& next_poll);
+    void for_each_service(std::string_view what, const std::function<void(ManagedService&)>& step);
     void prepare_fresh();
     void poll_upstream(Trigger trigger);
     std::map<std::string, Result<std::string>> fetch_heads(Trigger trigger);

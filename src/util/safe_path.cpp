@@ -180,6 +180,36 @@ std::vector<std::string> path_components(std::string_view path)
     return open_below(root->get(), path, flags, "/");
 }
 
+[[nodiscard]] Result<bool> exists_no_symlinks(std::string_view path)
+{
+    auto parts = path_components(path);
+    if (parts.empty()) {
+        return true; // "/"
+    }
+    const auto name = std::move(parts.back());
+    parts.pop_back();
+    auto root = open_root();
+    if (!root) {
+        return std::unexpected(root.error());
+    }
+    const int dir = open_raw(root->get(), parts, O_PATH | O_DIRECTORY, 0);
+    if (dir == -ENOENT || dir == -ENOTDIR) {
+        return false;
+    }
+    if (dir < 0) {
+        return open_error(root->get(), parts, -dir, "/");
+    }
+    const Fd parent(dir);
+    struct stat st {};
+    if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        return true;
+    }
+    if (errno == ENOENT || errno == ENOTDIR) {
+        return false;
+    }
+    return fail("{}: {}", quote(std::string(path)), errno_message(errno));
+}
+
 [[nodiscard]] Result<Fd> make_dirs_no_symlinks(std::string_view path)
 {
     auto current = open_root();

@@ -38,6 +38,11 @@ namespace gitopper {
 // Opens the absolute `path` from "/" without following a symlink in any component.
 [[nodiscard]] Result<Fd> open_no_symlinks(std::string_view path, int flags);
 
+// Whether anything is at the absolute `path`: its last component is not followed (a dangling
+// symlink is there), no component on the way may be a symlink, and a missing directory (or a
+// file) on the way means nothing is there. Other failures are errors, never an exception.
+[[nodiscard]] Result<bool> exists_no_symlinks(std::string_view path);
+
 // The absolute directory `path`, with every missing component created (mode 0755, owned by
 // whoever we are, i.e. root) one at a time without following symlinks. Returns an O_PATH fd.
 [[nodiscard]] Result<Fd> make_dirs_no_symlinks(std::string_view path);

@@ -6,21 +6,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "git_fixture.hpp"
+#include "service/poller.hpp"
 #include "util/process.hpp"
 #include "util/strings.hpp"
 
@@ -50,6 +55,7 @@ public:
     Calls calls;
     std::set<std::string> failing;
     std::string crash_at;
+    std::string throw_at; // a bug's exception escapes there
 
 private:
     Result<> call(const std::string& what)
@@ -58,12 +64,18 @@ private:
             std::fflush(nullptr);
             ::_exit(kCrashed);
         }
+        const std::lock_guard lock(m_mutex); // a poll group starts services side by side
+        if (what == throw_at) {
+            throw std::runtime_error("a bug in " + what);
+        }
         calls.push_back(what);
         if (failing.contains(what)) {
             return fail("systemctl {} exited 1: it failed on purpose", what);
         }
         return {};
     }
+
+    std::mutex m_mutex;
 };
 
 // One run of the daemon for one service, wired as engine.cpp wires it: a state store loaded
@@ -723,5 +735,44 @@ TEST_F(ManagedServiceTest, AnOldCheckoutIsTakenOverAtItsCommit)
         app->poll();
         EXPECT_EQ(app->hash(), second);
         EXPECT_EQ(m_systemd.calls.size(), 2u);
+    });
+}
+
+// (8) The poll thread's last resort: an exception escaping one service's step (here from
+// systemctl's stand-in, as a bug would) makes that service BROKEN with what it said; the other
+// service of the group runs on, and so does the thread, which still carries out requests.
+TEST_F(ManagedServiceTest, AnExceptionInOneServiceBreaksItAloneAndThePollThreadGoesOn)
+{
+    isolated(Needs::nothing, [&] {
+        auto web_config = service();
+        web_config.service = "web";
+        const auto app_config = service();
+        m_systemd.throw_at = "start web";
+        StateStore state(state_dir());
+        HostTools host{m_systemd, std::nullopt, state_dir(), state};
+        Store store(Layout(app_config.mount, app_config.service).stores() + "/" +
+                        Store::name_for(app_config.upstream, app_config.user, "test key"),
+                    app_config.upstream, std::chrono::minutes(1));
+        auto saved = state.load({"app", "web"});
+        ManagedService app(app_config, host, store, saved["app"]);
+        ManagedService web(web_config, host, store, saved["web"]);
+        PollGroup group(store, {&app, &web}, Duration(std::chrono::hours(1)));
+        group.start();
+        const auto settled = [](const ManagedService& s, State want) {
+            for (int i = 0; i < 600 && s.status().state != want; ++i) {
+                std::this_thread::sleep_for(50ms);
+            }
+            return s.status().state == want;
+        };
+        EXPECT_TRUE(settled(web, State::broken)) << web.status().info;
+        // Started, then retried by the first poll: either step's words.
+        EXPECT_TRUE(web.status().info.starts_with("internal error while ")) << web.status().info;
+        EXPECT_TRUE(web.status().info.ends_with(": a bug in start web")) << web.status().info;
+        group.request(Request{.kind = Request::Kind::freeze, .service = 0});
+        EXPECT_TRUE(settled(app, State::freeze)) << "the thread ended: " << app.status().info;
+        EXPECT_TRUE(app.ready());
+        group.stop();
+        EXPECT_NE(std::find(m_systemd.calls.begin(), m_systemd.calls.end(), "start app"),
+                  m_systemd.calls.end());
     });
 }

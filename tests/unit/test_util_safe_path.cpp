@@ -158,3 +158,27 @@ TEST_F(SafePathTest, TrustsOnlyOurOwnClosedDirectoriesOrStickyOnes)
         EXPECT_NE(foreign.error().message.find("belongs to uid 65534"), std::string::npos);
     }
 }
+
+// What std::filesystem::exists answers, without its exceptions and without following links.
+TEST_F(SafePathTest, ExistsTellsWhatIsThereWithoutFollowingOrThrowing)
+{
+    EXPECT_EQ(exists_no_symlinks(at("tree/sub/file")), true);
+    EXPECT_EQ(exists_no_symlinks(at("tree/sub")), true);
+    EXPECT_EQ(exists_no_symlinks(at("tree/missing")), false);
+    EXPECT_EQ(exists_no_symlinks(at("no/such/dir")), false);
+    EXPECT_EQ(exists_no_symlinks(at("tree/sub/file/below")), false) << "a file on the way";
+    fs::create_symlink(m_dir / "nowhere", m_dir / "tree/dangling");
+    EXPECT_EQ(exists_no_symlinks(at("tree/dangling")), true) << "the link itself is there";
+    fs::create_directory_symlink(m_dir / "outside", m_dir / "tree/detour");
+    const auto through = exists_no_symlinks(at("tree/detour/secret"));
+    ASSERT_FALSE(through);
+    EXPECT_NE(through.error().message.find("is a symlink"), std::string::npos)
+        << through.error().message;
+    // A name longer than NAME_MAX: std::filesystem::exists throws filesystem_error here.
+    const auto long_name = at("tree/" + std::string(300, 'x'));
+    EXPECT_THROW((void)fs::exists(long_name), fs::filesystem_error);
+    const auto too_long = exists_no_symlinks(long_name);
+    ASSERT_FALSE(too_long);
+    EXPECT_NE(too_long.error().message.find("too long"), std::string::npos)
+        << too_long.error().message;
+}
