@@ -358,9 +358,11 @@ TEST_F(ManagedServiceTest, ACommitOutsideItsPathsOnlyAdvancesTheHash)
         app->start();
         ASSERT_EQ(app->state_now(), State::ok) << app->service.status().info;
         const auto before = stamp(state_file());
+        const auto since = app->service.status().change;
 
         const auto second = commit({{"other/x", "2\n"}}, "elsewhere");
         app->poll();
+        EXPECT_EQ(app->service.status().change, since) << "SINCE moved with no change";
 
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), second);
@@ -389,12 +391,15 @@ TEST_F(ManagedServiceTest, ACommitToItsPathsReloadsAndRunsTheAction)
         EXPECT_EQ(read_text(local() / "app.conf"), "v1\n");
         EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"}));
 
+        const auto started = app->service.status().change;
         const auto second = commit({{"app/conf/app.conf", "v2\n"}}, "new conf");
         app->poll();
 
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), second);
         EXPECT_EQ(read_text(local() / "app.conf"), "v2\n");
+        const auto deployed = app->service.status().change;
+        EXPECT_GT(deployed, started) << "SINCE is the time its files changed";
         EXPECT_EQ(m_systemd.calls,
                   (Calls{"daemon-reload", "start app", "daemon-reload", "reload app"}));
         const auto history = app->service.history();
@@ -409,6 +414,7 @@ TEST_F(ManagedServiceTest, ACommitToItsPathsReloadsAndRunsTheAction)
         const auto third = commit({{"other/x", "3\n"}}, "elsewhere");
         app->poll();
         EXPECT_EQ(app->hash(), third);
+        EXPECT_EQ(app->service.status().change, deployed);
         EXPECT_EQ(m_systemd.calls.size(), 4u);
         EXPECT_EQ(read_text(local() / "app.conf"), "v2\n");
     });
