@@ -15,9 +15,11 @@
 namespace gitopper {
 namespace {
 
-using nlohmann::json;
+// Objects keep their keys in the order written: the Go daemon's order, which its users see.
+using json = nlohmann::ordered_json;
 
 constexpr std::size_t kMaxRequest = 1024;
+constexpr std::size_t kGoHashLength = 8; // `hash` as the Go daemon sends it
 
 struct Route {
     std::string_view path;
@@ -160,17 +162,19 @@ Reply Router::list_machines(const std::vector<std::string>&) const
 
 Reply Router::list_services(const std::vector<std::string>& args) const
 {
+    // As the Go daemon writes it: its keys in its order, `hash` cut to 8 hex digits; then ours.
     json services = json::array();
     for (const auto& status : m_control.statuses()) {
         if (!args.empty() && status.service != args[0]) {
             continue;
         }
         services.push_back({{"service", status.service},
-                            {"hash", status.hash},
+                            {"hash", status.hash.substr(0, kGoHashLength)},
                             {"state", state_name(status.state)},
                             {"stateinfo", status.info},
                             {"change", rfc1123(status.change)},
-                            {"upstream", status.upstream},
+                            {"commit", status.hash},
+                            {"upstream_commit", status.upstream},
                             {"branch", status.branch}});
     }
     if (!args.empty() && services.empty()) {

@@ -61,7 +61,8 @@ grep -qE "^0  app      ${c2:0:8}  OK           [A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z
 
 # -m: the daemon's JSON as is.
 ctl 0 -m list service "$at"
-jq -e ".services[0].hash == \"$c2\" and .services[0].state == \"OK\"" "$T/out" >/dev/null ||
+jq -e ".services[0].hash == \"${c2:0:8}\" and .services[0].commit == \"$c2\" and
+    .services[0].state == \"OK\"" "$T/out" >/dev/null ||
     fail "raw JSON: $(cat "$T/out")"
 
 # Machines.

@@ -44,7 +44,8 @@ wait_until 10 grep -qx three "$T/etc/app/conf"
 api ro /list/service
 [ "$API_STATUS" = 0 ] || fail "list service: $API_STATUS $(cat "$T/err")"
 expect_in "$T/out" "\"service\":\"app\""
-expect_in "$T/out" "\"hash\":\"$c3\""
+expect_in "$T/out" "\"hash\":\"${c3:0:8}\",\"state\":\"OK\""
+expect_in "$T/out" "\"commit\":\"$c3\""
 expect_in "$T/out" "\"state\":\"OK\""
 grep -qE '"change":"[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} UTC"' "$T/out" || fail "change time format"
 

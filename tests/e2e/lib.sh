@@ -188,7 +188,7 @@ polls_after() { [ "$(polls)" -gt "$1" ]; }
 
 # deployed SERVICE HASH: the daemon reports HASH as the service's deployed commit (which moves
 # without a checkout when none of the service's paths changed).
-deployed() { curl -sS "http://127.0.0.1:$(http_port)/list/service/$1" | grep -q "\"hash\":\"$2\""; }
+deployed() { curl -sS "http://127.0.0.1:$(http_port)/list/service/$1" | grep -q "\"commit\":\"$2\""; }
 
 # as_nobody COMMAND...: runs COMMAND as the unprivileged user the attack scenarios play.
 as_nobody() { setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- "$@"; }

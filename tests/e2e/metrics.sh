@@ -55,7 +55,8 @@ grep -qE '^gitopper_service_last_sync_timestamp_seconds\{service="app"\} [0-9]{1
 promtool check metrics <"$T/body" || fail "promtool rejects /metrics after a change"
 
 [ "$(get /list/service)" = "200 application/json" ] || fail "list service"
-expect_in "$T/body" "\"hash\":\"$second\""
+expect_in "$T/body" "\"hash\":\"${second:0:8}\""
+expect_in "$T/body" "\"commit\":\"$second\""
 [ "$(get /list/service/app)" = "200 application/json" ] || fail "list service/app"
 [ "$(get /list/service/nosuch | cut -d' ' -f1)" = 404 ] || fail "unknown service is not 404"
 [ "$(get /list/machine)" = "200 application/json" ] || fail "list machine"
