@@ -32,6 +32,7 @@ Examples:
 struct Parsed {
     std::string identity;
     std::string known_hosts;
+    bool insecure_host_key = false;
     int port = kDefaultPort;
     bool raw_json = false;
     bool version = false;
@@ -56,6 +57,9 @@ void add_options(CLI::App& app, Parsed& p)
     app.add_option("-k,--known-hosts", p.known_hosts,
                    "trusted host keys [default ~/.ssh/gitopper_known_hosts]")
         ->type_name("FILE");
+    app.add_flag("--insecure-host-key", p.insecure_host_key,
+                 "take any host key, unchecked and unstored (a daemon that makes a new one at "
+                 "every start, as the Go gitopper does); a man in the middle goes unnoticed");
     app.add_flag("-m,--machine-readable", p.raw_json, "print the daemon's JSON, not a table");
     app.add_flag("--version", p.version, "print the version and exit");
 }
@@ -133,6 +137,7 @@ std::variant<Invocation, int> to_invocation(const Parsed& p, std::size_t index)
     if (!p.known_hosts.empty()) {
         invocation.known_hosts = p.known_hosts;
     }
+    invocation.insecure_host_key = p.insecure_host_key;
     invocation.raw_json = p.raw_json;
     return invocation;
 }

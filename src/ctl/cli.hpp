@@ -17,6 +17,7 @@ struct Invocation {
     std::vector<std::string> args; // after the @HOST words: service, hash
     std::optional<std::string> identity;
     std::optional<std::string> known_hosts;
+    bool insecure_host_key = false; // any host key is taken, none is stored
     bool raw_json = false;
 };
 

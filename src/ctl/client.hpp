@@ -19,6 +19,7 @@ struct ClientOptions {
     std::string known_hosts; // file: checked, and appended to for hosts seen the first time
     std::string user;        // the daemon ignores it; sent because SSH needs one
     Identity* identity = nullptr;
+    bool insecure_host_key = false; // take any host key, check and store none
 };
 
 struct Reply {

@@ -201,7 +201,11 @@ int run(const Invocation& invocation)
     }
     const ClientOptions options{
         invocation.known_hosts.value_or(home + "/.ssh/gitopper_known_hosts"), user_name(),
-        &identity};
+        &identity, invocation.insecure_host_key};
+    if (options.insecure_host_key) {
+        fmt::print(stderr, "gitopperctl: WARNING: --insecure-host-key: host keys are not "
+                           "checked; anyone between us and the daemons can read and answer\n");
+    }
     const auto exchanges = query_all(invocation.targets, request_line(invocation), options);
     Report report(invocation);
     for (std::size_t i = 0; i < exchanges.size(); ++i) {

@@ -152,8 +152,18 @@ sed -i "${line}s|ssh-ed25519 .*|$(cut -d' ' -f1,2 "$T/other.pub")|" "$known"
 ctl 1 list service "$at"
 one_line_error "gitopperctl: $at: host key changed"
 expect_in "$T/err" "remove line $line of $known"
+expect_in "$T/err" "(-k FILE) or --insecure-host-key" # the way out for a Go daemon's new keys
 [ ! -s "$T/out" ] || fail "a changed host key still got an answer"
 grep -q "$(cut -d' ' -f2 "$T/other.pub")" "$known" || fail "the known-hosts file was rewritten"
+# --insecure-host-key: the key is taken, with a warning, and nothing is stored.
+cp "$known" "$T/known.before"
+ctl 0 --insecure-host-key list service "$at"
+expect_in "$T/err" "WARNING: --insecure-host-key: host keys are not checked"
+expect_in "$T/err" "@127.0.0.1:$port: host key ssh-ed25519 SHA256:"
+grep -qE "^0  app " "$T/out" || fail "no answer with --insecure-host-key: $(cat "$T/out")"
+cmp -s "$known" "$T/known.before" || fail "--insecure-host-key changed $known"
+ctl 0 --insecure-host-key -k "$T/never" list machines "$at"
+[ ! -e "$T/never" ] || fail "--insecure-host-key stored a key in $T/never"
 ctl 0 list service "@localhost:$port" # the other entry is still trusted
 sed -i "${line}d" "$known"
 
