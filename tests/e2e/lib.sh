@@ -1,6 +1,6 @@
 # Shared by the end-to-end scenarios: a private temp dir per test, an ERR trap that names the
 # failing command, and small assertions. Source it first thing: . "$(dirname "$0")/lib.sh"
-set -euo pipefail
+set -Eeuo pipefail # -E: the ERR trap fires inside functions too
 
 : "${GITOPPER:?set by CTest}"
 
@@ -185,6 +185,22 @@ SH
 # poll cycle of some store); polls: how many so far.
 polls() { grep -c ' ls-remote ' "$T/git.log" || true; }
 polls_after() { [ "$(polls)" -gt "$1" ]; }
+
+# cycles: poll cycles completed so far by all the daemon's stores (the count of the
+# gitopper_service_sync_duration_seconds histogram, observed as each cycle ends).
+cycles() {
+    curl -sS "http://127.0.0.1:$(http_port)/metrics" |
+        awk '$1 == "gitopper_service_sync_duration_seconds_count" { print $2 }'
+}
+cycles_at_least() { [ "$(cycles)" -ge "$1" ]; }
+# wait_cycles N: until N more poll cycles than now have completed. The one under way counts,
+# so N=2 means one whole cycle after this point: a "nothing happened" check after it has given
+# the daemon that chance to do the wrong thing, however slow the machine.
+wait_cycles() {
+    local want
+    want=$(($(cycles) + $1))
+    wait_until 30 cycles_at_least "$want"
+}
 
 # deployed SERVICE HASH: the daemon reports HASH as the service's deployed commit (which moves
 # without a checkout when none of the service's paths changed).
