@@ -105,7 +105,7 @@ one_line_error "gitopperctl: $at: unauthorized: /do/unfreeze needs a read-write 
 ctl 1 -i "$T/stranger" list service "$at"
 one_line_error "gitopperctl: $at: permission denied"
 expect_in "$T/err" "$T/stranger"
-sleep 1.5
+wait_cycles 2
 state_is FREEZE || fail "a read-only key changed the state"
 
 # The ssh-agent comes before ~/.ssh/id_ed25519: with only the read-only key in it, that is

@@ -107,7 +107,7 @@ reloads=$(calls "reload grafana-server")
 commit grafana/etcetera/x "not ours" >/dev/null
 head=$(commit caddy/other "still not ours")
 wait_until 20 deployed grafana-server "$head"
-sleep 1.5
+wait_cycles 2
 [ "$(calls "reload grafana-server")" = "$reloads" ] || fail "an unrelated change reloaded"
 [ ! -e "$T/srv/grafana-server/caddy/other" ] || fail "an unrelated path appeared in the checkout"
 

@@ -63,7 +63,7 @@ commit good/conf "good v2" >/dev/null
 wait_until 20 grep -q "\[good\] state OK -> BROKEN: systemctl" "$T/gitopper.log"
 [ "$(cat "$T/etc/good/conf")" = "good v2" ] || fail "files not deployed while BROKEN"
 rm "$T/systemctl.fail"
-sleep 1.5
+wait_cycles 2
 grep -q "\[good\] state BROKEN -> OK" "$T/gitopper.log" && fail "recovered without a change"
 commit good/conf "good v3" >/dev/null
 wait_until 20 grep -q "\[good\] state BROKEN -> OK" "$T/gitopper.log"

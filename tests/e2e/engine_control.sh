@@ -59,7 +59,7 @@ api ro /do/freeze app
 api ro /do/pull app
 [ "$API_STATUS" = $((401 % 256)) ] || fail "read-only pull: $API_STATUS"
 expect_in "$T/gitopper.log" "ro.pub:1, read-only): 401"
-sleep 1
+wait_cycles 2
 state_is OK || fail "a read-only key changed the state"
 [ "$(cat "$T/etc/app/conf")" = three ] || fail "a read-only key changed the files"
 
@@ -96,7 +96,7 @@ expect_in "$T/out" "\"stateinfo\":\"ROLLBACK: $c1\""
 
 # Frozen: upstream moves, the service stays.
 c4=$(commit app/conf "four")
-sleep 2.5
+wait_cycles 2
 [ "$(cat "$T/etc/app/conf")" = one ] || fail "a frozen service followed upstream"
 
 # A real restart keeps the rollback pin and the content.
@@ -105,7 +105,7 @@ stop_gitopper TERM
 start_api
 wait_until 20 state_is FREEZE
 expect_in "$T/out" "ROLLBACK: $c1"
-sleep 2.5
+wait_cycles 2
 [ "$(cat "$T/etc/app/conf")" = one ] || fail "the restart lost the rollback"
 [ "$(mounts_on "$T/etc/app")" = 1 ] || fail "mounts stacked"
 
@@ -122,7 +122,7 @@ stop_gitopper TERM
 start_api
 wait_until 20 state_is FREEZE
 commit app/conf "five" >/dev/null
-sleep 2.5
+wait_cycles 2
 [ "$(cat "$T/etc/app/conf")" = four ] || fail "a restarted frozen service followed upstream"
 api rw /do/unfreeze app
 wait_until 5 grep -qx five "$T/etc/app/conf"

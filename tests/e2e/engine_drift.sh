@@ -24,7 +24,7 @@ dirs = [
 TOML
 start_gitopper -t 1h # no polling: only drift can make it act
 wait_until 20 grep -qx "start app" "$T/systemctl.log"
-sleep 0.5
+wait_until 20 cycles_at_least 1 # the first poll follows the watches being set
 
 echo "edited on the host" >>"$T/etc/app/main.conf"
 echo "new" >"$T/etc/app/added.conf"

@@ -36,7 +36,7 @@ commit web/index.html "canary 2" >/dev/null
 git -C "$T/up" checkout -q main
 wait_until 20 grep -qx "canary 2" "$T/www/canary/index.html"
 wait_until 5 grep -qx "reload web-canary" "$T/systemctl.log"
-sleep 1.5
+wait_cycles 2
 [ "$(calls "reload web")" = 0 ] || fail "web reloaded for a canary push"
 [ "$(cat "$T/www/main/index.html")" = "main 1" ] || fail "main changed"
 

@@ -167,7 +167,7 @@ done
 # Another branch: "next" is deployed, and main no longer moves it.
 wait_until 20 grep -qx "next 1" "$T/etc/branch/app.conf"
 commit branch/app.conf "main 2" >/dev/null
-sleep 1.5
+wait_cycles 2
 [ "$(cat "$T/etc/branch/app.conf")" = "next 1" ] || fail "a commit on main was deployed for next"
 git -C "$T/up" checkout -q next
 next_head=$(commit branch/app.conf "next 2")

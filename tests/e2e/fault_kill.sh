@@ -114,7 +114,7 @@ stop_gitopper TERM
 reloads=$(calls "reload svc")
 start_gitopper
 wait_until 20 converged "$(git -C "$T/up" rev-parse HEAD)"
-sleep 1.5
+wait_cycles 2
 [ "$(calls "reload svc")" = "$reloads" ] || fail "a restart with nothing owed reloaded the service"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"

@@ -43,6 +43,9 @@ post "$body" -H "X-Hub-Signature-256: sha256=$(sign "$body" "$secret")"
 [ "$CODE" = 200 ] || fail "good GitHub signature: $CODE $(cat "$T/body")"
 expect_in "$T/body" "woke 1 service"
 wait_until 5 grep -qx two "$T/etc/app/conf"
+# Polling is off: one cycle at start, one per woken webhook, so the count says who woke it.
+wait_until 5 cycles_at_least 2
+[ "$(cycles)" = 2 ] || fail "expected 2 poll cycles so far, not $(cycles)"
 
 # Bad and missing signatures: 401, nothing happens.
 commit app/conf "three" >/dev/null
@@ -52,7 +55,6 @@ post "$body"
 [ "$CODE" = 401 ] || fail "missing signature: $CODE"
 post "$body" -H "X-Gitlab-Token: wrong"
 [ "$CODE" = 401 ] || fail "bad GitLab token: $CODE"
-sleep 1
 [ "$(cat "$T/etc/app/conf")" = two ] || fail "an unsigned webhook deployed"
 expect_in "$T/gitopper.log" "webhook: refused"
 
@@ -63,6 +65,9 @@ post "$other" -H "X-Gitea-Signature: $(sign "$other" "$secret")"
 post "$body" -H "X-Gitea-Signature: $(sign "$body" "$secret")"
 [ "$CODE" = 200 ] || fail "Gitea: $CODE"
 wait_until 5 grep -qx three "$T/etc/app/conf"
+# Had a refused webhook woken the service, its cycle would have come before this one.
+wait_until 5 cycles_at_least 3
+[ "$(cycles)" = 3 ] || fail "a refused or unmatched webhook woke a poll cycle ($(cycles), not 3)"
 commit app/conf "four" >/dev/null
 post "$body" -H "X-Gitlab-Token: $secret"
 [ "$CODE" = 200 ] || fail "GitLab: $CODE"
