@@ -56,7 +56,11 @@ public:
             return false;
         }
         m_stat = now;
-        return read_file(m_path) != m_content;
+        if (read_file(m_path) != m_content) {
+            return true;
+        }
+        log::info("{} was touched but its content is the same: not restarting", m_path);
+        return false;
     }
 
 private:

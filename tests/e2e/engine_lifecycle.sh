@@ -38,7 +38,7 @@ done
 start_gitopper -r
 wait_until 20 grep -q "start svc" "$T/systemctl.log"
 touch "$T/config.toml" # same content: not a change
-sleep 1.5
+wait_until 10 grep -q "config.toml was touched but its content is the same" "$T/gitopper.log"
 kill -0 "$GITOPPER_PID" || fail "exited on a touch without a change"
 echo "# a comment" >>"$T/config.toml"
 wait_exit 10
