@@ -46,8 +46,8 @@ void check_service(const Service& service)
     check(!service.upstream.starts_with('-'), "the upstream is not a git option");
     for (const auto& link : service.dirs) {
         check(link.local.starts_with('/'), "local is absolute");
-        const auto inside = std::filesystem::path(link.link).lexically_normal();
-        check(!link.link.empty() && !link.link.starts_with('/') && !starts_with_dot_dot(inside),
+        const auto inside = std::filesystem::path(link.path).lexically_normal();
+        check(!link.path.empty() && !link.path.starts_with('/') && !starts_with_dot_dot(inside),
               "link stays inside the checkout");
         check(inside.empty() || *inside.begin() != ".git", "link does not point into .git");
     }

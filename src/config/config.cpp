@@ -165,7 +165,7 @@ Link read_link(Reader& reader, const toml::table& table, const std::string& wher
         if (key.str() == "local") {
             link.local = reader.string(node, "local", where).value_or("");
         } else if (key.str() == "link") {
-            link.link = reader.string(node, "link", where).value_or("");
+            link.path = reader.string(node, "link", where).value_or("");
         } else if (key.str() == "file") {
             link.file = reader.boolean(node, "file", where).value_or(false);
         } else if (key.str() == "mode") {

@@ -21,10 +21,11 @@ struct Position {
     long column = 0;
 };
 
-// One entry of `dirs`: `link` (a path in the repository) is bind-mounted onto `local`.
+// One entry of `dirs`: `path` (the TOML key `link`: a path in the repository) is bind-mounted onto
+// `local`.
 struct Link {
     std::string local;
-    std::string link;
+    std::string path;
     bool file = false; // a single file rather than a directory
     std::string mode;  // octal permission bits of the mounted directory ("0750"); "" = git's
     Position position;

@@ -195,26 +195,26 @@ Problem check_local(const Link& link)
 // `link` names a path inside the repository's tree: not the tree itself, not git's own data.
 Problem check_link_path(const Link& link)
 {
-    if (link.link.empty() || link.link.starts_with('/')) {
+    if (link.path.empty() || link.path.starts_with('/')) {
         return fmt::format("link {} must be a relative path inside the repository",
-                           quote(link.link));
+                           quote(link.path));
     }
     bool inside = false;
-    for (const auto& part : split(link.link, '/')) {
+    for (const auto& part : split(link.path, '/')) {
         if (part == "..") {
-            return fmt::format("link {} must not leave the repository (\"..\")", quote(link.link));
+            return fmt::format("link {} must not leave the repository (\"..\")", quote(link.path));
         }
         if (strings_equal_nocase(part, ".git")) {
-            return fmt::format("link {} must not point into .git", quote(link.link));
+            return fmt::format("link {} must not point into .git", quote(link.path));
         }
         inside = inside || (!part.empty() && part != ".");
     }
     if (!inside) {
         return fmt::format("link {} must name a path inside the repository, not its root",
-                           quote(link.link));
+                           quote(link.path));
     }
-    if (std::any_of(link.link.begin(), link.link.end(), is_control)) {
-        return fmt::format("link {} must not contain control characters", quote(link.link));
+    if (std::any_of(link.path.begin(), link.path.end(), is_control)) {
+        return fmt::format("link {} must not contain control characters", quote(link.path));
     }
     return std::nullopt;
 }

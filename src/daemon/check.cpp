@@ -30,7 +30,7 @@ void print_service(const Config& config, const Service& service)
     row("package", service.package);
     row("action", service.action.empty() ? "(none)" : service.action);
     for (const auto& link : service.dirs) {
-        row("mount", fmt::format("{} <- {}{}", link.local, link.link, link.file ? " (file)" : ""));
+        row("mount", fmt::format("{} <- {}{}", link.local, link.path, link.file ? " (file)" : ""));
     }
     if (!service.user.empty() && !lookup_user(service.user)) {
         fmt::print(stderr,

@@ -26,7 +26,7 @@ namespace {
 std::string sparse_pattern(const Link& link)
 {
     std::string pattern = "/";
-    for (const char c : link.link) {
+    for (const char c : link.path) {
         if (std::string_view("*?[]\\!# ").find(c) != std::string_view::npos) {
             pattern += '\\';
         }
@@ -43,7 +43,7 @@ std::vector<std::string> pathspecs(std::span<const Link> links)
 {
     std::vector<std::string> specs;
     for (const auto& link : links) {
-        specs.push_back(":(literal)" + link.link);
+        specs.push_back(":(literal)" + link.path);
     }
     return specs;
 }
@@ -579,8 +579,8 @@ TreeListing parse_tree(const std::string& text)
 
 std::string symlink_refusal(const Link& link, const std::string& at, const std::string& commit)
 {
-    const auto link_path = join(path_components(link.link), "/");
-    return fmt::format("link {} is a symlink in {}{}", quote(link.link), commit.substr(0, 8),
+    const auto link_path = join(path_components(link.path), "/");
+    return fmt::format("link {} is a symlink in {}{}", quote(link.path), commit.substr(0, 8),
                        at == link_path ? "" : fmt::format(" (at {})", quote(at)));
 }
 
@@ -591,7 +591,7 @@ std::string symlink_refusal(const Link& link, const std::string& at, const std::
 vet_link(const Link& link, const std::string& commit, const TreeListing& entries,
          const std::function<Result<TreeListing>(const std::string&)>& entry_of)
 {
-    const auto parts = path_components(link.link);
+    const auto parts = path_components(link.path);
     const auto short_commit = commit.substr(0, 8);
     std::string at;
     for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -606,7 +606,7 @@ vet_link(const Link& link, const std::string& commit, const TreeListing& entries
             if (auto it = what->find(at); it != what->end() && it->second.mode == "120000") {
                 return symlink_refusal(link, at, commit);
             }
-            return fmt::format("link {} does not exist in {}", quote(link.link), short_commit);
+            return fmt::format("link {} does not exist in {}", quote(link.path), short_commit);
         }
         const auto& entry = found->second;
         if (entry.mode == "120000") {
@@ -614,19 +614,19 @@ vet_link(const Link& link, const std::string& commit, const TreeListing& entries
         }
         const bool last = i + 1 == parts.size();
         if (entry.type == "commit") {
-            return fmt::format("link {} is a submodule in {}", quote(link.link), short_commit);
+            return fmt::format("link {} is a submodule in {}", quote(link.path), short_commit);
         }
         if (!last && entry.type != "tree") {
-            return fmt::format("link {} does not exist in {} ({} is a file)", quote(link.link),
+            return fmt::format("link {} does not exist in {} ({} is a file)", quote(link.path),
                                short_commit, quote(at));
         }
         if (last && link.file && entry.type != "blob") {
-            return fmt::format("link {} is not a file in {} (file = true)", quote(link.link),
+            return fmt::format("link {} is not a file in {} (file = true)", quote(link.path),
                                short_commit);
         }
         if (last && !link.file && entry.type != "tree") {
             return fmt::format("link {} is not a directory in {} (set file = true for a file)",
-                               quote(link.link), short_commit);
+                               quote(link.path), short_commit);
         }
     }
     return std::nullopt;
@@ -709,7 +709,7 @@ Result<std::optional<std::string>> Git::judge_tree(const TreeListing& entries,
     }
     // The listing may hold other services' paths too: only ours count.
     for (const auto& link : links) {
-        const auto top = join(path_components(link.link), "/");
+        const auto top = join(path_components(link.path), "/");
         for (auto it = entries.lower_bound(top); it != entries.end(); ++it) {
             const auto& [path, entry] = *it;
             if (path != top && !path.starts_with(top + "/")) {

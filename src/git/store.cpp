@@ -38,7 +38,7 @@ std::string keyed_hash(std::string_view key, std::string_view text)
 
 std::string link_path(const Link& link)
 {
-    return join(path_components(link.link), "/");
+    return join(path_components(link.path), "/");
 }
 
 bool under(const std::string& path, const std::string& top)

@@ -83,38 +83,38 @@ bool same_inode(const FileInfo& a, const FileInfo& b)
     if (!checkout) {
         return fail("checkout {}: {}", mount.checkout, checkout.error().message);
     }
-    auto found = find_beneath(checkout->get(), mount.link, O_PATH);
+    auto found = find_beneath(checkout->get(), mount.path, O_PATH);
     if (found && *found) {
         // The link may not be another mount inside the checkout (the user's FUSE tree).
-        auto same = open_beneath_same_mount(checkout->get(), mount.link, O_PATH);
+        auto same = open_beneath_same_mount(checkout->get(), mount.path, O_PATH);
         if (!same) {
-            return fail("link {} in the checkout: {}", quote(mount.link), same.error().message);
+            return fail("link {} in the checkout: {}", quote(mount.path), same.error().message);
         }
     }
     if (!found) {
-        return fail("link {} in the checkout: {}", quote(mount.link), found.error().message);
+        return fail("link {} in the checkout: {}", quote(mount.path), found.error().message);
     }
     if (!*found) {
-        return fail("link {} does not exist in the checkout", quote(mount.link));
+        return fail("link {} does not exist in the checkout", quote(mount.path));
     }
     auto source = std::move(**found);
-    auto info = info_of(source, mount.link);
+    auto info = info_of(source, mount.path);
     if (!info) {
         return std::unexpected(info.error());
     }
     if (mount.file && !S_ISREG(info->mode)) {
-        return fail("link {} is not a file in the checkout (file = true)", quote(mount.link));
+        return fail("link {} is not a file in the checkout (file = true)", quote(mount.path));
     }
     if (!mount.file && !S_ISDIR(info->mode)) {
         return fail("link {} is not a directory in the checkout (set file = true for a file)",
-                    quote(mount.link));
+                    quote(mount.path));
     }
     if (mount.mode) {
         // The mount shows this directory's own inode, so its mode is what readers of the
         // target see. Git does not track directory modes: set it again on every mount.
-        auto dir = open_beneath(checkout->get(), mount.link, O_RDONLY | O_DIRECTORY);
+        auto dir = open_beneath(checkout->get(), mount.path, O_RDONLY | O_DIRECTORY);
         if (!dir || ::fchmod(dir->get(), *mount.mode) != 0) {
-            return fail("chmod link {}: {}", quote(mount.link),
+            return fail("chmod link {}: {}", quote(mount.path),
                         dir ? errno_message(errno) : dir.error().message);
         }
     }
@@ -207,12 +207,12 @@ bool same_inode(const FileInfo& a, const FileInfo& b)
     Fd tree(static_cast<int>(
         ::open_tree(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
     if (!tree) {
-        return fail("bind mount {} on {}: open_tree: {}", mount.link, mount.target,
+        return fail("bind mount {} on {}: open_tree: {}", mount.path, mount.target,
                     errno_message(errno));
     }
     if (::move_mount(tree.get(), "", target.get(), "",
                      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
-        return fail("bind mount {} on {}: {}", mount.link, mount.target, errno_message(errno));
+        return fail("bind mount {} on {}: {}", mount.path, mount.target, errno_message(errno));
     }
     return {};
 }
@@ -224,12 +224,12 @@ bool same_inode(const FileInfo& a, const FileInfo& b)
     Fd tree(static_cast<int>(
         ::open_tree(source.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
     if (!tree) {
-        return fail("switch {} to {}: open_tree: {}", mount.target, mount.link,
+        return fail("switch {} to {}: open_tree: {}", mount.target, mount.path,
                     errno_message(errno));
     }
     if (::move_mount(tree.get(), "", target.get(), "",
                      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_BENEATH) != 0) {
-        return fail("switch {} to {}: mount beneath: {}", mount.target, mount.link,
+        return fail("switch {} to {}: mount beneath: {}", mount.target, mount.path,
                     errno_message(errno));
     }
     return {};
@@ -378,7 +378,7 @@ std::unexpected<Error> changed(const BindMount& next)
     if (!mount_beneath_supported()) {
         return fail("switch {} to {}: this kernel cannot mount beneath a mount "
                     "(MOVE_MOUNT_BENEATH, Linux 6.5)",
-                    next.target, next.link);
+                    next.target, next.path);
     }
     if (auto r = attach_beneath(source, target, next); !r) {
         return std::unexpected(r.error());
@@ -403,7 +403,7 @@ std::unexpected<Error> changed(const BindMount& next)
     if (!target) {
         return std::unexpected(target.error());
     }
-    auto have = info_of(*source, mount.link);
+    auto have = info_of(*source, mount.path);
     auto shown = info_of(*target, mount.target);
     if (!have || !shown) {
         return std::unexpected(have ? shown.error() : have.error());
@@ -432,7 +432,7 @@ std::unexpected<Error> changed(const BindMount& next)
 [[nodiscard]] Result<> release_bind_mount(const BindMount& mount)
 {
     auto checkout = open_no_symlinks(mount.checkout, O_PATH | O_DIRECTORY);
-    auto source = checkout ? open_beneath(checkout->get(), mount.link, O_PATH)
+    auto source = checkout ? open_beneath(checkout->get(), mount.path, O_PATH)
                            : std::unexpected(checkout.error());
     auto target = open_no_symlinks(mount.target, O_PATH);
     if (!source || !target) {
@@ -459,7 +459,7 @@ bool mount_beneath_supported()
 std::optional<FileId> source_id(const BindMount& mount)
 {
     auto checkout = open_no_symlinks(mount.checkout, O_PATH | O_DIRECTORY);
-    auto found = checkout ? find_beneath(checkout->get(), mount.link, O_PATH)
+    auto found = checkout ? find_beneath(checkout->get(), mount.path, O_PATH)
                           : std::unexpected(checkout.error());
     if (!found || !*found) {
         return std::nullopt;
@@ -474,7 +474,7 @@ std::optional<FileId> source_id(const BindMount& mount)
 {
     auto source = open_source(next);
     auto target = source ? open_target(next, owner) : std::unexpected(source.error());
-    auto have = target ? info_of(*source, next.link) : std::unexpected(target.error());
+    auto have = target ? info_of(*source, next.path) : std::unexpected(target.error());
     if (!have) {
         return std::unexpected(have.error());
     }

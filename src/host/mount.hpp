@@ -31,7 +31,7 @@ struct FileId {
 
 struct BindMount {
     std::string checkout;       // the work tree, an absolute path
-    std::string link;           // relative to it
+    std::string path;           // relative to it
     std::string target;         // absolute
     bool file = false;          // a single file rather than a directory
     std::optional<mode_t> mode; // the mounted directory's own permission bits

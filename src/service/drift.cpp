@@ -162,19 +162,19 @@ bool Walk::add(int fd, std::uint32_t mask)
 // top sees it come back); a symlink or a mount is refused.
 void Walk::link(int top, const Link& link)
 {
-    auto dir = find_beneath_same_mount(top, link.link, O_RDONLY | O_DIRECTORY);
+    auto dir = find_beneath_same_mount(top, link.path, O_RDONLY | O_DIRECTORY);
     if (!dir) {
         return refuse(dir.error().message);
     }
     if (*dir) {
-        tree((*dir)->get(), link.link, 0);
+        tree((*dir)->get(), link.path, 0);
     }
 }
 
 // A file link: its directory, and the file itself (O_PATH: a FIFO put there opens nothing).
 void Walk::file_link(int top, const Link& link)
 {
-    const auto parent = fs::path(link.link).parent_path().string();
+    const auto parent = fs::path(link.path).parent_path().string();
     auto dir = find_beneath_same_mount(top, parent, O_RDONLY | O_DIRECTORY);
     if (!dir) {
         return refuse(dir.error().message);
@@ -182,7 +182,7 @@ void Walk::file_link(int top, const Link& link)
     if (!*dir || !add((*dir)->get(), kMask)) {
         return;
     }
-    auto file = find_beneath_same_mount(top, link.link, O_PATH);
+    auto file = find_beneath_same_mount(top, link.path, O_PATH);
     if (!file) {
         return refuse(file.error().message);
     }

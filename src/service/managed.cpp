@@ -94,7 +94,7 @@ std::int64_t unix_now()
     log::warn("[{}] {} is not a usable work tree ({}); moved it to {} and checking out anew",
               config.service, path, why, aside);
     for (const auto& link : config.dirs) {
-        if (auto r = release_bind_mount({aside, link.link, link.local, link.file}); !r) {
+        if (auto r = release_bind_mount({aside, link.path, link.local, link.file}); !r) {
             log::warn("[{}] {}: the new mount goes on top", config.service, r.error().message);
         }
     }
@@ -103,7 +103,7 @@ std::int64_t unix_now()
 
 BindMount bind_mount_of(const Link& link, const std::string& tree)
 {
-    BindMount mount{tree, link.link, link.local, link.file};
+    BindMount mount{tree, link.path, link.local, link.file};
     if (auto bits = link.mode_bits()) {
         mount.mode = static_cast<mode_t>(*bits);
     }
@@ -667,7 +667,7 @@ ManagedService::Outcome ManagedService::mount_all()
         if (mounted->result != MountResult::unchanged) {
             log::info("[{}] {} {}/{} on {}", m_config.service,
                       mounted->result == MountResult::mounted ? "mounted" : "switched", live_dir(),
-                      link.link, link.local);
+                      link.path, link.local);
         }
     }
     return {};

@@ -59,7 +59,7 @@ TEST(Config, SeedExampleParsesUnchanged)
     EXPECT_EQ(s.action, "reload");
     ASSERT_EQ(s.dirs.size(), 2u);
     EXPECT_EQ(s.dirs[1].local, "/var/lib/grafana/dashboards");
-    EXPECT_EQ(s.dirs[1].link, "grafana/dashboards");
+    EXPECT_EQ(s.dirs[1].path, "grafana/dashboards");
     EXPECT_FALSE(s.dirs[1].file);
 }
 

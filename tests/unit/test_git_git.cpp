@@ -28,12 +28,12 @@ using Paths = std::set<std::string>;
 
 Link dir_link(std::string path)
 {
-    return Link{.local = "/srv/unused", .link = std::move(path), .file = false};
+    return Link{.local = "/srv/unused", .path = std::move(path), .file = false};
 }
 
 Link file_link(std::string path)
 {
-    return Link{.local = "/srv/unused", .link = std::move(path), .file = true};
+    return Link{.local = "/srv/unused", .path = std::move(path), .file = true};
 }
 
 Paths as_set(const std::vector<std::string>& paths)

@@ -134,12 +134,12 @@ protected:
 
     BindMount conf(const std::string& tree) const
     {
-        return {.checkout = at(tree), .link = "conf", .target = at("etc/conf")};
+        return {.checkout = at(tree), .path = "conf", .target = at("etc/conf")};
     }
     BindMount app_file(const std::string& tree) const
     {
         return {
-            .checkout = at(tree), .link = "app.conf", .target = at("etc/app.conf"), .file = true};
+            .checkout = at(tree), .path = "app.conf", .target = at("etc/app.conf"), .file = true};
     }
 
     // Both trees' links: what a mount of ours on the target may show.

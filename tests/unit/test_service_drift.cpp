@@ -40,7 +40,7 @@ protected:
         config.mount = m_root.string();
         for (const auto& link : links) {
             std::filesystem::create_directories(m_root / name / link);
-            config.dirs.push_back(Link{.local = "/srv/unused", .link = link});
+            config.dirs.push_back(Link{.local = "/srv/unused", .path = link});
         }
         return config;
     }
@@ -136,10 +136,10 @@ TEST_F(DriftWatcherTest, TheBudgetCountsEveryLinkOfTheCheckout)
     auto single = service("single", {});
     std::filesystem::create_directories(path(single, "etc"));
     edit(path(single, "etc/single.conf"));
-    single.dirs.push_back(Link{.local = "/srv/unused", .link = "etc/single.conf", .file = true});
+    single.dirs.push_back(Link{.local = "/srv/unused", .path = "etc/single.conf", .file = true});
     EXPECT_EQ(watcher.watch(1, single, single.checkout_dir()), WatchMode::inotify);
     EXPECT_EQ(watcher.watches(1), 3u);
-    single.dirs.push_back(Link{.local = "/srv/unused2", .link = "other.conf", .file = true});
+    single.dirs.push_back(Link{.local = "/srv/unused2", .path = "other.conf", .file = true});
     edit(path(single, "other.conf")); // its directory is the top, already counted
     EXPECT_EQ(watcher.watch(1, single, single.checkout_dir()), WatchMode::scan);
 }
@@ -226,7 +226,7 @@ TEST_F(DriftWatcherTest, AFileLinkThatIsASymlinkIsNotWatched)
     edit(m_root / "victim.conf");
     std::filesystem::create_directories(path(single, "etc"));
     std::filesystem::create_symlink(m_root / "victim.conf", path(single, "etc/single.conf"));
-    single.dirs.push_back(Link{.local = "/srv/unused", .link = "etc/single.conf", .file = true});
+    single.dirs.push_back(Link{.local = "/srv/unused", .path = "etc/single.conf", .file = true});
     DriftWatcher watcher;
     EXPECT_EQ(watcher.watch(0, single, single.checkout_dir()), WatchMode::scan);
     edit(m_root / "victim.conf");

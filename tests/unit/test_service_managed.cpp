@@ -261,7 +261,7 @@ protected:
         config.mount = mount_base().string();
         config.upstream = "file://" + upstream().string();
         if (with_link) {
-            config.dirs.push_back(Link{.local = local().string(), .link = "app/conf"});
+            config.dirs.push_back(Link{.local = local().string(), .path = "app/conf"});
         }
         return config;
     }
