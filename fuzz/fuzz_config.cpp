@@ -35,11 +35,11 @@ void check_refused(const Error& error)
 
 void check_service(const Service& service)
 {
-    check(!service.service.empty() && !service.machine.empty() && !service.upstream.empty(),
+    check(!service.name.empty() && !service.machine.empty() && !service.upstream.empty(),
           "service, machine and upstream are set");
     check(service.mount.starts_with('/'), "mount is absolute");
-    check(service.service.find('/') == std::string::npos && service.service != "." &&
-              service.service != "..",
+    check(service.name.find('/') == std::string::npos && service.name != "." &&
+              service.name != "..",
           "the service name is one path component");
     check(!service.branch.empty() && !service.branch.starts_with('-'),
           "the branch is not a git option");

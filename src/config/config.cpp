@@ -253,7 +253,7 @@ Service merge(const Layer& global, const Layer& own, std::size_t index, Position
     service.position = position;
     const std::array<std::pair<std::string_view, std::string*>, 9> fields{{
         {"machine", &service.machine},
-        {"service", &service.service},
+        {"service", &service.name},
         {"branch", &service.branch},
         {"user", &service.user},
         {"package", &service.package},
@@ -340,8 +340,8 @@ std::optional<unsigned> Link::mode_bits() const
 
 std::string Service::label() const
 {
-    return service.empty() ? fmt::format("[[services]] #{}", index)
-                           : fmt::format("[[services]] #{} ({})", index, service);
+    return name.empty() ? fmt::format("[[services]] #{}", index)
+                        : fmt::format("[[services]] #{} ({})", index, name);
 }
 
 Position Service::position_of(std::string_view field) const

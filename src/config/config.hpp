@@ -43,7 +43,7 @@ struct Key {
 
 struct Service {
     std::string machine;
-    std::string service;
+    std::string name; // the TOML key `service`
     std::string branch;
     std::string user;
     std::string package;
@@ -57,7 +57,7 @@ struct Service {
     Position position;                                  // of the [[services]] header
     std::map<std::string, Position, std::less<>> where; // field -> position of its value
 
-    std::string checkout_dir() const { return mount + "/" + service; }
+    std::string checkout_dir() const { return mount + "/" + name; }
     std::uint64_t file_size_limit() const; // max_file_size in bytes
     // "[[services]] #1 (grafana-server)", for messages.
     std::string label() const;

@@ -40,15 +40,14 @@ void check_conflicts(const Config& config, const std::vector<Service>& services,
     std::map<std::string, std::vector<std::size_t>> by_checkout;
     for (std::size_t i = 0; i < services.size(); ++i) {
         const auto& b = services[i];
-        auto& named = by_name[b.service];
+        auto& named = by_name[b.name];
         auto& placed = by_checkout[normal(b.checkout_dir())];
         for (const auto j : named) {
             const auto& a = services[j];
             problems.push_back(fmt::format("{}: service {} is defined twice for this host "
                                            "(machines {} and {}, first at {})",
-                                           config.at(b.position), quote(b.service),
-                                           quote(a.machine), quote(b.machine),
-                                           config.at(a.position)));
+                                           config.at(b.position), quote(b.name), quote(a.machine),
+                                           quote(b.machine), config.at(a.position)));
         }
         for (const auto j : placed) {
             const auto& a = services[j];
@@ -104,7 +103,7 @@ public:
             if (added) {
                 base->second = resolved(service.mount);
             }
-            m_checkouts.push_back(normal(base->second + "/" + service.service));
+            m_checkouts.push_back(normal(base->second + "/" + service.name));
         }
     }
 
@@ -128,12 +127,11 @@ private:
     {
         const auto& base = m_bases.at(service.mount);
         const auto at = service.position_of("mount");
-        if (!m_state_dir.empty() && base == m_state_dir &&
-            service.service.starts_with("gitopper-")) {
+        if (!m_state_dir.empty() && base == m_state_dir && service.name.starts_with("gitopper-")) {
             report(service.position_of("service"),
                    fmt::format("service {} collides with the state directory's own entries "
                                "(gitopper-*) in {}; rename it or use another mount",
-                               quote(service.service), service.mount));
+                               quote(service.name), service.mount));
         }
         check_checkout_place(service, base);
         for (const auto& target : m_targets) {
@@ -151,7 +149,7 @@ private:
     // may checkouts nest. The mount base may be the state dir itself (the default layout).
     void check_checkout_place(const Service& service, const std::string& base)
     {
-        const auto checkout = normal(base + "/" + service.service);
+        const auto checkout = normal(base + "/" + service.name);
         const auto at = service.position_of("mount");
         if (!m_state_dir.empty() &&
             (within(m_state_dir, checkout) || (within(base, m_state_dir) && base != m_state_dir))) {

@@ -261,7 +261,7 @@ struct FieldRule {
 };
 
 constexpr std::array kFieldRules{
-    FieldRule{"service", check_service_name, &Service::service},
+    FieldRule{"service", check_service_name, &Service::name},
     FieldRule{"machine", check_machine, &Service::machine},
     FieldRule{"branch", check_branch, &Service::branch},
     FieldRule{"user", check_user, &Service::user},
@@ -310,13 +310,13 @@ void check_duplicates(const Config& config, std::vector<std::string>& out)
 {
     for (auto later = config.services.begin(); later != config.services.end(); ++later) {
         const auto earlier = std::find_if(config.services.begin(), later, [&](const Service& s) {
-            return s.service == later->service && s.machine == later->machine;
+            return s.name == later->name && s.machine == later->machine;
         });
         if (earlier != later) {
             out.push_back(
                 fmt::format("{}: service {} for machine {} is defined twice (first at {})",
-                            config.at(later->position), quote(later->service),
-                            quote(later->machine), config.at(earlier->position)));
+                            config.at(later->position), quote(later->name), quote(later->machine),
+                            config.at(earlier->position)));
         }
     }
 }

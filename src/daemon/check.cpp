@@ -16,7 +16,7 @@ namespace {
 
 void print_service(const Config& config, const Service& service)
 {
-    fmt::print("\n{}\n", service.service);
+    fmt::print("\n{}\n", service.name);
     const auto row = [](std::string_view name, std::string_view value) {
         if (!value.empty()) {
             fmt::print("  {:<9} {}\n", name, value);
@@ -35,7 +35,7 @@ void print_service(const Config& config, const Service& service)
     if (!service.user.empty() && !lookup_user(service.user)) {
         fmt::print(stderr,
                    "{}: warning: user {} does not exist (yet); {} will fail until it does\n",
-                   config.at(service.position_of("user")), quote(service.user), service.service);
+                   config.at(service.position_of("user")), quote(service.user), service.name);
     }
 }
 

@@ -185,7 +185,7 @@ start_ssh(const Config& config, const Options& options, const Router& router)
     for (const auto& service : services) {
         auto base = make_dirs_no_symlinks(service.mount);
         if (!base) {
-            return fail("mount {} of {}: {}", service.mount, service.service, base.error().message);
+            return fail("mount {} of {}: {}", service.mount, service.name, base.error().message);
         }
         if (auto trust = check_trusted_path(service.mount, "mount " + service.mount); !trust) {
             return std::unexpected(trust.error());

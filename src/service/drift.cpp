@@ -283,7 +283,7 @@ WatchMode DriftWatcher::give_up(std::size_t id, const Service& service, const st
     if (m_scanned.insert(id).second) {
         log::warn("[{}] checkout {} {}: not watching it with inotify; local changes are looked "
                   "for with a periodic git status instead",
-                  service.service, dir, why());
+                  service.name, dir, why());
     }
     return WatchMode::scan;
 }
@@ -319,8 +319,8 @@ WatchMode DriftWatcher::watch(std::size_t id, const Service& service, const std:
     }
     remove_other(id, added);
     if (m_scanned.erase(id) > 0) {
-        log::info("[{}] checkout {} fits its inotify budget again ({} of {} watches)",
-                  service.service, dir, added.size(), m_budget);
+        log::info("[{}] checkout {} fits its inotify budget again ({} of {} watches)", service.name,
+                  dir, added.size(), m_budget);
     }
     return WatchMode::inotify;
 }

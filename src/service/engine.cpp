@@ -72,7 +72,7 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
     }
     std::set<std::string> names;
     for (const auto& service : services) {
-        names.insert(service.service);
+        names.insert(service.name);
     }
     auto saved = m_store.load(names);
     const auto key = store_key(m_options.state_dir);
@@ -88,12 +88,12 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
         auto [it, added] = group_of.try_emplace(
             std::tuple{service.mount, service.upstream, service.user}, m_stores.size());
         if (added) {
-            const auto dir = Layout(service.mount, service.service).stores() + "/" +
+            const auto dir = Layout(service.mount, service.name).stores() + "/" +
                              Store::name_for(service.upstream, service.user, key);
             m_stores.push_back(std::make_unique<Store>(dir, service.upstream, m_host.git_timeout));
             members.emplace_back();
         }
-        auto name = service.service;
+        auto name = service.name;
         m_services.push_back(std::make_unique<ManagedService>(std::move(service), m_host,
                                                               *m_stores[it->second], saved[name]));
         members[it->second].push_back(m_services.back().get());
@@ -135,7 +135,7 @@ Result<Engine::Where> Engine::find(const std::string& service) const
     for (const auto& group : m_groups) {
         const auto& members = group->services();
         for (std::size_t i = 0; i < members.size(); ++i) {
-            if (members[i]->config().service == service) {
+            if (members[i]->config().name == service) {
                 return Where{group.get(), i, members[i]};
             }
         }

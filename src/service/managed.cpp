@@ -92,10 +92,10 @@ std::int64_t unix_now()
         aside = fmt::format("{}-{}", stem, n);
     }
     log::warn("[{}] {} is not a usable work tree ({}); moved it to {} and checking out anew",
-              config.service, path, why, aside);
+              config.name, path, why, aside);
     for (const auto& link : config.dirs) {
         if (auto r = release_bind_mount({aside, link.path, link.local, link.file}); !r) {
-            log::warn("[{}] {}: the new mount goes on top", config.service, r.error().message);
+            log::warn("[{}] {}: the new mount goes on top", config.name, r.error().message);
         }
     }
     return aside;
@@ -124,10 +124,10 @@ std::string_view trigger_name(Trigger trigger)
 
 ManagedService::ManagedService(Service config, HostTools& host, Store& store, SavedService saved)
     : m_config(std::move(config)), m_host(host), m_store(store),
-      m_layout(m_config.mount, m_config.service), m_patches(host.state_dir, m_config.service),
+      m_layout(m_config.mount, m_config.name), m_patches(host.state_dir, m_config.name),
       m_saved(std::move(saved))
 {
-    m_status.service = m_config.service;
+    m_status.service = m_config.name;
     m_status.branch = m_config.branch;
     m_status.change = std::chrono::system_clock::now();
     if (m_saved.frozen) {
@@ -190,7 +190,7 @@ bool ManagedService::fresh() const
 ManagedService::Outcome ManagedService::run_steps(std::span<const Step> steps)
 {
     for (const auto& step : steps) {
-        log::debug("[{}] {}", m_config.service, step.why);
+        log::debug("[{}] {}", m_config.name, step.why);
         if (auto r = (this->*step.run)(); !r) {
             return r;
         }
@@ -216,7 +216,7 @@ ManagedService::Outcome ManagedService::install_package()
         return {};
     }
     if (!m_host.packages) {
-        log::warn("[{}] unknown OS: not installing package {}", m_config.service,
+        log::warn("[{}] unknown OS: not installing package {}", m_config.name,
                   quote(m_config.package));
     } else if (auto r = ensure_package(*m_host.packages, m_config.package); !r) {
         return host_failure(r.error().message);
@@ -255,7 +255,7 @@ ManagedService::Outcome ManagedService::open_store()
         if (::fstatat(stores->get(), (name + "/.git").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
             S_ISDIR(st.st_mode) && st.st_uid == uid) {
             // What a killed git left (locks, half-written packs), before any git runs in it.
-            m_store.git().remove_leftovers(m_config.service);
+            m_store.git().remove_leftovers(m_config.name);
             return {};
         }
         const auto fresh = name + ".new";
@@ -267,8 +267,8 @@ ManagedService::Outcome ManagedService::open_store()
             return r;
         }
         // The log's sink shows a password as "***".
-        log::info("[{}] cloning {} ({}) into the object store {}", m_config.service,
-                  m_config.upstream, m_config.branch, m_store.dir());
+        log::info("[{}] cloning {} ({}) into the object store {}", m_config.name, m_config.upstream,
+                  m_config.branch, m_store.dir());
         if (auto r = m_store.clone_into(stores_path + "/" + fresh, m_config.branch); !r) {
             (void)remove_tree(stores->get(), stores_path, fresh, m_user);
             return r;
@@ -303,7 +303,7 @@ ManagedService::Outcome ManagedService::prepare_tree()
     const bool shared = base->second == DirTrust::sticky;
     if (shared && found.kind == Layout::Found::Kind::other && found.symlink) {
         return host_failure(fmt::format("{}: \"{}\" is a symlink; not following it",
-                                        m_layout.link(), m_config.service));
+                                        m_layout.link(), m_config.name));
     }
     if (found.kind != Layout::Found::Kind::nothing && shared && found.owner != uid &&
         found.owner != 0) {
@@ -349,7 +349,7 @@ ManagedService::Outcome ManagedService::first_tree(int mount_fd)
     if (!trees) {
         return host_failure(trees.error().message);
     }
-    log::info("[{}] checking out {} ({}) into {}", m_config.service, short_hash(*head),
+    log::info("[{}] checking out {} ({}) into {}", m_config.name, short_hash(*head),
               m_config.branch, m_layout.tree(0));
     auto tree = build_tree(trees->get(), 0, *head);
     if (!tree) {
@@ -463,7 +463,7 @@ ManagedService::Outcome ManagedService::switch_store(int mount_fd, int live)
     if (!trees) {
         return host_failure(trees.error().message);
     }
-    log::info("[{}] the work tree tracked another upstream; switching it to {}", m_config.service,
+    log::info("[{}] the work tree tracked another upstream; switching it to {}", m_config.name,
               public_url(m_config.upstream));
     auto tree = build_tree(trees->get(), 1 - live, *head);
     if (!tree) {
@@ -488,7 +488,7 @@ ManagedService::Outcome ManagedService::replace_tree(int mount_fd, const std::st
 ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
 {
     const auto path = m_layout.link();
-    auto entry = find_beneath(mount_fd, m_config.service, O_PATH);
+    auto entry = find_beneath(mount_fd, m_config.name, O_PATH);
     auto info = entry && *entry ? file_info((*entry)->get()) : Result<FileInfo>(fail("gone"));
     const uid_t uid = m_user ? m_user->uid : ::geteuid();
     Git old(path, m_user, m_host.git_timeout, m_config.upstream);
@@ -498,13 +498,13 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
                                 ? fmt::format("it belongs to uid {}, not {}", info->uid, uid)
                                 : "not a git checkout");
     }
-    old.remove_leftovers(m_config.service);
+    old.remove_leftovers(m_config.name);
     m_git = old;
     m_live = -1;
     auto commit = old.detached_head();
     if (!commit || !m_store.git().has_commit(*commit).value_or(false)) {
         log::warn("[{}] the commit of {} is not upstream's any more: taking the branch head",
-                  m_config.service, path);
+                  m_config.name, path);
         commit = m_store.tracking_head(m_config.branch);
     }
     if (!commit) {
@@ -526,8 +526,8 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
         return host_failure(
             fmt::format("move {} to {}: {}", path, m_layout.migrated(), errno_message(errno)));
     }
-    log::info("[{}] moved {} into the object store {} (its old clone waits in {})",
-              m_config.service, path, m_store.dir(), m_layout.migrated());
+    log::info("[{}] moved {} into the object store {} (its old clone waits in {})", m_config.name,
+              path, m_store.dir(), m_layout.migrated());
     m_migrated = true;
     return use_new_tree(mount_fd, 0, std::move(*tree), *commit, "moved to the object store");
 }
@@ -555,7 +555,7 @@ Result<Git> ManagedService::build_tree(int trees_fd, int n, const std::string& c
     if (auto r = make_owned_dir(trees_fd, name, m_user, path); !r) {
         return std::unexpected(r.error());
     }
-    return m_store.add_tree(path, fmt::format("{}.{}", m_config.service, n), commit, m_config.dirs);
+    return m_store.add_tree(path, fmt::format("{}.{}", m_config.name, n), commit, m_config.dirs);
 }
 
 ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, int n, Git tree,
@@ -597,7 +597,7 @@ ManagedService::Outcome ManagedService::restore_pin()
         return std::unexpected(
             Failure{Event::git_failed, "restoring pinned commit: " + full.error().message});
     }
-    log::info("[{}] restoring pinned commit {}", m_config.service, short_hash(*full));
+    log::info("[{}] restoring pinned commit {}", m_config.name, short_hash(*full));
     return deploy(*full, Trigger::start, false);
 }
 
@@ -665,7 +665,7 @@ ManagedService::Outcome ManagedService::mount_all()
         }
         m_mounted[link.local] = mounted->source;
         if (mounted->result != MountResult::unchanged) {
-            log::info("[{}] {} {}/{} on {}", m_config.service,
+            log::info("[{}] {} {}/{} on {}", m_config.name,
                       mounted->result == MountResult::mounted ? "mounted" : "switched", live_dir(),
                       link.path, link.local);
         }
@@ -677,7 +677,7 @@ ManagedService::Outcome ManagedService::retire_migrated()
 {
     const auto there = exists_no_symlinks(m_layout.migrated());
     if (!there) {
-        log::warn("[{}] {}; looking again later", m_config.service, there.error().message);
+        log::warn("[{}] {}; looking again later", m_config.name, there.error().message);
         return {};
     }
     if (!m_migrated && !*there) {
@@ -691,7 +691,7 @@ ManagedService::Outcome ManagedService::retire_migrated()
     if (base) {
         const auto name = fs::path(m_layout.migrated()).filename().string();
         if (auto r = remove_tree(base->get(), m_config.mount + "/.gitopper", name, m_user); !r) {
-            log::warn("[{}] {}", m_config.service, r.error().message);
+            log::warn("[{}] {}", m_config.name, r.error().message);
         }
     }
     return {};
@@ -712,7 +712,7 @@ bool ManagedService::save_migrated_edits()
     const auto hash = status().hash;
     auto taken = take_drift_of(old);
     if (!taken) {
-        log::warn("[{}] {}; the old checkout stays in {}", m_config.service, taken.error().message,
+        log::warn("[{}] {}; the old checkout stays in {}", m_config.name, taken.error().message,
                   m_layout.migrated());
         return false;
     }
@@ -725,15 +725,15 @@ bool ManagedService::save_migrated_edits()
 
 ManagedService::Outcome ManagedService::start_unit()
 {
-    if (is_template_instance(m_config.service)) {
-        if (auto r = m_host.systemd.run("enable", m_config.service); !r) {
+    if (is_template_instance(m_config.name)) {
+        if (auto r = m_host.systemd.run("enable", m_config.name); !r) {
             return host_failure(r.error().message);
         }
     }
     if (auto r = m_host.systemd.daemon_reload(); !r) {
         return host_failure(r.error().message);
     }
-    if (auto r = m_host.systemd.run("start", m_config.service); !r) {
+    if (auto r = m_host.systemd.run("start", m_config.name); !r) {
         return host_failure(r.error().message);
     }
     return {};
@@ -753,7 +753,7 @@ ManagedService::Outcome ManagedService::act_if_owed()
         auto survey = m_store.survey(applied, head, m_config.dirs, m_config.file_size_limit());
         if (!survey || !survey->changed.empty()) {
             log::warn("[{}] {} was checked out but its action never ran; running it now",
-                      m_config.service, short_hash(head));
+                      m_config.name, short_hash(head));
             owed = true;
         }
     }
@@ -879,7 +879,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     if (survey->changed.empty() && !force_action && trigger != Trigger::rollback) {
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
-        log::debug("[{}] at {}: none of its paths changed", m_config.service, short_hash(commit));
+        log::debug("[{}] at {}: none of its paths changed", m_config.name, short_hash(commit));
         return {};
     }
     // Local edits are saved and reverted first: the live tree is the next deploy's spare, and
@@ -895,7 +895,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         return failed({Event::git_failed, staged.error().message});
     }
     const auto changed = survey->changed.size();
-    log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.service, short_hash(from),
+    log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.name, short_hash(from),
               short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
     const int next = mount_beneath_supported() ? 1 - m_live : m_live;
     auto outcome = publish(next, std::move(*staged));
@@ -936,7 +936,7 @@ Result<Git> ManagedService::stage(const std::string& commit)
     // Written while it was not live (through a descriptor or a directory someone kept open
     // across the last switch): saved like any drift before the checkout overwrites it.
     if (auto left = tree.local_changes(0); !left || left->count != 0) {
-        log::warn("[{}] {} holds files that are not git's: saving them", m_config.service,
+        log::warn("[{}] {} holds files that are not git's: saving them", m_config.name,
                   m_layout.tree(spare));
         auto taken = take_drift_of(tree);
         if (!taken) {
@@ -986,10 +986,10 @@ ManagedService::Outcome ManagedService::act()
         if (m_config.action.empty()) {
             return {};
         }
-        if (auto r = m_host.systemd.run(m_config.action, m_config.service); !r) {
+        if (auto r = m_host.systemd.run(m_config.action, m_config.name); !r) {
             return std::unexpected(Failure{Event::host_failed, r.error().message});
         }
-        log::info("[{}] systemctl {} {}", m_config.service, m_config.action, m_config.service);
+        log::info("[{}] systemctl {} {}", m_config.name, m_config.action, m_config.name);
         return {};
     }();
     std::lock_guard lock(m_mutex);
@@ -1017,7 +1017,7 @@ void ManagedService::check_drift()
     }
     if (!*present) {
         // Someone removed the tree under us: check it out again and remount, now.
-        log::warn("[{}] work tree {} disappeared; checking it out again", m_config.service,
+        log::warn("[{}] work tree {} disappeared; checking it out again", m_config.name,
                   live_dir());
         m_ready = false;
         finish(prepare());
@@ -1060,7 +1060,7 @@ ManagedService::Taken ManagedService::take_drift()
     }
     if (!changes) {
         log::warn("[{}] cannot list local changes ({}); saving and reverting whatever is there",
-                  m_config.service, escape_controls(changes.error().message));
+                  m_config.name, escape_controls(changes.error().message));
     }
     const auto kept = [&](const Error& e) {
         m_drift_kept = true;
@@ -1115,7 +1115,7 @@ std::string ManagedService::note_reverted(const Result<Git::Changes>& changes,
         std::lock_guard lock(m_mutex);
         ++m_status.drift_events;
     }
-    log::warn("[{}] local changes reverted to git's version (saved in {}): {}", m_config.service,
+    log::warn("[{}] local changes reverted to git's version (saved in {}): {}", m_config.name,
               saved_as, files);
     return files;
 }
@@ -1187,7 +1187,7 @@ Completion ManagedService::rollback(const std::string& hash, bool force)
     }
     std::string full;
     if (auto refused = check_rollback_target(hash, force, full); refused.status != 0) {
-        log::warn("[{}] rollback to {} refused: {}", m_config.service, hash, refused.message);
+        log::warn("[{}] rollback to {} refused: {}", m_config.name, hash, refused.message);
         add_history(status().hash, hash, Trigger::rollback, "refused: " + refused.message);
         return refused;
     }
@@ -1231,8 +1231,8 @@ Completion ManagedService::check_rollback_target(const std::string& hash, bool f
                                  "to roll back to it anyway)",
                                  short_hash(full), quote(m_config.branch))};
     }
-    log::warn("[{}] forced rollback to {}, which is not in the history of branch {}",
-              m_config.service, short_hash(full), quote(m_config.branch));
+    log::warn("[{}] forced rollback to {}, which is not in the history of branch {}", m_config.name,
+              short_hash(full), quote(m_config.branch));
     return {};
 }
 
@@ -1249,7 +1249,7 @@ void ManagedService::finish(const Outcome& outcome, const std::string& success_i
     } else {
         record(outcome.error().event, outcome.error().message);
         if (outcome.error().event == Event::git_failed && m_store.is_open()) {
-            m_store.git().remove_leftovers(m_config.service);
+            m_store.git().remove_leftovers(m_config.name);
         }
     }
 }
@@ -1277,7 +1277,7 @@ void ManagedService::record(Event event, const std::string& raw_info)
     }
     m_status.state = to;
     m_status.info = text;
-    const auto line = fmt::format("[{}] state {} -> {}{}{}", m_config.service, state_name(from),
+    const auto line = fmt::format("[{}] state {} -> {}{}{}", m_config.name, state_name(from),
                                   state_name(to), text.empty() ? "" : ": ", text);
     if (failed) {
         log::error("{}", line);
@@ -1306,8 +1306,8 @@ void ManagedService::persist()
         std::lock_guard lock(m_mutex);
         return m_saved;
     }();
-    if (auto r = m_host.store.save(m_config.service, saved); !r) {
-        log::error("[{}] saving state: {}", m_config.service, r.error().message);
+    if (auto r = m_host.store.save(m_config.name, saved); !r) {
+        log::error("[{}] saving state: {}", m_config.name, r.error().message);
     }
 }
 

@@ -305,7 +305,7 @@ std::map<std::string, Result<std::string>> PollGroup::fetch_heads(Trigger trigge
         if (auto r = m_store.prepare(commits.first, commits.second, links); !r) {
             // Each service asks again for its own links; what the failed fetch of blobs left
             // (a half-written pack on a full disk) must not be in their way.
-            m_store.git().remove_leftovers(m_services.front()->config().service);
+            m_store.git().remove_leftovers(m_services.front()->config().name);
         }
     }
     return heads;

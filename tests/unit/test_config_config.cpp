@@ -51,7 +51,7 @@ TEST(Config, SeedExampleParsesUnchanged)
     ASSERT_TRUE(config) << config.error().message;
     ASSERT_EQ(config->services.size(), 1u);
     const auto& s = config->services[0];
-    EXPECT_EQ(s.service, "grafana-server");
+    EXPECT_EQ(s.name, "grafana-server");
     EXPECT_EQ(s.machine, "grafana.atoom.net");
     EXPECT_EQ(s.upstream, "https://github.com/miekg/blah-origin");
     EXPECT_EQ(s.checkout_dir(), "/tmp/grafana1/grafana-server");
@@ -348,7 +348,7 @@ service = "b"
     auto selected = services_for_host(config, hosts, "");
     ASSERT_TRUE(selected) << selected.error().message;
     ASSERT_EQ(selected->size(), 1u);
-    EXPECT_EQ((*selected)[0].service, "a");
+    EXPECT_EQ((*selected)[0].name, "a");
 }
 
 TEST(ConfigSelect, AliasesCanCollide)

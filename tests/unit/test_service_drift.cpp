@@ -36,7 +36,7 @@ protected:
     Service service(const std::string& name, const std::vector<std::string>& links) const
     {
         Service config;
-        config.service = name;
+        config.name = name;
         config.mount = m_root.string();
         for (const auto& link : links) {
             std::filesystem::create_directories(m_root / name / link);

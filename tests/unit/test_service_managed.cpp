@@ -84,10 +84,10 @@ private:
 struct Instance {
     Instance(const Service& config, FakeSystemd& systemd, const std::string& state_dir)
         : state(state_dir), host{systemd, std::nullopt, state_dir, state},
-          store(Layout(config.mount, config.service).stores() + "/" +
+          store(Layout(config.mount, config.name).stores() + "/" +
                     Store::name_for(config.upstream, config.user, "test key"),
                 config.upstream, std::chrono::minutes(1)),
-          service(config, host, store, state.load({config.service})[config.service])
+          service(config, host, store, state.load({config.name})[config.name])
     {
     }
 
@@ -255,7 +255,7 @@ protected:
     {
         Service config;
         config.machine = "host";
-        config.service = "app";
+        config.name = "app";
         config.branch = "main";
         config.action = "reload";
         config.mount = mount_base().string();
@@ -751,12 +751,12 @@ TEST_F(ManagedServiceTest, AnExceptionInOneServiceBreaksItAloneAndThePollThreadG
 {
     isolated(Needs::nothing, [&] {
         auto web_config = service();
-        web_config.service = "web";
+        web_config.name = "web";
         const auto app_config = service();
         m_systemd.throw_at = "start web";
         StateStore state(state_dir());
         HostTools host{m_systemd, std::nullopt, state_dir(), state};
-        Store store(Layout(app_config.mount, app_config.service).stores() + "/" +
+        Store store(Layout(app_config.mount, app_config.name).stores() + "/" +
                         Store::name_for(app_config.upstream, app_config.user, "test key"),
                     app_config.upstream, std::chrono::minutes(1));
         auto saved = state.load({"app", "web"});
