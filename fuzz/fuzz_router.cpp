@@ -28,7 +28,11 @@ public:
     Result<> freeze(const std::string&) override { return change(); }
     Result<> unfreeze(const std::string&) override { return change(); }
     Result<> pull(const std::string&) override { return change(); }
-    Result<> rollback(const std::string&, const std::string&) override { return change(); }
+    Completion rollback(const std::string&, const std::string&, bool) override
+    {
+        (void)change();
+        return {};
+    }
     std::vector<Status> statuses() const override
     {
         std::vector<Status> all(2);
