@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -165,12 +166,21 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
     if (in_tree) {
         argv.insert(argv.end(), {"-C", m_dir});
     }
+    if (in_tree && m_plain) {
+        argv.insert(argv.end(), {"--git-dir=" + m_plain->git_dir, "--work-tree=" + m_dir});
+    }
     argv.insert(argv.end(), std::make_move_iterator(args.begin()),
                 std::make_move_iterator(args.end()));
+    auto env = git_environment(m_user, url != nullptr ? *url : m_upstream);
+    if (in_tree && m_plain) {
+        std::erase_if(
+            env, [](const std::string& entry) { return entry.starts_with("GIT_INDEX_FILE="); });
+        env.push_back(fmt::format("GIT_INDEX_FILE={}/{}", m_plain->git_dir, m_plain->index));
+    }
     Command command{.argv = std::move(argv),
                     .timeout = m_timeout,
                     .as_user = m_user,
-                    .env = git_environment(m_user, url != nullptr ? *url : m_upstream),
+                    .env = std::move(env),
                     .cwd = in_tree ? std::nullopt : std::optional<std::string>("/"),
                     .max_output = options.max_output,
                     .stdin_fd = options.stdin_fd,
@@ -244,11 +254,14 @@ Git::remote_heads(const std::string& url, const std::vector<std::string>& branch
 
 Result<> Git::clone_store(const std::string& url, const std::string& branch) const
 {
-    // Every work tree has an index of every path in the repository (a sparse index needs cone
-    // mode, which cannot take a single file): version 4 keeps the paths prefix-compressed.
-    // Nothing reads reflogs.
+    // No template: no sample hooks (64 kB a store) and no info/exclude. Nothing reads reflogs.
+    // Git's gc packs, but never prunes: a deployed commit that left the branch (a forced
+    // rollback, a force push) is in no ref, and its tree's drift is judged against it; what
+    // is unreachable goes into a cruft pack, not loose files that would set gc off again. It
+    // runs in the fetch's own process, not one detached from it that no timeout could end.
     std::vector<std::string> args{"clone",
                                   "--quiet",
+                                  "--template=",
                                   "--filter=blob:none",
                                   "--no-checkout",
                                   "--no-tags",
@@ -256,11 +269,13 @@ Result<> Git::clone_store(const std::string& url, const std::string& branch) con
                                   "--branch",
                                   branch,
                                   "--config",
-                                  "extensions.worktreeConfig=true",
-                                  "--config",
-                                  "index.version=4",
-                                  "--config",
                                   "core.logAllRefUpdates=false",
+                                  "--config",
+                                  "gc.pruneExpire=never",
+                                  "--config",
+                                  "gc.cruftPacks=true",
+                                  "--config",
+                                  "gc.autoDetach=false",
                                   "--end-of-options",
                                   public_url(url),
                                   m_dir};
@@ -268,6 +283,12 @@ Result<> Git::clone_store(const std::string& url, const std::string& branch) con
         return std::unexpected(r.error());
     }
     return protect_config();
+}
+
+Result<> Git::prune_worktrees() const
+{
+    auto output = run_git({"worktree", "prune"});
+    return output ? Result<>{} : std::unexpected(output.error());
 }
 
 Result<std::map<std::string, std::string>> Git::tracking_heads() const
@@ -729,14 +750,16 @@ Result<std::optional<std::string>> Git::judge_tree(const TreeListing& entries,
 
 void Git::remove_leftovers(const std::string& service) const
 {
-    // find(1) as the user, argv only: -P (the default) follows no symlink, not even .git.
-    auto found = run(
-        Command{.argv = {"find", m_dir + "/.git", "-xdev", "(", "-name", "*.lock", "-o", "-path",
-                         "*/objects/*", "-name", "tmp_*", ")", "-type", "f", "-print", "-delete"},
-                .timeout = m_timeout,
-                .as_user = m_user,
-                .env = git_environment(m_user, ""),
-                .cwd = "/"});
+    // find(1) as the user, argv only: -P (the default) follows no symlink, not even .git. The
+    // index of a plain tree's step is that step's to remove: another service's may be running.
+    auto found =
+        run(Command{.argv = {"find", m_dir + "/.git", "-xdev", "(", "-name", "*.lock", "!", "-name",
+                             "gitopper-*.index.lock", "-o", "-path", "*/objects/*", "-name",
+                             "tmp_*", ")", "-type", "f", "-print", "-delete"},
+                    .timeout = m_timeout,
+                    .as_user = m_user,
+                    .env = git_environment(m_user, ""),
+                    .cwd = "/"});
     if (!found) {
         log::warn("[{}] cannot look for stale git files: {}", service, found.error().message);
         return;
@@ -753,6 +776,9 @@ void Git::remove_leftovers(const std::string& service) const
 // this fails, and the caller saves and reverts all the same.
 Result<Git::Changes> Git::local_changes(std::size_t listed) const
 {
+    if (m_plain) {
+        return plain_changes(listed);
+    }
     auto output = run_git(
         {"status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=no", "--no-renames"},
         RunOptions{.max_output = std::size_t(64) << 20});
@@ -777,6 +803,9 @@ Result<Git::Changes> Git::local_changes(std::size_t listed) const
 Result<> Git::take_local_changes(int patch_fd, const std::function<Result<>()>& keep,
                                  std::uint64_t max_patch_bytes) const
 {
+    if (m_plain) {
+        return take_plain_changes(patch_fd, keep, max_patch_bytes);
+    }
     const auto staged = run_git({"add", "--sparse", "--all"});
     auto saved =
         staged ? write_staged_patch(patch_fd, max_patch_bytes) : std::unexpected(staged.error());
@@ -825,10 +854,11 @@ std::string too_large_note(int fd, std::uint64_t max_bytes)
 // Git writes to the file itself: a write error there (a full disk) makes it exit non-zero,
 // which git does for a regular file as stdout, where it ignores one for a pipe. Git's own
 // diff only: an external diff or textconv from the checkout's config would not apply back.
-Result<> Git::write_staged_patch(int patch_fd, std::uint64_t max_bytes) const
+Result<> Git::write_staged_patch(int patch_fd, std::uint64_t max_bytes,
+                                 const std::string& base) const
 {
     auto written = run_git(
-        {"diff", "--cached", "--binary", "--no-renames", "--no-ext-diff", "--no-textconv", "HEAD"},
+        {"diff", "--cached", "--binary", "--no-renames", "--no-ext-diff", "--no-textconv", base},
         RunOptions{.stdout_fd = patch_fd, .max_file_size = max_bytes});
     if (!written) {
         return fail("{}{}", written.error().message, too_large_note(patch_fd, max_bytes));
@@ -853,6 +883,173 @@ Result<> Git::check_patch(int patch_fd) const
         return fail("the patch git wrote does not read back whole: {}", checked.error().message);
     }
     return {};
+}
+
+// ---- plain trees ---------------------------------------------------------------------------
+
+Git Git::plain_tree(std::string dir, std::optional<Credentials> user,
+                    std::chrono::milliseconds timeout, std::string upstream, Plain plain)
+{
+    Git git(std::move(dir), std::move(user), timeout, std::move(upstream));
+    git.m_plain = std::move(plain);
+    return git;
+}
+
+// Root removes the file by its name beneath the store's .git, opened following no symlink:
+// unlinking never follows one either.
+Result<> Git::drop_index() const
+{
+    auto dir = open_no_symlinks(m_plain->git_dir, O_PATH | O_DIRECTORY);
+    if (!dir) {
+        return std::unexpected(dir.error());
+    }
+    for (const auto& name : {m_plain->index, m_plain->index + ".lock"}) {
+        if (::unlinkat(dir->get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+            return fail("remove {}/{}: {}", m_plain->git_dir, name, errno_message(errno));
+        }
+    }
+    return {};
+}
+
+Result<> Git::index_at(const std::string& commit) const
+{
+    if (auto r = drop_index(); !r) {
+        return r;
+    }
+    if (m_plain->links.empty()) {
+        return {}; // no paths: an empty index
+    }
+    // Git 2.39's reset takes no --end-of-options; a hash cannot be taken for an option.
+    if (commit.size() != 40 || !is_commit_hash(commit)) {
+        return fail("not a commit hash: {}", quote(commit));
+    }
+    std::vector<std::string> args{"reset", "--quiet", commit, "--"};
+    for (auto& spec : pathspecs(m_plain->links)) {
+        args.push_back(std::move(spec));
+    }
+    auto output = run_git(std::move(args));
+    return output ? Result<>{} : std::unexpected(output.error());
+}
+
+// No index: restore takes the files from the commit alone, and only those of the links.
+Result<> Git::write_plain() const
+{
+    if (auto r = drop_index(); !r || m_plain->links.empty()) {
+        return r;
+    }
+    std::vector<std::string> args{"restore", "--quiet", "--worktree", "--source=" + m_plain->commit,
+                                  "--"};
+    for (auto& spec : pathspecs(m_plain->links)) {
+        args.push_back(std::move(spec));
+    }
+    auto output = run_git(std::move(args));
+    return output ? Result<>{} : std::unexpected(output.error());
+}
+
+// With the index at the old commit, a restore that does not overlay removes what `to` lacks.
+Result<> Git::move_plain(const std::string& to)
+{
+    if (auto r = index_at(m_plain->commit); !r) {
+        return r;
+    }
+    if (m_plain->links.empty()) {
+        m_plain->commit = to;
+        return {};
+    }
+    std::vector<std::string> args{"restore",      "--quiet",        "--worktree",
+                                  "--no-overlay", "--source=" + to, "--"};
+    for (auto& spec : pathspecs(m_plain->links)) {
+        args.push_back(std::move(spec));
+    }
+    auto output = run_git(std::move(args));
+    (void)drop_index();
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    m_plain->commit = to;
+    return {};
+}
+
+// ls-files compares the content of entries that have no stat data, so an index made for the
+// one question answers it: modified (C) and deleted (R; also listed as C) files under the
+// links, and others (?) anywhere in the tree. Ignored files count as in a work tree: not.
+// Git's own files come first as `git status` has them: a changed file is not hidden behind
+// thousands of added ones.
+Result<Git::Changes> Git::plain_changes(std::size_t listed) const
+{
+    if (auto r = index_at(m_plain->commit); !r) {
+        return std::unexpected(r.error());
+    }
+    auto output = run_git(
+        {"ls-files", "-z", "-t", "--modified", "--deleted", "--others", "--exclude-standard"},
+        RunOptions{.max_output = std::size_t(64) << 20});
+    (void)drop_index();
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    std::set<std::string_view> seen;
+    std::vector<std::string_view> tracked;
+    std::vector<std::string_view> others;
+    for (std::string_view rest = output->out; !rest.empty();) {
+        const auto end = std::min(rest.find('\0'), rest.size());
+        const auto entry = rest.substr(0, end);
+        rest.remove_prefix(std::min(end + 1, rest.size()));
+        if (entry.size() < 3 || entry[1] != ' ') {
+            continue;
+        }
+        const auto path = entry.substr(2);
+        if (seen.insert(path).second) {
+            (entry[0] == '?' ? others : tracked).push_back(path);
+        }
+    }
+    Changes changes;
+    changes.count = seen.size();
+    for (const auto* group : {&tracked, &others}) {
+        for (const auto path : *group) {
+            if (changes.listed.size() < listed) {
+                changes.listed.emplace_back(path);
+            }
+        }
+    }
+    return changes;
+}
+
+// The commit's files under the links become a tree object (the patch's base); everything in
+// the work tree is staged over them; the patch is the difference. Reading the base back into
+// the index with -u then writes back what changed and removes whatever was added.
+Result<> Git::take_plain_changes(int patch_fd, const std::function<Result<>()>& keep,
+                                 std::uint64_t max_patch_bytes) const
+{
+    auto saved = [&]() -> Result<std::string> {
+        if (auto r = index_at(m_plain->commit); !r) {
+            return std::unexpected(r.error());
+        }
+        auto base = run_git({"write-tree"});
+        if (!base) {
+            return std::unexpected(base.error());
+        }
+        const auto tree = std::string(trim(base->out));
+        if (tree.size() != 40 || !is_commit_hash(tree)) {
+            return fail("git write-tree: {}", quote(tree));
+        }
+        if (auto r = run_git({"add", "--all"}); !r) {
+            return std::unexpected(r.error());
+        }
+        if (auto r = write_staged_patch(patch_fd, max_patch_bytes, tree); !r) {
+            return std::unexpected(r.error());
+        }
+        if (auto r = keep(); !r) {
+            return std::unexpected(r.error());
+        }
+        return tree;
+    }();
+    if (!saved) {
+        (void)drop_index(); // the files stay as they are
+        return std::unexpected(saved.error());
+    }
+    auto reverted = run_git({"read-tree", "--reset", "-u", "--end-of-options", *saved});
+    (void)drop_index();
+    return reverted ? Result<>{} : std::unexpected(reverted.error());
 }
 
 } // namespace gitopper

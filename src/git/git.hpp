@@ -55,6 +55,26 @@ public:
         std::chrono::milliseconds timeout = std::chrono::minutes(2), std::string upstream = "",
         std::string store = "");
 
+    // A plain tree: a directory holding only a service's files at `commit`, with no git
+    // metadata in it or for it, so that it costs no more disk than its files (ARCHITECTURE.md).
+    // Git works on it through the store's repository and an index that each step makes for
+    // itself in the store's .git (named `index`, unique to the tree) and removes again.
+    struct Plain {
+        std::string git_dir; // the store's .git
+        std::string index;   // a file name in git_dir
+        std::string commit;
+        std::vector<Link> links;
+    };
+    static Git plain_tree(std::string dir, std::optional<Credentials> user,
+                          std::chrono::milliseconds timeout, std::string upstream, Plain plain);
+    bool is_plain() const { return m_plain.has_value(); }
+    // Writes the files of the plain tree's commit under its links into its (empty) directory,
+    // in one process whatever the size of the repository.
+    [[nodiscard]] Result<> write_plain() const;
+    // Moves the plain tree's files to `to` in place (for kernels that cannot switch mounts
+    // atomically): changed files rewritten, files `to` no longer has removed.
+    [[nodiscard]] Result<> move_plain(const std::string& to);
+
     // The commit `branch` points to upstream; an error when the branch does not exist.
     [[nodiscard]] Result<std::string> remote_head(const std::string& url,
                                                   const std::string& branch) const;
@@ -68,6 +88,8 @@ public:
     // (empty) directory, with no work tree of its own: its services' work trees are git
     // worktrees of it, each with its own sparse checkout (extensions.worktreeConfig).
     [[nodiscard]] Result<> clone_store(const std::string& url, const std::string& branch) const;
+    // `git worktree prune`: forgets worktrees whose directories are gone.
+    [[nodiscard]] Result<> prune_worktrees() const;
     // The remote-tracking heads the store has ("main" -> hash), read in one process.
     [[nodiscard]] Result<std::map<std::string, std::string>> tracking_heads() const;
     // A work tree's own directory in the object store: what its .git file names, read without
@@ -138,6 +160,7 @@ public:
 
     // Files anywhere in the work tree that differ from HEAD (modified, added, deleted or
     // untracked, inside the sparse paths or not): how many, and the first `listed` of them.
+    // For a plain tree: that differ from its commit under its links, or lie outside them.
     struct Changes {
         std::vector<std::string> listed;
         std::size_t count = 0;
@@ -172,7 +195,15 @@ private:
     [[nodiscard]] Result<Output> run_git(std::vector<std::string> args,
                                          const RunOptions& options) const;
     [[nodiscard]] Result<std::string> read_git_file(const std::string& name) const;
-    [[nodiscard]] Result<> write_staged_patch(int patch_fd, std::uint64_t max_bytes) const;
+    [[nodiscard]] Result<> write_staged_patch(int patch_fd, std::uint64_t max_bytes,
+                                              const std::string& base = "HEAD") const;
+    [[nodiscard]] Result<Changes> plain_changes(std::size_t listed) const;
+    [[nodiscard]] Result<> take_plain_changes(int patch_fd, const std::function<Result<>()>& keep,
+                                              std::uint64_t max_patch_bytes) const;
+    // The plain tree's index: none (removed with what a killed git left of it); or the
+    // entries of its commit under its links, with no stat data (git compares their content).
+    [[nodiscard]] Result<> drop_index() const;
+    [[nodiscard]] Result<> index_at(const std::string& commit) const;
     [[nodiscard]] Result<> check_patch(int patch_fd) const;
 
     std::string m_dir;
@@ -180,6 +211,7 @@ private:
     std::chrono::milliseconds m_timeout;
     std::string m_upstream;
     std::string m_store;
+    std::optional<Plain> m_plain;
 };
 
 } // namespace gitopper

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "util/fd.hpp"
+#include "util/log.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
 #include "util/user.hpp"
@@ -47,30 +48,6 @@ bool under(const std::string& path, const std::string& top)
            (path.size() > top.size() && path.starts_with(top) && path[top.size()] == '/');
 }
 
-[[nodiscard]] Result<> write_all(int fd, std::string_view text)
-{
-    while (!text.empty()) {
-        const auto n = ::write(fd, text.data(), text.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return fail("write: {}", errno_message(errno));
-        }
-        text.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return {};
-}
-
-[[nodiscard]] Result<> create_file(int dir, const std::string& name, std::string_view text)
-{
-    auto fd = create_beneath(dir, name, 0644);
-    if (!fd) {
-        return std::unexpected(fd.error());
-    }
-    return with_context(write_all(fd->get(), text), "{}", name);
-}
-
 } // namespace
 
 Store::Store(std::string dir, std::string upstream, std::chrono::milliseconds timeout)
@@ -101,6 +78,13 @@ bool Store::is_open() const
 Git Store::tree(const std::string& dir) const
 {
     return Git(dir, m_user, m_timeout, m_upstream, m_dir);
+}
+
+void Store::prune_worktrees() const
+{
+    if (auto r = m_git.prune_worktrees(); !r) {
+        log::warn("{}: {}", m_dir, r.error().message);
+    }
 }
 
 std::string Store::name_for(const std::string& upstream, const std::string& user,
@@ -261,76 +245,14 @@ Result<Survey> Store::survey(const std::string& from, const std::string& to,
     return survey;
 }
 
-Result<Git> Store::add_tree(const std::string& dir, const std::string& id,
-                            const std::string& commit, std::span<const Link> links) const
+Git Store::plain_tree(const std::string& dir, const std::string& index, const std::string& commit,
+                      std::span<const Link> links) const
 {
-    // Git's files of a tree that was removed (by us, or by a kill -9 half way): the user's.
-    const auto admin = fmt::format("{}/.git/worktrees/{}", m_dir, id);
-    struct stat st {};
-    if (::fstatat(AT_FDCWD, admin.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        auto removed = run(Command{.argv = {"rm", "-rf", "--one-file-system", "--", admin},
-                                   .timeout = m_timeout,
-                                   .as_user = m_user,
-                                   .cwd = "/"});
-        if (!removed || !removed->ok()) {
-            return fail("remove {}: {}", admin,
-                        removed ? removed->describe() : removed.error().message);
-        }
-    }
-    if (auto r = register_tree(dir, id, commit, links); !r) {
-        return std::unexpected(r.error());
-    }
-    auto tree = this->tree(dir);
-    if (auto r = tree.checkout(commit); !r) {
-        return std::unexpected(r.error());
-    }
-    return tree;
-}
-
-Result<> Store::register_tree(const std::string& dir, const std::string& id,
-                              const std::string& commit, std::span<const Link> links) const
-{
-    if (!is_commit_hash(commit) || commit.size() != 40 || id.empty() ||
-        id.find('/') != std::string::npos || id.starts_with('.')) {
-        return fail("cannot register work tree {} as {} at {}", dir, quote(id), quote(commit));
-    }
-    auto git_dir = open_no_symlinks(m_dir + "/.git", O_PATH | O_DIRECTORY);
-    auto top =
-        git_dir ? open_no_symlinks(dir, O_PATH | O_DIRECTORY) : std::unexpected(git_dir.error());
-    if (!top) {
-        return std::unexpected(top.error());
-    }
-    const auto admin = fmt::format("{}/.git/worktrees/{}", m_dir, id);
-    const FileIdentity as_user(m_user);
-    if (!as_user.ok()) {
-        return fail("cannot act as {} to register {}", m_user->name, dir);
-    }
-    // Each directory is made beneath a descriptor of its parent, opened following no symlink:
-    // the user may have replaced any of them.
-    if (::mkdirat(git_dir->get(), "worktrees", 0755) != 0 && errno != EEXIST) {
-        return fail("{}/.git/worktrees: {}", m_dir, errno_message(errno));
-    }
-    auto all = open_beneath(git_dir->get(), "worktrees", O_PATH | O_DIRECTORY);
-    if (!all || ::mkdirat(all->get(), id.c_str(), 0755) != 0) {
-        return fail("{}: {}", admin, all ? errno_message(errno) : all.error().message);
-    }
-    auto own = open_beneath(all->get(), id, O_PATH | O_DIRECTORY);
-    if (!own || ::mkdirat(own->get(), "info", 0755) != 0) {
-        return fail("{}/info: {}", admin, own ? errno_message(errno) : own.error().message);
-    }
-    const std::array<std::pair<std::string_view, std::string>, 5> files{{
-        {"HEAD", commit + "\n"},
-        {"commondir", "../..\n"},
-        {"gitdir", dir + "/.git\n"},
-        {"config.worktree", "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = false\n"},
-        {"info/sparse-checkout", sparse_patterns(links)},
-    }};
-    for (const auto& [file, text] : files) {
-        if (auto r = create_file(own->get(), std::string(file), text); !r) {
-            return with_context(r, "{}", admin);
-        }
-    }
-    return with_context(create_file(top->get(), ".git", "gitdir: " + admin + "\n"), "{}", dir);
+    return Git::plain_tree(dir, m_user, m_timeout, m_upstream,
+                           Git::Plain{.git_dir = m_dir + "/.git",
+                                      .index = index,
+                                      .commit = commit,
+                                      .links = {links.begin(), links.end()}});
 }
 
 } // namespace gitopper

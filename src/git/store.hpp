@@ -1,9 +1,9 @@
 #pragma once
 // One object store: a partial clone (blobs on demand, full history, no files of its own) of
-// one upstream for one user, shared by the work trees of every service that uses it. Each
-// service has git worktrees of it, each with its own sparse checkout of exactly its links
-// (extensions.worktreeConfig), so one fetch serves all of them and a service's deploy touches
-// only its own tree. See ARCHITECTURE.md for the layout on disk.
+// one upstream for one user, shared by the trees of every service that uses it. A service's
+// tree is a plain directory of exactly the files of its links at one commit (Git::Plain), so
+// one fetch serves all of them and a service's deploy touches only its own tree. See
+// ARCHITECTURE.md for the layout on disk.
 //
 // What changed between two commits, and whether a commit may be checked out, is asked once
 // per pair of commits for the links of every service that asks (a "survey"), and kept until
@@ -44,9 +44,16 @@ public:
     [[nodiscard]] Result<> open(const std::optional<Credentials>& user,
                                 const std::function<Result<>()>& open);
     bool is_open() const;
-    // git in the store (fetch, resolve, ancestry); and git in one of its work trees.
+    // git in the store (fetch, resolve, ancestry); and git in a git worktree of it (the layout
+    // before plain trees, migrated from).
     const Git& git() const { return m_git; }
     Git tree(const std::string& dir) const;
+    // Forgets the git worktrees whose directories are gone (after a migration).
+    void prune_worktrees() const;
+    // A plain tree at `dir` holding `commit`'s files under `links`; `index` names the file in
+    // the store's .git that its steps use and remove again (one per service).
+    Git plain_tree(const std::string& dir, const std::string& index, const std::string& commit,
+                   std::span<const Link> links) const;
 
     // The directory's name for (upstream, user): readable, and different for different
     // credentials of the same URL without showing them: the distinguishing part is an
@@ -78,17 +85,6 @@ public:
     // A new poll cycle: what was surveyed may be asked again with new answers.
     void new_cycle();
 
-    // A new work tree at `dir` (an empty directory of the user's) on `commit`, checked out
-    // sparsely on exactly `links`, registered in the store as `id` (a name of the caller's,
-    // unique in the store: `git worktree add` would derive it from the directory's name and
-    // read every other work tree's files first, which makes a thousand trees cost a million
-    // reads). Git's files for it (gitrepository-layout(5): worktrees/<id>/HEAD, commondir,
-    // gitdir, and the tree's .git file) and its sparse patterns are written as the user,
-    // beneath the store and the tree, following no symlink; then one `git checkout` fills it.
-    [[nodiscard]] Result<Git> add_tree(const std::string& dir, const std::string& id,
-                                       const std::string& commit,
-                                       std::span<const Link> links) const;
-
 private:
     struct Surveyed {
         std::set<std::string> links;         // the link paths surveyed so far
@@ -97,9 +93,6 @@ private:
     };
     [[nodiscard]] Result<> survey_locked(Surveyed& surveyed, const std::string& from,
                                          const std::string& to, std::span<const Link> links);
-    [[nodiscard]] Result<> register_tree(const std::string& dir, const std::string& id,
-                                         const std::string& commit,
-                                         std::span<const Link> links) const;
 
     std::string m_dir;
     std::optional<Credentials> m_user;

@@ -5,12 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "config/config.hpp"
 #include "util/safe_path.hpp"
 #include "util/user.hpp"
 
@@ -21,9 +23,18 @@ constexpr auto kBase = ".gitopper";
 
 } // namespace
 
-Layout::Layout(std::string mount, std::string service)
-    : m_mount(std::move(mount)), m_service(std::move(service))
+Layout::Layout(std::string mount, std::string service, std::string links)
+    : m_mount(std::move(mount)), m_service(std::move(service)), m_links(std::move(links))
 {
+}
+
+std::string links_id(std::span<const Link> links)
+{
+    std::string text;
+    for (const auto& link : links) {
+        text += link.path + (link.file ? "\1" : "\0");
+    }
+    return fmt::format("{:08x}", fnv1a(text) & 0xffffffff);
 }
 
 std::string Layout::stores() const
@@ -33,12 +44,38 @@ std::string Layout::stores() const
 
 std::string Layout::trees() const
 {
-    return fmt::format("{}/{}/trees/{}", m_mount, kBase, m_service);
+    return fmt::format("{}/{}/trees", m_mount, kBase);
 }
 
-std::string Layout::tree(int n) const
+std::string Layout::tree_name(const std::string& commit) const
 {
-    return fmt::format("{}/{}", trees(), n);
+    return fmt::format("{}.{}.{}", m_service, m_links, commit);
+}
+
+std::string Layout::tree(const std::string& commit) const
+{
+    return trees() + "/" + tree_name(commit);
+}
+
+// Exactly "<service>.<8 hex digits>.<40 hex digits>": "a.b.<links>.<commit>" is service
+// a.b's, never a's.
+std::optional<std::string> Layout::commit_of(std::string_view name) const
+{
+    const auto hex = [](std::string_view text) {
+        return std::all_of(text.begin(), text.end(),
+                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    };
+    const auto n = m_service.size();
+    if (name.size() != n + 50 || !name.starts_with(m_service) || name[n] != '.' ||
+        name[n + 9] != '.' || !hex(name.substr(n + 1, 8)) || !hex(name.substr(n + 10))) {
+        return std::nullopt;
+    }
+    return std::string(name.substr(n + 10));
+}
+
+std::string Layout::old_trees() const
+{
+    return fmt::format("{}/{}/trees/{}", m_mount, kBase, m_service);
 }
 
 std::string Layout::link() const
@@ -51,9 +88,9 @@ std::string Layout::migrated() const
     return fmt::format("{}/{}/migrated-{}", m_mount, kBase, m_service);
 }
 
-std::string Layout::target(int n) const
+std::string Layout::target(const std::string& commit) const
 {
-    return fmt::format("{}/trees/{}/{}", kBase, m_service, n);
+    return fmt::format("{}/trees/{}", kBase, tree_name(commit));
 }
 
 Layout::Found Layout::inspect(int mount_fd) const
@@ -63,30 +100,37 @@ Layout::Found Layout::inspect(int mount_fd) const
         if (errno == ENOENT) {
             return {Found::Kind::nothing};
         }
-        return {Found::Kind::other, -1, fmt::format("{}: {}", link(), errno_message(errno))};
+        return {Found::Kind::other, "", fmt::format("{}: {}", link(), errno_message(errno))};
     }
     if (S_ISDIR(st.st_mode)) {
-        return {Found::Kind::checkout, -1, "", st.st_uid};
+        return {Found::Kind::checkout, "", "", link(), st.st_uid};
     }
     if (!S_ISLNK(st.st_mode)) {
-        return {Found::Kind::other, -1, "not a directory", st.st_uid};
+        return {Found::Kind::other, "", "not a directory", "", st.st_uid};
     }
     std::array<char, 4096> text{};
     const auto n = ::readlinkat(mount_fd, m_service.c_str(), text.data(), text.size() - 1);
     const std::string_view read(text.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
-    for (int tree = 0; tree < 2; ++tree) {
-        if (st.st_uid == ::geteuid() && read == target(tree)) {
-            return {Found::Kind::live, tree, "", st.st_uid};
+    const auto prefix = fmt::format("{}/trees/", kBase);
+    if (st.st_uid == ::geteuid() && read.starts_with(prefix)) {
+        const auto name = read.substr(prefix.size());
+        if (auto commit = commit_of(name)) {
+            return {Found::Kind::live, *commit, "", std::string(name), st.st_uid};
+        }
+        for (const auto* old : {"/0", "/1"}) {
+            if (name == m_service + old) {
+                return {Found::Kind::checkout, "", "", old_trees() + old, st.st_uid};
+            }
         }
     }
-    return {Found::Kind::other, -1, "a symlink gitopper did not make", st.st_uid, true};
+    return {Found::Kind::other, "", "a symlink gitopper did not make", "", st.st_uid, true};
 }
 
-Result<> Layout::publish(int mount_fd, int n) const
+Result<> Layout::publish(int mount_fd, const std::string& commit) const
 {
     const auto temporary = m_service + ".gitopper-link";
     ::unlinkat(mount_fd, temporary.c_str(), 0); // left by a kill -9: only ever our symlink
-    if (::symlinkat(target(n).c_str(), mount_fd, temporary.c_str()) != 0) {
+    if (::symlinkat(target(commit).c_str(), mount_fd, temporary.c_str()) != 0) {
         return fail("symlink {}/{}: {}", m_mount, temporary, errno_message(errno));
     }
     if (::renameat(mount_fd, temporary.c_str(), mount_fd, m_service.c_str()) != 0) {
@@ -112,11 +156,7 @@ Result<Fd> Layout::open_trees(int mount_fd) const
     if (!base) {
         return std::unexpected(base.error());
     }
-    auto all = open_root_dir(base->get(), "trees", fmt::format("{}/{}/trees", m_mount, kBase));
-    if (!all) {
-        return std::unexpected(all.error());
-    }
-    return open_root_dir(all->get(), m_service, trees());
+    return open_root_dir(base->get(), "trees", trees());
 }
 
 [[nodiscard]] Result<Fd> open_root_dir(int dir, const std::string& name, const std::string& shown)

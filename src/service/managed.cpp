@@ -124,8 +124,8 @@ std::string_view trigger_name(Trigger trigger)
 
 ManagedService::ManagedService(Service config, HostTools& host, Store& store, SavedService saved)
     : m_config(std::move(config)), m_host(host), m_store(store),
-      m_layout(m_config.mount, m_config.name), m_patches(host.state_dir, m_config.name),
-      m_saved(std::move(saved))
+      m_layout(m_config.mount, m_config.name, links_id(m_config.dirs)),
+      m_patches(host.state_dir, m_config.name), m_saved(std::move(saved))
 {
     m_status.service = m_config.name;
     m_status.branch = m_config.branch;
@@ -138,7 +138,7 @@ ManagedService::ManagedService(Service config, HostTools& host, Store& store, Sa
 
 std::string ManagedService::live_dir() const
 {
-    return m_live < 0 ? std::string() : m_layout.tree(m_live);
+    return m_live.empty() ? std::string() : m_layout.tree(m_live);
 }
 
 // ---- start-up ------------------------------------------------------------------------------
@@ -150,9 +150,11 @@ const ManagedService::Step ManagedService::kOpen[] = {
     {&ManagedService::open_store, "one object store serves every service of the upstream"},
 };
 const ManagedService::Step ManagedService::kStart[] = {
-    {&ManagedService::prepare_tree, "a live work tree at a vetted commit"},
+    {&ManagedService::prepare_tree, "a live tree at a vetted commit"},
     {&ManagedService::restore_pin, "a freeze or rollback outlives a restart"},
+    {&ManagedService::find_old_trees, "a mount may still show a tree a kill -9 left behind"},
     {&ManagedService::mount_all, "the service reads its files where it expects them"},
+    {&ManagedService::retire_trees, "a tree goes once no mount shows it"},
     {&ManagedService::retire_migrated, "an old checkout goes once no mount shows it"},
     {&ManagedService::start_unit, "the service runs on git's files"},
     {&ManagedService::act_if_owed, "a deploy a crash cut short still gets its action"},
@@ -315,9 +317,9 @@ ManagedService::Outcome ManagedService::prepare_tree()
     case Layout::Found::Kind::nothing:
         return first_tree(mount_fd);
     case Layout::Found::Kind::live:
-        return reuse_tree(mount_fd, found.live);
+        return reuse_tree(mount_fd, found.live, found.path);
     case Layout::Found::Kind::checkout:
-        return migrate_checkout(mount_fd);
+        return migrate_checkout(mount_fd, found.path);
     case Layout::Found::Kind::other:
         break;
     }
@@ -350,60 +352,90 @@ ManagedService::Outcome ManagedService::first_tree(int mount_fd)
         return host_failure(trees.error().message);
     }
     log::info("[{}] checking out {} ({}) into {}", m_config.name, short_hash(*head),
-              m_config.branch, m_layout.tree(0));
-    auto tree = build_tree(trees->get(), 0, *head);
+              m_config.branch, m_layout.tree(*head));
+    auto tree = build_tree(trees->get(), *head);
     if (!tree) {
         add_history("", *head, Trigger::start, "checkout failed: " + tree.error().message);
         return git_failure(tree.error());
     }
     m_cloned = true;
-    return use_new_tree(mount_fd, 0, std::move(*tree), *head, "ok");
+    return use_new_tree(mount_fd, std::move(*tree), *head, "ok");
 }
 
-// Our symlink names tree `live`: it must still be the user's work tree of this store.
-ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, int live)
+// Our symlink names the tree of `commit`: it must still be the user's directory, and the
+// store must have the commit (a tree of another upstream's, one the config named before, may
+// hold anything). A tree of other links (the config changed them) is made anew.
+ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, const std::string& commit,
+                                                   const std::string& name)
 {
+    if (name != m_layout.tree_name(commit)) {
+        return relink_tree(mount_fd, commit, name);
+    }
     auto trees = m_layout.open_trees(mount_fd);
     if (!trees) {
         return host_failure(trees.error().message);
     }
-    auto tree = m_store.tree(m_layout.tree(live));
-    if (auto unusable = unusable_tree(trees->get(), live, tree)) {
-        switch (unusable->kind) {
-        case Unusable::Kind::missing:
+    if (auto unusable = unusable_tree(trees->get(), commit)) {
+        if (unusable->kind == Unusable::Kind::missing) {
+            m_live.clear();
             return first_tree(mount_fd); // removed under us: nothing to keep
-        case Unusable::Kind::other_store:
-            return switch_store(mount_fd, live);
-        case Unusable::Kind::broken:
-            break;
         }
-        return replace_tree(mount_fd, m_layout.tree(live), unusable->why);
+        return replace_tree(mount_fd, m_layout.tree(commit), unusable->why);
     }
-    auto head = tree.checked_out();
-    if (!head) {
-        return git_failure(head.error()); // git could not tell: the tree stays, tried again
+    auto known = m_store.git().has_commit(commit);
+    if (!known) {
+        return git_failure(known.error()); // git could not tell: the tree stays, tried again
     }
-    if (!*head) {
-        return replace_tree(mount_fd, m_layout.tree(live), "no commit is checked out");
+    if (!*known) {
+        return switch_store(mount_fd, commit);
     }
-    if (auto r = tree.set_sparse(m_config.dirs); !r) {
-        return git_failure(r.error());
-    }
-    m_live = live;
-    m_git = std::move(tree);
+    m_live = commit;
+    m_git = plain_tree(m_layout.tree(commit), commit);
     std::lock_guard lock(m_mutex);
-    m_status.hash = **head;
+    m_status.hash = commit;
     return {};
 }
 
-// Why tree `n` cannot be used as it is, or nullopt: it must be a directory of the user's
-// whose .git names a work tree of this store. One of another store of ours is a tree of the
-// upstream (or its credentials) the config named before.
-std::optional<ManagedService::Unusable> ManagedService::unusable_tree(int trees_fd, int n,
-                                                                      const Git& tree) const
+// The live tree holds other links than the config names now: a tree of the same commit with
+// the config's links replaces it, and the service is told (its files changed). What the old
+// tree held besides git's files (local edits made while the daemon was not running) cannot be
+// told apart from the other links' files: the old tree goes whole.
+ManagedService::Outcome ManagedService::relink_tree(int mount_fd, const std::string& commit,
+                                                    const std::string& old)
+{
+    auto known = m_store.git().has_commit(commit);
+    if (!known) {
+        return git_failure(known.error());
+    }
+    auto survey = *known ? m_store.survey("", commit, m_config.dirs, m_config.file_size_limit())
+                         : Result<Survey>(Survey{});
+    if (!*known || !survey || survey->refusal) {
+        // Not this store's commit, or not one to check out with these links: from the head.
+        retire(old);
+        return first_tree(mount_fd);
+    }
+    auto trees = m_layout.open_trees(mount_fd);
+    if (!trees) {
+        return host_failure(trees.error().message);
+    }
+    log::info("[{}] its links changed: making its tree of {} anew", m_config.name,
+              short_hash(commit));
+    auto tree = build_tree(trees->get(), commit);
+    if (!tree) {
+        return git_failure(tree.error());
+    }
+    retire(old);
+    m_edits_reverted = true; // the action is owed: the service's files changed
+    return use_new_tree(mount_fd, std::move(*tree), commit, "links changed");
+}
+
+// Why the tree of `commit` cannot be used as it is, or nullopt: it must be a directory of the
+// user's.
+std::optional<ManagedService::Unusable>
+ManagedService::unusable_tree(int trees_fd, const std::string& commit) const
 {
     using Kind = Unusable::Kind;
-    auto entry = find_beneath(trees_fd, std::to_string(n), O_PATH);
+    auto entry = find_beneath(trees_fd, m_layout.tree_name(commit), O_PATH);
     if (!entry || !*entry) {
         return Unusable{entry ? Kind::missing : Kind::broken,
                         entry ? std::string(kMissing) : entry.error().message};
@@ -417,35 +449,19 @@ std::optional<ManagedService::Unusable> ManagedService::unusable_tree(int trees_
         // Never chown an old tree: its old owner may still hold files, hooks or links in it.
         return Unusable{Kind::broken, fmt::format("it belongs to uid {}, not {}", info->uid, uid)};
     }
-    auto git_dir = tree.worktree_git_dir();
-    if (git_dir) {
-        return std::nullopt;
-    }
-    auto top = open_no_symlinks(m_layout.tree(n), O_PATH | O_DIRECTORY);
-    auto text = top ? read_beneath(top->get(), ".git", 4096) : std::unexpected(top.error());
-    const auto stores = fmt::format("gitdir: {}/", m_layout.stores());
-    if (text && text->starts_with(stores) && text->find("/.git/worktrees/") != std::string::npos) {
-        return Unusable{Kind::other_store, ""};
-    }
-    return Unusable{Kind::broken, git_dir.error().message};
+    return std::nullopt;
 }
 
-// The live tree is one of another store (the config names another upstream, or other
-// credentials): a tree of this store is made beside it, vetted first, and switched to; until
-// then, and when the new branch head is refused, the service keeps its files.
-ManagedService::Outcome ManagedService::switch_store(int mount_fd, int live)
+// The live tree holds a commit this store does not have (the config names another upstream):
+// its local edits cannot be told from the commit's files, so after the switch it is kept
+// aside, not removed. A tree of this store's branch head is made beside it, vetted first, and
+// switched to; until then, and when the head is refused, the service keeps its files.
+ManagedService::Outcome ManagedService::switch_store(int mount_fd, const std::string& old)
 {
-    Git old(m_layout.tree(live), m_user, m_host.git_timeout, m_config.upstream);
-    auto old_head = old.head();
-    m_git = old;
-    m_live = live;
+    m_live = old;
     {
         std::lock_guard lock(m_mutex);
-        m_status.hash = old_head.value_or("");
-    }
-    auto taken = take_drift(); // the new tree will not have them
-    if (!taken) {
-        return std::unexpected(taken.error());
+        m_status.hash = old;
     }
     auto head = m_store.tracking_head(m_config.branch);
     if (!head) {
@@ -456,20 +472,22 @@ ManagedService::Outcome ManagedService::switch_store(int mount_fd, int live)
         return git_failure(survey.error());
     }
     if (survey->refusal) {
-        add_history(old_head.value_or(""), *head, Trigger::start, *survey->refusal);
+        add_history(old, *head, Trigger::start, *survey->refusal);
         return host_failure(*survey->refusal);
     }
     auto trees = m_layout.open_trees(mount_fd);
     if (!trees) {
         return host_failure(trees.error().message);
     }
-    log::info("[{}] the work tree tracked another upstream; switching it to {}", m_config.name,
-              public_url(m_config.upstream));
-    auto tree = build_tree(trees->get(), 1 - live, *head);
+    log::info("[{}] the tree holds {}, which {} does not have; switching to its {}", m_config.name,
+              short_hash(old), public_url(m_config.upstream), m_config.branch);
+    auto tree = build_tree(trees->get(), *head);
     if (!tree) {
         return git_failure(tree.error());
     }
-    return use_new_tree(mount_fd, 1 - live, std::move(*tree), *head, "switched upstream");
+    retire(m_layout.tree_name(old), fmt::format("its commit {} is not in the object store of {}",
+                                                short_hash(old), public_url(m_config.upstream)));
+    return use_new_tree(mount_fd, std::move(*tree), *head, "switched upstream");
 }
 
 ManagedService::Outcome ManagedService::replace_tree(int mount_fd, const std::string& path,
@@ -481,17 +499,17 @@ ManagedService::Outcome ManagedService::replace_tree(int mount_fd, const std::st
     return first_tree(mount_fd);
 }
 
-// A clone of its own at M/<service> (gitopper before object stores, or the Go tool): a work
-// tree of the store takes its commit, the symlink its place; mount_all() then moves every
-// mount onto the tree at once, and retire_migrated() saves the clone's local edits and
-// removes it. Its files do not change, so nothing is reloaded, unless it had local edits.
-ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
+// A checkout of an earlier layout at `path`: a clone of its own at M/<service> (gitopper
+// before object stores, or the Go tool), or a git worktree of the store (before plain trees).
+// A plain tree takes its commit, the symlink its place; mount_all() then moves every mount
+// onto the tree at once, and retire_migrated() saves the checkout's local edits and removes
+// it. Its files do not change, so nothing is reloaded, unless it had local edits.
+ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std::string& path)
 {
-    const auto path = m_layout.link();
-    auto entry = find_beneath(mount_fd, m_config.name, O_PATH);
-    auto info = entry && *entry ? file_info((*entry)->get()) : Result<FileInfo>(fail("gone"));
+    auto entry = open_no_symlinks(path, O_PATH);
+    auto info = entry ? file_info(entry->get()) : Result<FileInfo>(fail("gone"));
     const uid_t uid = m_user ? m_user->uid : ::geteuid();
-    Git old(path, m_user, m_host.git_timeout, m_config.upstream);
+    Git old(path, m_user, m_host.git_timeout, m_config.upstream, m_store.dir());
     if (!info || info->uid != uid || !old.is_repository().value_or(false)) {
         return replace_tree(mount_fd, path,
                             info && info->uid != uid
@@ -500,7 +518,7 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
     }
     old.remove_leftovers(m_config.name);
     m_git = old;
-    m_live = -1;
+    m_live.clear();
     auto commit = old.detached_head();
     if (!commit || !m_store.git().has_commit(*commit).value_or(false)) {
         log::warn("[{}] the commit of {} is not upstream's any more: taking the branch head",
@@ -518,7 +536,7 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
     if (!trees) {
         return host_failure(trees.error().message);
     }
-    auto tree = build_tree(trees->get(), 0, *commit);
+    auto tree = build_tree(trees->get(), *commit);
     if (!tree) {
         return git_failure(tree.error());
     }
@@ -529,19 +547,19 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd)
     log::info("[{}] moved {} into the object store {} (its old clone waits in {})", m_config.name,
               path, m_store.dir(), m_layout.migrated());
     m_migrated = true;
-    return use_new_tree(mount_fd, 0, std::move(*tree), *commit, "moved to the object store");
+    return use_new_tree(mount_fd, std::move(*tree), *commit, "moved to the object store");
 }
 
-// An empty directory of the user's at tree `n`, then a work tree in it: its own (sparse on
-// the links) or, given `like`, one that borrows `like`'s sparse patterns.
-Result<Git> ManagedService::build_tree(int trees_fd, int n, const std::string& commit) const
+// An empty directory of the user's for the tree of `commit`, then git writes the commit's files
+// under the links into it. What is there by that name is a leftover (a tree a kill -9 left half
+// made, or one the operator copied): the user's is removed, another owner's (the service's
+// user changed) is not the user's to remove: kept aside.
+Result<Git> ManagedService::build_tree(int trees_fd, const std::string& commit) const
 {
-    const auto name = std::to_string(n);
-    const auto path = m_layout.tree(n);
+    const auto name = m_layout.tree_name(commit);
+    const auto path = m_layout.tree(commit);
     struct stat st {};
     const uid_t uid = m_user ? m_user->uid : ::geteuid();
-    // A leftover: a tree moved aside, or one a kill -9 left half made. One of another owner
-    // (the service's user changed) is not the user's to remove: kept aside.
     if (::fstatat(trees_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (st.st_uid != uid) {
             if (auto r = move_aside(m_config, path, fmt::format("it belongs to uid {}", st.st_uid));
@@ -555,17 +573,31 @@ Result<Git> ManagedService::build_tree(int trees_fd, int n, const std::string& c
     if (auto r = make_owned_dir(trees_fd, name, m_user, path); !r) {
         return std::unexpected(r.error());
     }
-    return m_store.add_tree(path, fmt::format("{}.{}", m_config.name, n), commit, m_config.dirs);
+    auto tree = plain_tree(path, commit);
+    if (auto r = tree.write_plain(); !r) {
+        return std::unexpected(r.error());
+    }
+    return tree;
 }
 
-ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, int n, Git tree,
+// Git for the tree at `dir` holding `commit`; its steps' index is the service's own.
+Git ManagedService::plain_tree(const std::string& dir, const std::string& commit) const
+{
+    return m_store.plain_tree(dir, fmt::format("gitopper-{}.index", state_file_name(m_config.name)),
+                              commit, m_config.dirs);
+}
+
+ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, Git tree,
                                                      const std::string& commit,
                                                      const std::string& note)
 {
-    if (auto r = m_layout.publish(mount_fd, n); !r) {
+    if (auto r = m_layout.publish(mount_fd, commit); !r) {
         return host_failure(r.error().message);
     }
-    m_live = n;
+    if (!m_live.empty() && m_live != commit) {
+        retire(m_layout.tree_name(m_live));
+    }
+    m_live = commit;
     m_git = std::move(tree);
     ++m_generation;
     {
@@ -581,6 +613,18 @@ ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, int n, Git tr
     }
     add_history("", commit, Trigger::start, note);
     return {};
+}
+
+// The tree `name` is live no more; retire_trees() takes it once no mount shows it.
+void ManagedService::retire(const std::string& name, std::string keep_why)
+{
+    for (auto& retired : m_retired) {
+        if (retired.name == name) {
+            retired.keep_why = keep_why.empty() ? retired.keep_why : std::move(keep_why);
+            return;
+        }
+    }
+    m_retired.push_back({name, std::move(keep_why)});
 }
 
 ManagedService::Outcome ManagedService::restore_pin()
@@ -636,12 +680,71 @@ std::vector<FileId> ManagedService::our_sources(const Link& link) const
     if (auto last = m_mounted.find(link.local); last != m_mounted.end()) {
         ours.push_back(last->second);
     }
-    for (const auto& tree : {m_layout.tree(1 - m_live), m_layout.migrated()}) {
+    std::vector<std::string> trees{m_layout.migrated()};
+    for (const auto& retired : m_retired) {
+        trees.push_back(m_layout.trees() + "/" + retired.name);
+    }
+    for (const auto& tree : trees) {
         if (auto id = source_id(bind_mount_of(link, tree))) {
             ours.push_back(*id);
         }
     }
     return ours;
+}
+
+// This service's trees other than the live one: a stage a kill -9 cut short, or the tree a
+// switch replaced before it could be removed. Some mount may still show one.
+ManagedService::Outcome ManagedService::find_old_trees()
+{
+    auto base = open_mount_base(m_config.mount);
+    auto trees = base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
+    auto names = trees ? list_directory(trees->get()) : std::unexpected(trees.error());
+    if (!names) {
+        return host_failure(names.error().message);
+    }
+    for (const auto& name : *names) {
+        if (m_layout.commit_of(name) && (m_live.empty() || name != m_layout.tree_name(m_live))) {
+            retire(name);
+        }
+    }
+    return {};
+}
+
+// Trees no mount shows any more: removed as the user, or moved aside when they must be kept.
+// One that cannot go is looked for again at the next start.
+ManagedService::Outcome ManagedService::retire_trees()
+{
+    if (m_retired.empty()) {
+        return {};
+    }
+    auto base = open_mount_base(m_config.mount);
+    auto trees = base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
+    if (!trees) {
+        log::warn("[{}] {}; old trees stay until the next start", m_config.name,
+                  trees.error().message);
+        return {};
+    }
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    for (const auto& [name, keep_why] : std::exchange(m_retired, {})) {
+        const auto path = m_layout.trees() + "/" + name;
+        struct stat st {};
+        if (::fstatat(trees->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue;
+        }
+        Result<> gone;
+        if (!keep_why.empty() || st.st_uid != uid) {
+            auto aside = move_aside(
+                m_config, path,
+                keep_why.empty() ? fmt::format("it belongs to uid {}", st.st_uid) : keep_why);
+            gone = aside ? Result<>{} : std::unexpected(aside.error());
+        } else {
+            gone = remove_tree(trees->get(), m_layout.trees(), name, m_user);
+        }
+        if (!gone) {
+            log::warn("[{}] {}", m_config.name, gone.error().message);
+        }
+    }
+    return {};
 }
 
 // Every target switched to the live tree at once (see switch_bind_mount). A kernel without
@@ -694,7 +797,31 @@ ManagedService::Outcome ManagedService::retire_migrated()
             log::warn("[{}] {}", m_config.name, r.error().message);
         }
     }
+    remove_old_layout();
     return {};
+}
+
+// What the worktree layout left besides the migrated tree: the other tree of the two in
+// root's M/.gitopper/trees/<service>/, and git's records of both in the store.
+void ManagedService::remove_old_layout()
+{
+    const auto dir = m_layout.old_trees();
+    auto old = open_no_symlinks(dir, O_PATH | O_DIRECTORY);
+    if (!old) {
+        return; // none: a clone of its own was migrated, or it went already
+    }
+    for (const auto* name : {"0", "1"}) {
+        if (auto r = remove_tree(old->get(), dir, name, m_user); !r) {
+            log::warn("[{}] {}", m_config.name, r.error().message);
+        }
+    }
+    auto trees = open_no_symlinks(m_layout.trees(), O_PATH | O_DIRECTORY);
+    const auto service = fs::path(dir).filename().string();
+    if (!trees || ::unlinkat(trees->get(), service.c_str(), AT_REMOVEDIR) != 0) {
+        log::warn("[{}] cannot remove {}: {}", m_config.name, dir,
+                  trees ? errno_message(errno) : trees.error().message);
+    }
+    m_store.prune_worktrees();
 }
 
 // Local edits in the old clone, saved before it goes. They were not reverted under the
@@ -703,7 +830,7 @@ ManagedService::Outcome ManagedService::retire_migrated()
 // its removal) holds nothing to save.
 bool ManagedService::save_migrated_edits()
 {
-    Git old(m_layout.migrated(), m_user, m_host.git_timeout, m_config.upstream);
+    Git old(m_layout.migrated(), m_user, m_host.git_timeout, m_config.upstream, m_store.dir());
     struct stat st {};
     if (::fstatat(AT_FDCWD, (m_layout.migrated() + "/.git").c_str(), &st, AT_SYMLINK_NOFOLLOW) !=
         0) {
@@ -889,17 +1016,20 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         return std::unexpected(reverted.error());
     }
     force_action = force_action || *reverted; // the service's files changed back
-    // The new files go into the tree nobody reads, then every mount switches to it at once.
-    auto staged = stage(commit);
-    if (!staged) {
-        return failed({Event::git_failed, staged.error().message});
-    }
     const auto changed = survey->changed.size();
-    log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.name, short_hash(from),
-              short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
-    const int next = mount_beneath_supported() ? 1 - m_live : m_live;
-    auto outcome = publish(next, std::move(*staged));
-    if (m_live == next) { // the new tree is live (its mounts may have failed): it is at commit
+    Outcome outcome;
+    // The new files go into a tree nobody reads, then every mount switches to it at once. (A
+    // rollback to the commit whose files the live tree holds has nothing to write.)
+    if (commit != m_live) {
+        auto staged = stage(commit);
+        if (!staged) {
+            return failed({Event::git_failed, staged.error().message});
+        }
+        log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.name, short_hash(from),
+                  short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
+        outcome = publish(commit, std::move(*staged));
+    }
+    if (m_live == commit) { // the new tree is live (its mounts may have failed): it is at commit
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
         m_status.change = std::chrono::system_clock::now();
@@ -910,43 +1040,52 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     }
     if (outcome) {
         mark_applied(commit);
+        (void)retire_trees(); // after the action: its removal is no part of the deploy's time
     }
     add_history(from, commit, trigger, outcome ? "ok" : outcome.error().message);
     return outcome;
 }
 
-// `commit` checked out in the spare tree: the one made last time (git moves only what
-// differs), or a new one beside the live tree. What the user left in the spare tree while it
-// was not live is discarded: only git's files are ever published.
+// `commit` written into a tree of its own beside the live one. A kernel that cannot switch
+// mounts atomically (before 6.5) has the live tree's files moved to `commit` in place, and
+// the tree renamed after its commit (the mounts of its directories follow it): a reader may
+// see a mix while git writes, and a kill -9 between the two leaves a tree whose files are
+// newer than its name says, which the next start reverts as drift (saved) and deploys again.
 Result<Git> ManagedService::stage(const std::string& commit)
 {
-    const int spare = mount_beneath_supported() ? 1 - m_live : m_live;
     auto base = open_mount_base(m_config.mount);
     auto trees = base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
     if (!trees) {
         return std::unexpected(trees.error());
     }
-    auto tree = m_store.tree(m_layout.tree(spare));
-    if (unusable_tree(trees->get(), spare, tree)) { // also a tree of a store used before
-        return build_tree(trees->get(), spare, commit);
-    }
-    if (auto r = tree.set_sparse(m_config.dirs); !r) {
-        return std::unexpected(r.error());
-    }
-    // Written while it was not live (through a descriptor or a directory someone kept open
-    // across the last switch): saved like any drift before the checkout overwrites it.
-    if (auto left = tree.local_changes(0); !left || left->count != 0) {
-        log::warn("[{}] {} holds files that are not git's: saving them", m_config.name,
-                  m_layout.tree(spare));
-        auto taken = take_drift_of(tree);
-        if (!taken) {
-            return fail("{}", taken.error().message);
+    if (mount_beneath_supported() || m_live.empty()) {
+        auto tree = build_tree(trees->get(), commit);
+        if (!tree) {
+            return tree;
         }
+        // The user owns the new tree from the start and may write into it before it is live
+        // (its name is easy to guess): what is not git's is saved like drift, never published.
+        if (auto left = tree->local_changes(0); !left || left->count != 0) {
+            log::warn("[{}] {} holds files that are not git's: saving them", m_config.name,
+                      m_layout.tree(commit));
+            if (auto taken = take_drift_of(*tree); !taken) {
+                return fail("{}", taken.error().message);
+            }
+        }
+        return tree;
     }
-    if (auto r = tree.checkout(commit); !r) {
+    const auto name = m_layout.tree_name(commit);
+    if (auto r = remove_tree(trees->get(), m_layout.trees(), name, m_user); !r) {
         return std::unexpected(r.error());
     }
-    return tree;
+    if (auto r = m_git->move_plain(commit); !r) {
+        return std::unexpected(r.error());
+    }
+    if (::renameat(trees->get(), m_layout.tree_name(m_live).c_str(), trees->get(), name.c_str()) !=
+        0) {
+        return fail("rename {} to {}: {}", m_layout.tree(m_live), name, errno_message(errno));
+    }
+    return plain_tree(m_layout.tree(commit), commit);
 }
 
 // take_drift() in another tree than the live one (the spare, an old clone); what it finds
@@ -961,17 +1100,20 @@ ManagedService::Taken ManagedService::take_drift_of(const Git& tree)
     return taken;
 }
 
-// M/<service> and every mount switch to tree `n`.
-ManagedService::Outcome ManagedService::publish(int n, Git tree)
+// M/<service> and every mount switch to the tree of `commit`.
+ManagedService::Outcome ManagedService::publish(const std::string& commit, Git tree)
 {
     auto base = open_mount_base(m_config.mount);
     if (!base) {
         return host_failure(base.error().message);
     }
-    if (auto r = m_layout.publish(base->first.get(), n); !r) {
+    if (auto r = m_layout.publish(base->first.get(), commit); !r) {
         return host_failure(r.error().message);
     }
-    m_live = n;
+    if (!m_live.empty() && m_live != commit) {
+        retire(m_layout.tree_name(m_live));
+    }
+    m_live = commit;
     m_git = std::move(tree);
     ++m_generation;
     return mount_all();
@@ -1010,7 +1152,7 @@ void ManagedService::check_drift()
     if (!m_ready) {
         return;
     }
-    const auto present = exists_no_symlinks(live_dir() + "/.git");
+    const auto present = exists_no_symlinks(live_dir());
     if (!present) {
         finish(host_failure("cannot look at the work tree: " + present.error().message));
         return;

@@ -143,27 +143,33 @@ private:
     Outcome restore_pin();
     [[nodiscard]] Result<std::string> find_fetching(const std::string& commit);
     std::string not_found_on_branch(const std::string& commit, const Result<>& fetched) const;
+    Outcome find_old_trees();
     Outcome mount_all();
+    Outcome retire_trees();
     Outcome start_unit();
     Outcome act_if_owed();
     Outcome retire_migrated();
     bool save_migrated_edits();
+    void remove_old_layout();
 
     // prepare_tree(), by what M/<service> was.
     Outcome first_tree(int mount_fd);
-    Outcome reuse_tree(int mount_fd, int live);
-    Outcome migrate_checkout(int mount_fd);
+    Outcome reuse_tree(int mount_fd, const std::string& commit, const std::string& name);
+    Outcome relink_tree(int mount_fd, const std::string& commit, const std::string& old);
+    Outcome migrate_checkout(int mount_fd, const std::string& path);
     Outcome replace_tree(int mount_fd, const std::string& path, const std::string& why);
     // Why a tree cannot be used as it is.
     struct Unusable {
-        enum class Kind { missing, other_store, broken } kind;
+        enum class Kind { missing, broken } kind;
         std::string why;
     };
-    std::optional<Unusable> unusable_tree(int trees_fd, int n, const Git& tree) const;
-    Outcome switch_store(int mount_fd, int live);
-    [[nodiscard]] Result<Git> build_tree(int trees_fd, int n, const std::string& commit) const;
-    Outcome use_new_tree(int mount_fd, int n, Git tree, const std::string& commit,
+    std::optional<Unusable> unusable_tree(int trees_fd, const std::string& commit) const;
+    Outcome switch_store(int mount_fd, const std::string& old);
+    [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit) const;
+    Git plain_tree(const std::string& dir, const std::string& commit) const;
+    Outcome use_new_tree(int mount_fd, Git tree, const std::string& commit,
                          const std::string& note);
+    void retire(const std::string& name, std::string keep_why = "");
 
     static std::unexpected<Failure> host_failure(std::string message)
     {
@@ -178,7 +184,7 @@ private:
     void retry_at_head();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
     [[nodiscard]] Result<Git> stage(const std::string& commit);
-    Outcome publish(int n, Git tree);
+    Outcome publish(const std::string& commit, Git tree);
     Outcome act(); // systemctl daemon-reload, then the action
     void mark_applied(const std::string& commit);
     Taken take_drift();
@@ -202,7 +208,14 @@ private:
     PatchDir m_patches; // drift patches under the state dir, bounded
     std::optional<Credentials> m_user;
     std::optional<Git> m_git; // the live tree
-    int m_live = -1;          // which of the two trees is live
+    std::string m_live;       // the commit of the live tree (its name's), "" before there is one
+    // Trees of ours that mounts may still show: removed once none does (or, `keep_why` given,
+    // moved aside for the operator, when their local edits could not be looked at).
+    struct Retired {
+        std::string name; // in Layout::trees()
+        std::string keep_why;
+    };
+    std::vector<Retired> m_retired;
     bool m_package_done = false;
     bool m_ready = false;          // work tree, mounts and first start done
     bool m_cloned = false;         // start() made a fresh tree: no local edits to look for

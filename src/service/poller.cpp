@@ -287,6 +287,8 @@ std::map<std::string, Result<std::string>> PollGroup::fetch_heads(Trigger trigge
         return heads;
     }
     if (auto fetched = manual ? Result<>{} : m_store.fetch(moved); !fetched) {
+        // A lock a killed git left would fail every fetch after it: the next one is free.
+        m_store.git().remove_leftovers(m_services.front()->config().name);
         for (const auto& branch : moved) {
             heads.insert_or_assign(branch, std::unexpected(fetched.error()));
         }
@@ -427,7 +429,7 @@ void PollGroup::rewatch(std::size_t id)
     m_dirty.erase(id);
     // Gone, or not to be looked at: check_drift() tells which.
     if (m_services[id]->ready() &&
-        !exists_no_symlinks(m_services[id]->live_dir() + "/.git").value_or(false)) {
+        !exists_no_symlinks(m_services[id]->live_dir()).value_or(false)) {
         m_dirty.insert(id);
         m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
     }

@@ -46,15 +46,6 @@ bool plain_byte(char c, bool first)
     return alnum || (punct && !(first && (c == '.' || c == '-')));
 }
 
-std::uint64_t fnv1a(std::string_view text)
-{
-    std::uint64_t hash = 0xcbf29ce484222325;
-    for (const char c : text) {
-        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3;
-    }
-    return hash;
-}
-
 // A service's entry in the file: what it held in the old file's "services" too.
 void put_fields(ordered_json& out, const SavedService& saved)
 {
@@ -197,28 +188,6 @@ void keep_aside(int dir, const std::string& name, const std::string& shown)
     } else {
         log::warn("state file {}/{}: {}", shown, name, aside.error().message);
     }
-}
-
-// The names in `dir`, read through a descriptor of its own (a duplicate would share the
-// position of `dir`).
-std::vector<std::string> entries_of(int dir)
-{
-    std::vector<std::string> names;
-    const int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    std::unique_ptr<DIR, int (*)(DIR*)> stream(fd < 0 ? nullptr : ::fdopendir(fd), ::closedir);
-    if (!stream) {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-        return names;
-    }
-    while (const auto* entry = ::readdir(stream.get())) {
-        const std::string_view name = entry->d_name;
-        if (name != "." && name != "..") {
-            names.emplace_back(name);
-        }
-    }
-    return names;
 }
 
 // "<file>.json.tmp.XXXXXX": an AtomicFile of ours that a crash kept from its rename.
@@ -422,7 +391,7 @@ void StateStore::sweep_locked(const std::set<std::string>& known)
     for (const auto& name : known) {
         ours.insert(state_file_name(name));
     }
-    for (const auto& entry : entries_of(m_fd.get())) {
+    for (const auto& entry : list_directory(m_fd.get()).value_or(std::vector<std::string>{})) {
         if (entry.ends_with(".json") && !ours.contains(entry)) {
             const auto service = service_named_in(m_fd.get(), entry);
             log::warn("state file {}/{}{}: skipped, this host does not run it (the file stays)",

@@ -1,5 +1,6 @@
 #include "util/safe_path.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -368,6 +370,27 @@ bool owner_is_us(uid_t uid)
 std::string mode_text(mode_t mode)
 {
     return fmt::format("{:04o}", mode & 07777);
+}
+
+Result<std::vector<std::string>> list_directory(int dir)
+{
+    const int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    std::unique_ptr<DIR, int (*)(DIR*)> stream(fd < 0 ? nullptr : ::fdopendir(fd), ::closedir);
+    if (!stream) {
+        const int error = errno;
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        return fail("list directory: {}", errno_message(error));
+    }
+    std::vector<std::string> names;
+    while (const auto* entry = ::readdir(stream.get())) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") {
+            names.emplace_back(name);
+        }
+    }
+    return names;
 }
 
 } // namespace gitopper

@@ -43,6 +43,10 @@ namespace gitopper {
 // file) on the way means nothing is there. Other failures are errors, never an exception.
 [[nodiscard]] Result<bool> exists_no_symlinks(std::string_view path);
 
+// The names in the directory `dir` (not "." or ".."), read through a descriptor of its own (a
+// duplicate would share the position of `dir`).
+[[nodiscard]] Result<std::vector<std::string>> list_directory(int dir);
+
 // The absolute directory `path`, with every missing component created (mode 0755, owned by
 // whoever we are, i.e. root) one at a time without following symlinks. Returns an O_PATH fd.
 [[nodiscard]] Result<Fd> make_dirs_no_symlinks(std::string_view path);

@@ -195,4 +195,13 @@ std::string errno_message(int error)
     return ::strerror_r(error, buffer.data(), buffer.size()); // the GNU one: it returns the text
 }
 
+std::uint64_t fnv1a(std::string_view text)
+{
+    std::uint64_t hash = 0xcbf29ce484222325;
+    for (const char c : text) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3;
+    }
+    return hash;
+}
+
 } // namespace gitopper

@@ -22,6 +22,9 @@ std::string errno_message(int error);
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
+// The 64-bit FNV-1a hash: a short stable name for a text, not a secret.
+std::uint64_t fnv1a(std::string_view text);
+
 // The candidate closest to `word`, if it is a plausible typo of it.
 std::optional<std::string> closest_match(std::string_view word,
                                          std::span<const std::string_view> candidates);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A compromised service user ("nobody") attacks root between two runs: it swaps a parent of
-# its target for a symlink, makes .git a symlink to files it wants deleted, leaves hooks for
-# whoever runs git next, plants symlinks and directories in a sticky mount base, and points
-# .git/info/sparse-checkout at /dev/zero. Also: state dir and mount base modes at start.
+# its target for a symlink, puts a .git symlink to files it wants deleted into its tree,
+# leaves hooks in its object store for whoever runs git next, plants symlinks and directories
+# in a sticky mount base, and puts a FIFO where a file of its tree was. Also: state dir and
+# mount base modes at start.
 # "victim" directories stand in for system paths.
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
@@ -137,20 +138,22 @@ stop_gitopper TERM
 # The target's parent (in the user's home) becomes a symlink to a victim directory.
 as_nobody mv "$T/home/svc/conf" "$T/home/svc/conf.old"
 as_nobody ln -s "$T/victim/etcdir" "$T/home/svc/conf"
-# .git becomes a symlink to a directory with a "lock" root would once have deleted.
-as_nobody mv "$T/srv/dotgit/.git" "$T/srv/dotgit/.git.real"
+# A .git symlink in the tree, to a directory with a "lock" a git (or its cleanup) would delete.
 as_nobody ln -s "$T/victim/gitdir" "$T/srv/dotgit/.git"
-# A hook for whoever runs git next: after the user change below, that would be root.
+# A hook in the user's store for whoever runs git there next: after the user change below,
+# "hooked" is root's, and root must not run git in the user's store.
 cat >"$T/hook" <<SH
 #!/bin/sh
 id -u >"$T/hookout/ran-as"
 SH
 chmod 755 "$T/hook"
-as_nobody cp "$T/hook" "$(as_nobody git -C "$T/srv/hooked" rev-parse --path-format=absolute --git-common-dir)/hooks/post-checkout"
-# Root reads the sparse-checkout file on every start: make it endless.
-sparse_file="$(as_nobody git -C "$T/srv/sparse" rev-parse --absolute-git-dir)/info/sparse-checkout"
-as_nobody rm "$sparse_file"
-as_nobody ln -s /dev/zero "$sparse_file"
+store=$(find "$T/srv/.gitopper/stores" -mindepth 1 -maxdepth 1 -user nobody -name '127.0.0.1-*')
+[ -d "$store/.git" ] || fail "no store of nobody's: $store"
+as_nobody mkdir -p "$store/.git/hooks"
+for h in post-checkout post-index-change reference-transaction; do as_nobody cp "$T/hook" "$store/.git/hooks/$h"; done
+# A FIFO where a file of the tree was: whoever opens it to read blocks.
+as_nobody rm "$T/srv/sparse/app/app.conf"
+as_nobody mkfifo "$T/srv/sparse/app/app.conf"
 write_config '' # "hooked" now runs as root
 head=$(commit app/app.conf "app 2")
 chown -R nobody: "$T/up"
@@ -161,22 +164,27 @@ wait_until 20 grep -q "\[parent\] state OK -> BROKEN: local $T/home/svc/conf/app
 [ "$(mounts_on "$T/victim/etcdir/app")" = 0 ] || fail "root mounted over the victim directory"
 [ "$(ls -A "$T/victim/etcdir")" = precious ] || fail "root created something in the victim"
 
-# .git symlink: nothing deleted through it; the checkout is moved aside and cloned again.
+# .git symlink: nothing deleted through it; the deploy goes on, and the old tree goes.
 wait_until 20 grep -qx "app 2" "$T/etc/dotgit/app.conf"
-[ -e "$T/victim/gitdir/precious.lock" ] || fail "root deleted a file through a .git symlink"
-[ -n "$(find "$T/srv" -maxdepth 1 -name 'dotgit.broken-*')" ] || fail "dotgit not moved aside"
+[ -e "$T/victim/gitdir/precious.lock" ] || fail "a file was deleted through a .git symlink"
+[ -e "$T/victim/gitdir" ] && [ "$(ls -A "$T/victim/gitdir")" = precious.lock ] ||
+    fail "the victim directory changed: $(ls -A "$T/victim/gitdir")"
 
-# A new owner: the old tree is moved aside and cloned anew, never chowned; no hook ran.
+# A new owner: the old tree is moved aside and cloned anew, never chowned; no hook ran as root
+# (root has a store of its own).
 wait_until 20 grep -qx "app 2" "$T/etc/hooked/app.conf"
-[ ! -e "$T/hookout/ran-as" ] || fail "the old user's hook ran as uid $(cat "$T/hookout/ran-as")"
+[ ! -e "$T/hookout/ran-as" ] || [ "$(cat "$T/hookout/ran-as")" != 0 ] ||
+    fail "the old user's hook ran as root"
 [ "$(stat -L -c %U "$T/srv/hooked")" = root ] || fail "hooked checkout owned by $(stat -L -c %U "$T/srv/hooked")"
 aside=$(find "$T/srv" -maxdepth 1 -name 'hooked.broken-*')
 [ -n "$aside" ] && [ "$(stat -c %U "$aside")" = nobody ] || fail "the old tree was not kept as it was"
-expect_in "$T/gitopper.log" "[hooked] $T/srv/.gitopper/trees/hooked/0 is not a usable work tree (it belongs to uid $(id -u nobody), not 0)"
+grep -q "\[hooked\] $T/srv/.gitopper/trees/hooked\.[0-9a-f.]* is not a usable work tree (it belongs to uid $(id -u nobody), not 0)" "$T/gitopper.log" ||
+    fail "no word of the old tree of hooked"
 
-# /dev/zero as sparse-checkout: root reads it with a bound and does not hang (the services
-# of the same poll thread above updated); git, as the user, fails on it: DIFF, saying why.
-wait_until 20 grep -q "\[sparse\] state OK -> DIFF: git sparse-checkout" "$T/gitopper.log"
+# The FIFO: root never opens it, and the daemon does not hang (the services of the same poll
+# thread above updated); git, as the user, cannot save it as a patch: kept, and said why.
+wait_until 20 grep -q "\[sparse\] state OK -> BROKEN: drift kept: could not save patch" "$T/gitopper.log"
+[ -p "$T/srv/sparse/app/app.conf" ] || fail "the FIFO was not kept as it was"
 kill -0 "$GITOPPER_PID" || fail "the daemon died"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"

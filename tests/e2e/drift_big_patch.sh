@@ -23,7 +23,7 @@ dirs = [ { local = "$T/etc/app", link = "app/conf" } ]
 TOML
 start_gitopper -t 1h # no polling: only drift can make it act
 wait_until 20 grep -qx "start app" "$T/systemctl.log"
-deployed=$(git -C "$T/srv/app" rev-parse HEAD)
+deployed=$(live_commit "$T/srv/app")
 
 # The edit, kept aside as it was made: 3 MiB that do not compress, and one changed line.
 head -c 2400000 /dev/urandom | base64 >"$T/big.txt"
@@ -58,7 +58,7 @@ cmp "$T/big.txt" "$T/fresh/app/conf/big.txt" || fail "big.txt differs after appl
 cmp "$T/main.conf.edited" "$T/fresh/app/conf/main.conf" || fail "main.conf differs"
 
 # And the checkout is git's again, nothing left staged.
-[ -z "$(git -C "$T/srv/app" status --porcelain)" ] || fail "checkout not clean after the revert"
+[ -z "$(tree_changes "$T/srv/app" app/conf)" ] || fail "tree not clean after the revert"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
 echo PASS

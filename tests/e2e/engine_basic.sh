@@ -39,18 +39,21 @@ TOML
 start_gitopper
 wait_until 20 grep -qx "start grafana-server" "$T/systemctl.log"
 
-# M/<service> is root's symlink to the live work tree of the service's object store.
+# M/<service> is root's symlink to the live tree, named after its links and commit, which
+# holds the service's files and nothing else (no git metadata).
 [ -L "$T/srv/grafana-server" ] || fail "$T/srv/grafana-server is not a symlink"
 co=$(readlink -f "$T/srv/grafana-server")
-case $co in "$T"/srv/.gitopper/trees/grafana-server/[01]) ;; *) fail "live tree at $co" ;; esac
-[ -f "$co/.git" ] || fail "the live tree is not a work tree of the store"
-# Partial (blobs on demand), full history, sparse: only our paths in the work tree.
-[ "$(git -C "$co" config remote.origin.promisor)" = true ] || fail "not a partial clone"
-[ "$(git -C "$co" rev-parse --is-shallow-repository)" = false ] || fail "shallow clone"
-[ "$(git -C "$co" rev-list --count HEAD)" = 6 ] || fail "history is not complete"
-(cd "$co" && find . -path ./.git -prune -o -type f -print | sort) >"$T/tree"
+head=$(git -C "$T/up" rev-parse HEAD)
+case $co in "$T"/srv/.gitopper/trees/grafana-server.????????."$head") ;; *) fail "live tree at $co" ;; esac
+# The store: partial (blobs on demand), full history, no work tree of its own.
+store=$(echo "$T"/srv/.gitopper/stores/*)
+[ "$(git -C "$store" config remote.origin.promisor)" = true ] || fail "not a partial clone"
+[ "$(git -C "$store" rev-parse --is-shallow-repository)" = false ] || fail "shallow clone"
+[ "$(git -C "$store" rev-list --count "$head")" = 6 ] || fail "history is not complete"
+[ ! -e "$store/.git/hooks" ] || fail "the store has git's sample hooks"
+(cd "$co" && find . ! -type d | sort) >"$T/tree"
 printf '%s\n' "./$long" ./caddy/Caddyfile ./grafana/etc/grafana.ini | sort >"$T/want"
-diff "$T/want" "$T/tree" || fail "work tree holds more or less than the service's links"
+diff "$T/want" "$T/tree" || fail "the tree holds more or less than the service's links"
 [ "$(stat -c %U "$co")" = nobody ] || fail "checkout not owned by nobody"
 [ "$(stat -c %U "$co/grafana/etc/grafana.ini")" = nobody ] || fail "files not owned by nobody"
 
@@ -67,13 +70,12 @@ diff "$T/want" "$T/tree" || fail "work tree holds more or less than the service'
 [ "$(stat -c %a "$T/etc/grafana/grafana.ini")" = 644 ] || fail "git's file mode not kept"
 # The tree and the store are no world-readable copy: 0750 with the user's group, the store's
 # .git/config 0600; root's directories on the way are 0711 (passable, not listable).
-store=$(echo "$T"/srv/.gitopper/stores/*)
 # Its name ends in a keyed hash of the upstream and user; the key is root's, 0600.
 [ "$(stat -c %a:%U "$T/state/gitopper-store-key")" = 600:root ] || fail "store key: $(stat -c %a:%U "$T/state/gitopper-store-key")"
 [ "$(stat -c %a:%G "$co")" = "750:$(id -gn nobody)" ] || fail "tree is $(stat -c %a:%G "$co")"
 [ "$(stat -c %a:%U "$store")" = "750:nobody" ] || fail "store is $(stat -c %a:%U "$store")"
 [ "$(stat -c %a "$store/.git/config")" = 600 ] || fail ".git/config is $(stat -c %a "$store/.git/config")"
-for d in .gitopper .gitopper/stores .gitopper/trees .gitopper/trees/grafana-server; do
+for d in .gitopper .gitopper/stores .gitopper/trees; do
   [ "$(stat -c %a:%U "$T/srv/$d")" = 711:root ] || fail "$d is $(stat -c %a:%U "$T/srv/$d")"
 done
 [ ! -e "$T/etc/ignored" ] || fail "a service for another machine was set up"

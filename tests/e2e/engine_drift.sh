@@ -69,7 +69,7 @@ wait_until 5 patches
 # The whole live work tree deleted under the running daemon: checked out again and remounted
 # at once.
 rm -rf "$(readlink -f "$T/srv/app")"
-wait_until 15 test -e "$T/srv/app/.git"
+wait_until 15 test -d "$T/srv/app"
 wait_until 10 grep -qx "main v1" "$T/etc/app/main.conf"
 wait_until 10 grep -qx "single v1" "$T/etc/single.conf"
 [ "$(mounts_on "$T/etc/app")" = 1 ] || fail "mounts on etc/app after re-clone: $(mounts_on "$T/etc/app")"

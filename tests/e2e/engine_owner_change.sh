@@ -26,8 +26,9 @@ wait_until 20 grep -qx "start app" "$T/systemctl.log"
 commit app/app.conf "app 2" >/dev/null
 wait_until 20 grep -qx "app 2" "$T/etc/app/app.conf"
 wait_until 10 grep -qx "reload app" "$T/systemctl.log" # the files show before the action runs
-[ -e "$T/srv/.gitopper/trees/app/0/.git" ] && [ -e "$T/srv/.gitopper/trees/app/1/.git" ] ||
-    fail "expected two trees"
+# One tree: the one the deploy made; the one it replaced is gone.
+[ "$(ls "$T/srv/.gitopper/trees" | grep -c '^app\.')" = 1 ] ||
+    fail "expected one tree: $(ls "$T/srv/.gitopper/trees")"
 stop_gitopper TERM
 
 # git serves a file:// repository only to its owner.
@@ -40,12 +41,12 @@ commit app/app.conf "app 3" >/dev/null
 chown -R nobody: "$T/up"
 wait_until 20 grep -qx "app 3" "$T/etc/app/app.conf"
 wait_until 10 grep -qx "reload app" "$T/systemctl.log"
-for n in 0 1; do
-    [ "$(stat -c %U "$T/srv/.gitopper/trees/app/$n")" = nobody ] ||
-        fail "tree $n is $(stat -c %U "$T/srv/.gitopper/trees/app/$n")'s"
+for tree in "$T"/srv/.gitopper/trees/app.*; do
+    [ "$(stat -c %U "$tree")" = nobody ] || fail "tree $tree is $(stat -c %U "$tree")'s"
 done
-[ "$(find "$T/srv" -maxdepth 1 -name 'app.broken-*' | wc -l)" = 2 ] ||
-    fail "the old trees were not both kept: $(ls "$T/srv")"
+# root's tree is not the new user's to remove: kept aside.
+[ "$(find "$T/srv" -maxdepth 1 -name 'app.broken-*' | wc -l)" = 1 ] ||
+    fail "the old tree was not kept: $(ls "$T/srv")"
 if grep -q "\[app\] state .* -> \(BROKEN\|DIFF\)" "$T/gitopper.log"; then
     fail "app failed on the way: $(grep "\[app\] state .* -> \(BROKEN\|DIFF\)" "$T/gitopper.log")"
 fi

@@ -28,6 +28,14 @@ git -C "$T/up" checkout -q main
 make_upstream "$T/upN"
 commit owner/app.conf "owner 1" "$T/upN" >/dev/null
 
+# store_of URL: the object store whose origin is URL.
+store_of() {
+    local s
+    for s in "$T"/srv/.gitopper/stores/*; do
+        [ "$(git -C "$s" config remote.origin.url)" = "$1" ] && { echo "$s"; return; }
+    done
+}
+
 # write_config UPSTREAM_OF_FOLLOW BRANCH_OF_BRANCH USER_LINE_OF_OWNER
 write_config() {
     cat >"$T/config.toml" <<TOML
@@ -107,16 +115,19 @@ stop_gitopper TERM
 # ---- while stopped: the config and the checkouts change under the daemon -------------------
 write_config "file://$T/upB" next 'user = "nobody"'
 chown -R nobody: "$T/upN"
-# Locks of a git killed in a work tree and in the object store alike.
-index_lock="$(git -C "$T/srv/lock" rev-parse --absolute-git-dir)/index.lock"
-ref_lock="$(git -C "$T/srv/lock" rev-parse --path-format=absolute --git-common-dir)/refs/remotes/origin/main.lock"
+# Locks of a git killed in a step of a tree (its index, in the store) and in the store itself.
+store=$(store_of "file://$T/up")
+[ -d "$store/.git" ] || fail "no object store of $T/up"
+index_lock="$store/.git/gitopper-lock.json.index.lock"
+ref_lock="$store/.git/refs/remotes/origin/main.lock"
+mkdir -p "$(dirname "$ref_lock")"
 touch "$index_lock" "$ref_lock"
 head_lock=$(commit lock/app.conf "lock 2")
 rm -rf "$T/srv/plain"
 mkdir "$T/srv/plain"
 echo "keep me" >"$T/srv/plain/precious"
-# A work tree that no longer names its store, still mounted; a file in the way.
-echo garbage >"$T/srv/corrupt/.git"
+# A tree that is not the service user's any more, still mounted; a file in the way.
+chown nobody "$(readlink -f "$T/srv/corrupt")"
 rm -rf "$T/srv/notdir"
 echo "keep me too" >"$T/srv/notdir"
 : >"$T/systemctl.log"
@@ -128,8 +139,7 @@ start_gitopper -m 127.0.0.1:0
 wait_until 20 grep -qx "B app" "$T/etc/follow/app.conf"
 wait_until 10 grep -qx "B one" "$T/etc/one.conf"
 wait_until 10 deployed follow "$headB"
-[ "$(git -C "$T/srv/follow" config remote.origin.url)" = "file://$T/upB" ] ||
-    fail "remote.origin.url is $(git -C "$T/srv/follow" config remote.origin.url)"
+[ -d "$(store_of "file://$T/upB")/.git" ] || fail "no object store of $T/upB"
 [ "$(mounts_on "$T/etc/follow")" = 1 ] || fail "$(mounts_on "$T/etc/follow") mounts on etc/follow"
 [ "$(mounts_on "$T/etc/one.conf")" = 1 ] || fail "$(mounts_on "$T/etc/one.conf") mounts on one.conf"
 
@@ -143,14 +153,14 @@ wait_until 10 deployed lock "$head_lock"
 # Not a git checkout: moved aside with its content, a proper checkout in its place.
 co="$T/srv/plain"
 wait_until 10 deployed plain "$head_lock"
-[ "$(git -C "$co" rev-parse --show-toplevel)" = "$(readlink -f "$co")" ] || fail "$co is not a checkout"
+[ -L "$co" ] && [ -d "$co" ] || fail "$co is not our symlink to a tree"
 [ "$(cat "$T/etc/plain/app.conf")" = "plain 1" ] || fail "plain not deployed"
 [ ! -e "$co/precious" ] || fail "the old content is inside the new checkout"
 aside=$(find "$T/srv" -maxdepth 1 -name "plain.broken-*")
 [ "$(echo "$aside" | grep -c .)" = 1 ] || fail "expected one plain.broken-* dir, got: $aside"
 [ "$(cat "$aside/precious")" = "keep me" ] || fail "the old content was not kept"
 [ "$(mounts_on "$T/etc/plain")" = 1 ] || fail "$(mounts_on "$T/etc/plain") mounts on etc/plain"
-# The same for an unusable repository (our mount of its old work tree is not left underneath)
+# The same for an unusable tree (our mount of it is not left underneath)
 # and for a file in the checkout's place.
 for s in corrupt notdir; do
     wait_until 10 deployed "$s" "$head_lock"
@@ -160,7 +170,7 @@ for s in corrupt notdir; do
 done
 [ "$(cat "$T/etc/corrupt/app.conf")" = "corrupt 1" ] || fail "corrupt not deployed"
 [ -e "$(find "$T/srv" -maxdepth 1 -name "corrupt.broken-*")/corrupt/app.conf" ] ||
-    fail "the unusable work tree was not kept"
+    fail "the unusable tree was not kept"
 [ "$(cat "$T/etc/notdir/app.conf")" = "plain 1" ] || fail "notdir not deployed"
 [ "$(cat "$T/srv/notdir.broken-"*)" = "keep me too" ] || fail "the file in the way was not kept"
 

@@ -27,7 +27,7 @@ mkdir -p "$T/state/gitopper-drift"
 mount -t tmpfs -o size=64k,mode=700 gitopper-e2e "$T/state/gitopper-drift"
 start_gitopper -t 1s
 wait_until 20 grep -qx "start app" "$T/systemctl.log"
-deployed=$(git -C "$T/srv/app" rev-parse HEAD)
+deployed=$(live_commit "$T/srv/app")
 
 # 200 KB that do not compress: its patch cannot fit in 64 KiB.
 head -c 150000 /dev/urandom | base64 >"$T/big.txt"
@@ -41,7 +41,8 @@ expect_in "$T/gitopper.log" "No space left on device"
 expect_not_in "$T/gitopper.log" "local changes reverted"
 cmp "$T/big.txt" "$T/etc/app/big.txt" || fail "the unsaved edit (big.txt) was touched"
 cmp "$T/main.conf.edited" "$T/etc/app/main.conf" || fail "the unsaved edit (main.conf) was touched"
-[ -z "$(git -C "$T/srv/app" diff --cached --name-only)" ] || fail "changes left staged"
+[ -z "$(find "$T"/srv/.gitopper/stores/*/.git -maxdepth 1 -name 'gitopper-*')" ] ||
+    fail "an index of the tree's step was left: $(find "$T"/srv/.gitopper/stores/*/.git -maxdepth 1 -name 'gitopper-*')"
 [ -z "$(find "$T/state/gitopper-drift" -type f)" ] ||
     fail "a partial patch was left: $(find "$T/state/gitopper-drift" -type f)"
 [ "$(calls "restart app")" = 0 ] || fail "restarted although nothing was reverted"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# kill -9 of the daemon in the middle of an update, at each step (first clone, fetch, checkout,
-# the action), then a restart: it converges on upstream, the action the killed daemon owed is
+# kill -9 of the daemon in the middle of an update, at each step (first clone, fetch, the
+# writing of the new tree, the action), then a restart: it converges on upstream, the action the killed daemon owed is
 # carried out, the state file is intact, and every target has exactly one mount. A lock left
 # behind under the running daemon is removed after the failure it causes.
 NEEDS_MOUNTS=1
@@ -12,7 +12,7 @@ real_git=$(command -v git)
 cat >"$T/bin/git" <<SH
 #!/bin/bash
 for arg; do
-    case \$arg in clone | fetch | checkout)
+    case \$arg in clone | fetch | restore)
         while [ -e "$T/pause-\$arg" ]; do echo \$\$ >"$T/paused-\$arg"; sleep 0.05; done ;;
     esac
 done
@@ -75,13 +75,13 @@ start_gitopper
 check_after_restart "$(git -C "$T/up" rev-parse HEAD)" clone
 expect_in "$T/systemctl.log" "start svc"
 
-# 2.-4. Killed during an update, before the fetch, before the checkout, and after the checkout
-# but before the action: the restarted daemon deploys the commit and reloads the service.
-for step in fetch checkout systemctl; do
+# 2.-4. Killed during an update, before the fetch, while the new tree is written, and after the
+# switch but before the action: the restarted daemon deploys the commit and reloads the service.
+for step in fetch restore systemctl; do
     reloads=$(calls "reload svc")
     touch "$T/pause-$step"
     hash=$(commit svc/app.conf "v-$step")
-    [ "$step" = checkout ] && hash=$(commit svc/one.conf "one v-$step")
+    [ "$step" = restore ] && hash=$(commit svc/one.conf "one v-$step")
     kill_at "$step"
     cp "$T/state/gitopper-state/svc.json" "$T/state-after-kill-$step.json"
     start_gitopper
@@ -99,10 +99,9 @@ left=$(ls "$T/state/gitopper-state")
 
 # A lock left by a git killed under the running daemon: the next update fails once, naming the
 # lock, the leftover is removed, and the one after that deploys.
-# The lock is in the spare work tree's index, where the next commit is checked out.
-live=$(readlink "$T/srv/svc")
-spare="$T/srv/${live%/*}/$((1 - ${live##*/}))"
-lock="$(git -C "$spare" rev-parse --absolute-git-dir)/index.lock"
+# The lock is on the ref the next fetch moves, in the object store.
+lock=$(echo "$T"/srv/.gitopper/stores/*/.git)/refs/remotes/origin/main.lock
+mkdir -p "$(dirname "$lock")"
 touch "$lock"
 hash=$(commit svc/app.conf "v-lock")
 wait_until 20 converged "$hash"

@@ -75,6 +75,28 @@ make_upstream() {
     git -C "$dir" config uploadpack.allowAnySHA1InWant true
 }
 
+# live_commit LINK: the commit of the tree M/<service> names (.gitopper/trees/<service>.<commit>).
+live_commit() { local t; t=$(readlink "$1") && printf '%s\n' "${t##*.}"; }
+
+# tree_git LINK GIT-ARGS...: git on the tree LINK names, through its object store and an index
+# of the test's own (a plain tree has no git files): `tree_git "$T/srv/app" status --porcelain`
+# after `tree_git "$T/srv/app" reset -q "$(live_commit "$T/srv/app")" -- PATHS`.
+tree_git() {
+    local link=$1; shift
+    local store; store=$(echo "$(dirname "$link")"/.gitopper/stores/*)
+    GIT_INDEX_FILE="$T/tree_git.index" git --git-dir="$store/.git" --work-tree="$link" "$@"
+}
+
+# tree_changes LINK PATHS...: what differs in the tree from its commit under PATHS (its links),
+# and any file it has outside them; nothing when it is clean.
+tree_changes() {
+    local link=$1; shift
+    rm -f "$T/tree_git.index"
+    tree_git "$link" reset -q "$(live_commit "$link")" -- "$@" &&
+        tree_git "$link" ls-files -m -d -o --exclude-standard
+    rm -f "$T/tree_git.index"
+}
+
 # commit PATH CONTENT [DIR]: writes PATH in the upstream and commits it; prints the hash.
 commit() {
     local dir=${3:-$T/up}
@@ -132,7 +154,7 @@ mounts_on() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | wc -l; }
 calls() { grep -cxF -- "$1" "$T/systemctl.log" || true; }
 
 # For wait_until, which needs commands, not values computed once:
-checkout_at() { [ "$(git -C "$1" rev-parse HEAD)" = "$2" ]; }          # DIR HASH
+checkout_at() { [ "$(live_commit "$1")" = "$2" ]; }                     # LINK HASH
 calls_above() { [ "$(calls "$1")" -gt "$2" ]; }                         # PATTERN COUNT
 
 # listening PORT: something listens on 127.0.0.1:PORT (state 0A in /proc/net/tcp).

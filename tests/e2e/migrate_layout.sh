@@ -2,7 +2,7 @@
 # The layout of gitopper before object stores is taken over at the first start: a clone per
 # service at <mount>/<service> (blobless, sparse on its link, detached), bind mounts of its
 # links, the single state file gitopper-state.json with a freeze and history, a saved drift
-# patch. Afterwards <mount>/<service> is our symlink to a work tree of the one store, every
+# patch. Afterwards <mount>/<service> is our symlink to a plain tree of the one store, every
 # target has one mount, the old clones are gone, the freeze, history and patch are kept, a
 # local edit in an old clone is saved and reverted, and only a service whose files changed
 # is reloaded. The services' files never go missing while this happens.
@@ -119,13 +119,13 @@ wait "$READER_PID"
 [ ! -e "$T/errors" ] || { head "$T/errors"; fail "a service's file went missing during the takeover"; }
 echo "the reader read every file $(cat "$T/reader.rounds") times"
 
-# The new layout: a symlink to a tree of the one store, one mount per target, no old clone.
+# The new layout: a symlink to a plain tree of the one store, one mount per target, no old clone.
 [ "$(ls -A "$T/srv/.gitopper/stores" | wc -l)" = 1 ] || fail "not one object store"
 for s in $services; do
     [ -L "$T/srv/$s" ] || fail "$T/srv/$s is not a symlink"
-    case $(readlink "$T/srv/$s") in .gitopper/trees/"$s"/[01]) ;;
+    case $(readlink "$T/srv/$s") in .gitopper/trees/"$s".????????.$(live_commit "$T/srv/$s")) ;;
     *) fail "$T/srv/$s points to $(readlink "$T/srv/$s")" ;; esac
-    [ -f "$T/srv/$s/.git" ] || fail "the tree of $s is not a work tree of the store"
+    [ ! -e "$T/srv/$s/.git" ] || fail "the tree of $s has git files"
     [ "$(mounts_on "$T/etc/$s")" = 1 ] || fail "$(mounts_on "$T/etc/$s") mounts on etc/$s"
     [ ! -e "$T/srv/.gitopper/migrated-$s" ] || fail "the old clone of $s is still there"
 done
@@ -135,7 +135,7 @@ expect_not_in "$T/gitopper.log" "not a usable work tree"
 
 # frozen: at its pin, FREEZE, its patch and its history kept, never told anything.
 [ "$(cat "$T/etc/frozen/conf")" = "frozen 2" ] || fail "frozen shows $(cat "$T/etc/frozen/conf")"
-"$real_git" -C "$T/srv/frozen" rev-parse HEAD | grep -qx "$pin" || fail "frozen's tree moved"
+[ "$(live_commit "$T/srv/frozen")" = "$pin" ] || fail "frozen's tree moved"
 cmp "$T/old.patch" "$old_patch" || fail "the saved drift patch of frozen changed or went"
 expect_in "$T/state/gitopper-state/frozen.json" '"frozen": true'
 expect_in "$T/state/gitopper-state/frozen.json" "\"pin\": \"$pin\""

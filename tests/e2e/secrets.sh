@@ -74,9 +74,13 @@ for f in "$T/gitopper.log" "$T/list.json" "$T/bad.json" "$T/metrics.txt" "$T/git
 done
 ! grep -rqF -- "$token" "$T/state" || fail "the token is in the state dir: $(grep -rlF -- "$token" "$T/state")"
 ! grep -rqF -- "$token" "$T/srv" || fail "the token is in a checkout: $(grep -rlF -- "$token" "$T/srv")"
-[ "$(git -C "$T/srv/good" config remote.origin.url)" = "file://deploy@localhost$T/up" ] ||
-    fail "remote.origin.url is $(git -C "$T/srv/good" config remote.origin.url)"
-config="$(git -C "$T/srv/good" rev-parse --path-format=absolute --git-common-dir)/config"
+# The store of "good" (the one with a user in its URL): the URL without the token, 0600.
+store=""
+for s in "$T"/srv/.gitopper/stores/*; do
+    [ "$(git -C "$s" config remote.origin.url)" = "file://deploy@localhost$T/up" ] && store=$s
+done
+[ -n "$store" ] || fail "no object store has the URL file://deploy@localhost$T/up"
+config="$store/.git/config"
 [ "$(stat -c %a "$config")" = 600 ] || fail "the object store's .git/config is not 0600"
 expect_in "$T/gitopper.log" "deploy:***@"
 grep -q "deploy" "$T/git-argv.log" || fail "the wrapper saw no git command with the URL"

@@ -697,6 +697,167 @@ TEST_F(GitTest, TakeLocalChangesOfACleanTreeIsEmpty)
     EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt"}));
 }
 
+// ---- plain trees: a service's files only, git working through the store ----------------------
+
+namespace {
+
+class PlainTreeTest : public GitTest {
+protected:
+    void SetUp() override
+    {
+        GitTest::SetUp();
+        m_store = m_root / "store";
+        const auto cloned = Git(m_store.string(), std::nullopt, 60s).clone_store(m_url, "main");
+        ASSERT_TRUE(cloned) << cloned.error().message;
+    }
+
+    Git plain(const std::string& commit, std::vector<Link> links) const
+    {
+        return Git::plain_tree(m_work.string(), std::nullopt, 60s, m_url,
+                               Git::Plain{.git_dir = (m_store / ".git").string(),
+                                          .index = "gitopper-t.index",
+                                          .commit = commit,
+                                          .links = std::move(links)});
+    }
+
+    // No index (nor its lock) is left in the store once a step is over.
+    void expect_no_index() const
+    {
+        EXPECT_FALSE(std::filesystem::exists(m_store / ".git/gitopper-t.index"));
+        EXPECT_FALSE(std::filesystem::exists(m_store / ".git/gitopper-t.index.lock"));
+    }
+
+    // Everything in the work tree, directories too, relative to it.
+    Paths everything() const
+    {
+        Paths all;
+        for (const auto& entry : std::filesystem::recursive_directory_iterator(m_work)) {
+            all.insert(std::filesystem::relative(entry.path(), m_work).string());
+        }
+        return all;
+    }
+
+    std::filesystem::path m_store;
+};
+
+} // namespace
+
+TEST_F(PlainTreeTest, WriteTakesOnlyTheLinksAndLeavesNoGitMetadata)
+{
+    const auto git = plain(m_first, {dir_link("a/b"), file_link("c/file.txt")});
+    // What a killed step left behind does not stop the next one.
+    write(m_store / ".git/gitopper-t.index.lock", "stale");
+    const auto written = git.write_plain();
+    ASSERT_TRUE(written) << written.error().message;
+    EXPECT_EQ(everything(),
+              (Paths{"a", "a/b", "a/b/one.txt", "a/b/sub", "a/b/sub/two.txt", "c", "c/file.txt"}));
+    EXPECT_EQ(read(m_work / "a/b/sub/two.txt"), "two\n");
+    expect_no_index();
+}
+
+TEST_F(PlainTreeTest, LocalChangesOfAPlainTree)
+{
+    const auto git = plain(m_first, {dir_link("a/b"), file_link("c/file.txt")});
+    ASSERT_TRUE(git.write_plain());
+    const auto clean = git.local_changes();
+    ASSERT_TRUE(clean) << clean.error().message;
+    EXPECT_EQ(clean->count, 0u) << join(clean->listed, ", ");
+
+    write(m_work / "a/b/one.txt", "edited\n");
+    write(m_work / "a/b/new file.txt", "new\n");
+    write(m_work / "README", "not a link of this tree\n");
+    std::filesystem::remove(m_work / "a/b/sub/two.txt");
+    const auto changes = git.local_changes(2);
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(changes->count, 4u);
+    EXPECT_EQ(changes->listed.size(), 2u);
+    const auto all = git.local_changes();
+    ASSERT_TRUE(all);
+    EXPECT_EQ(as_set(all->listed),
+              (Paths{"a/b/one.txt", "a/b/new file.txt", "a/b/sub/two.txt", "README"}));
+    expect_no_index();
+}
+
+// Each tree's steps have an index of their own, never the store's: a git busy with the
+// store's index (its lock held) or with another tree's does not get in the way.
+TEST_F(PlainTreeTest, StepsUseTheTreesOwnIndex)
+{
+    write(m_store / ".git/index.lock", "");
+    write(m_store / ".git/gitopper-other.index.lock", "");
+    const auto git = plain(m_first, {dir_link("a/b")});
+    ASSERT_TRUE(git.write_plain());
+    write(m_work / "a/b/one.txt", "edited\n");
+    const auto changes = git.local_changes();
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(as_set(changes->listed), (Paths{"a/b/one.txt"}));
+    auto file = patch_file();
+    const auto taken = git.take_local_changes(file.get(), [] { return Result<>{}; });
+    ASSERT_TRUE(taken) << taken.error().message;
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "one\n");
+    EXPECT_TRUE(std::filesystem::exists(m_store / ".git/index.lock"));
+    EXPECT_FALSE(std::filesystem::exists(m_store / ".git/index"));
+    expect_no_index();
+}
+
+TEST_F(PlainTreeTest, TakeLocalChangesOfAPlainTreeWritesAPatchAndReverts)
+{
+    const auto git = plain(m_first, {dir_link("a/b"), file_link("c/file.txt")});
+    ASSERT_TRUE(git.write_plain());
+    write(m_work / "a/b/one.txt", "edited\n");
+    write(m_work / "a/b/deep/er/untracked.bin", std::string("\0\1\2binary", 9));
+    write(m_work / "c/other", "outside the links\n");
+    std::filesystem::remove(m_work / "a/b/sub/two.txt");
+
+    auto file = patch_file();
+    const auto taken = git.take_local_changes(file.get(), [] { return Result<>{}; });
+    ASSERT_TRUE(taken) << taken.error().message;
+    const auto patch = read(m_root / "drift.patch");
+    for (const auto* path :
+         {"a/b/one.txt", "a/b/sub/two.txt", "a/b/deep/er/untracked.bin", "c/other"}) {
+        EXPECT_NE(patch.find(path), std::string::npos) << path << " in\n" << patch;
+    }
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt", "c/file.txt"}));
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "one\n");
+    const auto after = git.local_changes();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->count, 0u) << join(after->listed, ", ");
+    expect_no_index();
+
+    // The patch brings the changes back onto the commit's files.
+    git_in(m_work, {"apply", (m_root / "drift.patch").string()});
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "edited\n");
+    EXPECT_EQ(read(m_work / "c/other"), "outside the links\n");
+    EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/sub/two.txt"));
+}
+
+TEST_F(PlainTreeTest, TakeLocalChangesOfACleanPlainTreeIsEmpty)
+{
+    const auto git = plain(m_first, {dir_link("a/b")});
+    ASSERT_TRUE(git.write_plain());
+    auto file = patch_file();
+    const auto taken = git.take_local_changes(file.get(), [] { return Result<>{}; });
+    ASSERT_TRUE(taken) << taken.error().message;
+    EXPECT_EQ(std::filesystem::file_size(m_root / "drift.patch"), 0u);
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt"}));
+}
+
+TEST_F(PlainTreeTest, MoveRewritesWhatChangedAndRemovesWhatIsGone)
+{
+    const auto second = commit({{"a/b/one.txt", "one, second\n"}, {"a/b/three.txt", "three\n"}},
+                               "second", {"a/b/sub/two.txt"});
+    ASSERT_TRUE(Git(m_store.string(), std::nullopt, 60s).fetch("main"));
+    auto git = plain(m_first, {dir_link("a/b")});
+    ASSERT_TRUE(git.write_plain());
+    const auto moved = git.move_plain(second);
+    ASSERT_TRUE(moved) << moved.error().message;
+    EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/three.txt"}));
+    EXPECT_EQ(read(m_work / "a/b/one.txt"), "one, second\n");
+    const auto clean = git.local_changes();
+    ASSERT_TRUE(clean);
+    EXPECT_EQ(clean->count, 0u) << join(clean->listed, ", ");
+    expect_no_index();
+}
+
 TEST_F(GitTest, CountersCountOperationsAndErrors)
 {
     const auto git = cloned({dir_link("a/b")});

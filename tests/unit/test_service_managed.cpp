@@ -304,8 +304,13 @@ protected:
     // The systemctl calls made since the last look.
     Calls new_calls() { return std::exchange(m_systemd.calls, {}); }
 
-    // The commit checked out in the live work tree (through M/<service>).
-    std::string live_head() const { return git_in(link(), {"rev-parse", "HEAD"}); }
+    // The commit of the live tree: what M/<service> names (".gitopper/trees/app.<links>.<commit>").
+    std::string live_head() const
+    {
+        const auto target = fs::read_symlink(link()).filename().string();
+        return target.starts_with("app.") ? target.substr(target.rfind('.') + 1)
+                                          : "not a tree: " + target;
+    }
 
     fs::path m_root;
     std::string m_first; // upstream's first commit
@@ -314,8 +319,8 @@ protected:
 
 } // namespace
 
-// (1) A fresh service: a work tree of the store at the branch head behind M/<service>, with
-// none of the repository's files (no links: sparse "!/*"), the unit started once, the start
+// (1) A fresh service: a tree of the branch head behind M/<service>, with none of the
+// repository's files (no links) and no file of git's, the unit started once, the start
 // in its history and the head saved as told.
 TEST_F(ManagedServiceTest, AFreshStartChecksOutTheHeadAndStartsTheUnitOnce)
 {
@@ -328,13 +333,13 @@ TEST_F(ManagedServiceTest, AFreshStartChecksOutTheHeadAndStartsTheUnitOnce)
         EXPECT_TRUE(app->service.ready());
         EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"}));
         EXPECT_TRUE(fs::is_symlink(link()));
-        EXPECT_EQ(fs::read_symlink(link()), ".gitopper/trees/app/0");
+        EXPECT_EQ(fs::read_symlink(link()).parent_path(), ".gitopper/trees");
         EXPECT_EQ(live_head(), m_first);
         std::set<std::string> files;
         for (const auto& entry : fs::directory_iterator(link())) {
             files.insert(entry.path().filename().string());
         }
-        EXPECT_EQ(files, (std::set<std::string>{".git"})) << "no link, no file of git's";
+        EXPECT_EQ(files, (std::set<std::string>{})) << "no link, no file of git's";
 
         const auto history = app->service.history();
         ASSERT_EQ(history.size(), 1u);
@@ -741,6 +746,66 @@ TEST_F(ManagedServiceTest, AnOldCheckoutIsTakenOverAtItsCommit)
         app->poll();
         EXPECT_EQ(app->hash(), second);
         EXPECT_EQ(m_systemd.calls.size(), 2u);
+    });
+}
+
+// (7b) The layout before plain trees: M/<service> our symlink to a git worktree of the store at
+// M/.gitopper/trees/<service>/0, mounted, with a local edit. Taken over at its commit: the
+// edit saved and reverted (the service told, once), the worktree and its records gone, one
+// mount on the target, a plain tree behind the symlink.
+TEST_F(ManagedServiceTest, AWorktreeOfTheStoreIsTakenOverAtItsCommit)
+{
+    isolated(Needs::mounts, [&] {
+        const auto config = service(true);
+        const auto store = fs::path(Layout(config.mount, config.name).stores()) /
+                           Store::name_for(config.upstream, config.user, "test key");
+        fs::create_directories(store.parent_path());
+        git_in(m_root, {"clone", "--quiet", "--filter=blob:none", "--no-checkout", config.upstream,
+                        store.string()});
+        git_in(store, {"config", "extensions.worktreeConfig", "true"});
+        const auto old = mount_base() / ".gitopper/trees/app/0";
+        fs::create_directories(old.parent_path());
+        git_in(store,
+               {"worktree", "add", "--quiet", "--detach", "--no-checkout", old.string(), m_first});
+        git_in(old, {"sparse-checkout", "set", "--no-cone", "/app/conf/"});
+        git_in(old, {"reset", "--quiet", "--hard"});
+        ASSERT_EQ(read_text(old / "app/conf/app.conf"), "v1\n");
+        fs::create_directory_symlink(".gitopper/trees/app/0", link());
+        fs::create_directories(local());
+        ASSERT_EQ(::mount((old / "app/conf").c_str(), local().c_str(), nullptr, MS_BIND, nullptr),
+                  0);
+        ASSERT_TRUE(write_text((local() / "app.conf").c_str(), "edited by hand\n"));
+        {
+            StateStore state(state_dir());
+            ASSERT_TRUE(state.save("app", SavedService{.applied = m_first}));
+        }
+
+        auto app = instance(config);
+        app->start();
+        EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
+        EXPECT_EQ(app->hash(), m_first);
+        EXPECT_EQ(live_head(), m_first);
+        EXPECT_EQ(read_text(local() / "app.conf"), "v1\n");
+        EXPECT_EQ(m_systemd.calls,
+                  (Calls{"daemon-reload", "start app", "daemon-reload", "reload app"}));
+        std::string patches;
+        for (const auto& entry : fs::recursive_directory_iterator(state_dir())) {
+            if (entry.path().extension() == ".patch") {
+                patches += read_text(entry.path());
+            }
+        }
+        EXPECT_NE(patches.find("+edited by hand"), std::string::npos) << patches;
+        EXPECT_FALSE(fs::exists(fs::symlink_status(mount_base() / ".gitopper/trees/app")));
+        EXPECT_FALSE(fs::exists(fs::symlink_status(mount_base() / ".gitopper/migrated-app")));
+        EXPECT_EQ(git_in(store, {"worktree", "list", "--porcelain"}).find("trees/app"),
+                  std::string::npos);
+        EXPECT_FALSE(fs::exists(fs::symlink_status(link() / ".git")));
+        std::ifstream mountinfo("/proc/self/mountinfo");
+        int on_local = 0;
+        for (std::string line; std::getline(mountinfo, line);) {
+            on_local += line.find(" " + local().string() + " ") != std::string::npos ? 1 : 0;
+        }
+        EXPECT_EQ(on_local, 1);
     });
 }
 
