@@ -20,6 +20,10 @@ namespace gitopper {
 namespace {
 
 constexpr auto kBase = ".gitopper";
+// Of a tree's commit in its name: enough to tell commits apart (git's own abbreviation in big
+// repositories), few enough that M/<service>'s target fits in an inode (under 60 bytes, an
+// ext4 fast symlink: no block of its own) for service names up to 21 characters.
+constexpr std::size_t kCommitDigits = 12;
 
 } // namespace
 
@@ -49,7 +53,7 @@ std::string Layout::trees() const
 
 std::string Layout::tree_name(const std::string& commit) const
 {
-    return fmt::format("{}.{}.{}", m_service, m_links, commit);
+    return fmt::format("{}.{}.{}", m_service, m_links, commit.substr(0, kCommitDigits));
 }
 
 std::string Layout::tree(const std::string& commit) const
@@ -57,7 +61,7 @@ std::string Layout::tree(const std::string& commit) const
     return trees() + "/" + tree_name(commit);
 }
 
-// Exactly "<service>.<8 hex digits>.<40 hex digits>": "a.b.<links>.<commit>" is service
+// Exactly "<service>.<8 hex digits>.<12 hex digits>": "a.b.<links>.<commit>" is service
 // a.b's, never a's.
 std::optional<std::string> Layout::commit_of(std::string_view name) const
 {
@@ -66,7 +70,7 @@ std::optional<std::string> Layout::commit_of(std::string_view name) const
                            [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
     };
     const auto n = m_service.size();
-    if (name.size() != n + 50 || !name.starts_with(m_service) || name[n] != '.' ||
+    if (name.size() != n + 10 + kCommitDigits || !name.starts_with(m_service) || name[n] != '.' ||
         name[n + 9] != '.' || !hex(name.substr(n + 1, 8)) || !hex(name.substr(n + 10))) {
         return std::nullopt;
     }

@@ -6,11 +6,12 @@
 //                                        stages it: the user's, nothing but the files of its links
 //   M/<service> -> .gitopper/trees/<service>.<links>.<commit>   root's symlink to the live one
 //
-// A tree's name says what it holds: the commit, and which links (8 hex digits of a hash of
-// them), so the symlink's rename switches the files and the record of what they are together. The
-// directories between M and the user's are root's, 0711: the user passes through them to its own,
-// nobody lists them. The symlink is where operators look (`cd M/<service>`); gitopper itself never
-// follows it: it reads it (readlinkat) and opens the tree by its own path.
+// A tree's name says what it holds: the commit (its first 12 hex digits), and which links (8
+// hex digits of a hash of them), so the symlink's rename switches the files and the record of what
+// they are together. The directories between M and the user's are root's, 0711: the user passes
+// through them to its own, nobody lists them. The symlink is where operators look (`cd
+// M/<service>`); gitopper itself never follows it: it reads it (readlinkat) and opens the tree by
+// its own path.
 
 #include <sys/types.h>
 
@@ -37,8 +38,8 @@ public:
     std::string trees() const;                              // M/.gitopper/trees
     std::string tree_name(const std::string& commit) const; // <service>.<links>.<commit>
     std::string tree(const std::string& commit) const;      // trees()/tree_name(commit)
-    // The commit of a tree of this service named `name` in trees(), whatever its links, or
-    // nullopt.
+    // The commit of a tree of this service named `name` in trees() (its first 12 hex digits),
+    // whatever its links, or nullopt.
     std::optional<std::string> commit_of(std::string_view name) const;
     std::string link() const;     // M/<service>
     std::string migrated() const; // an old checkout of M/<service> until its mounts moved off it
@@ -47,8 +48,8 @@ public:
     struct Found {
         enum class Kind {
             nothing,  // not there: a fresh service
-            live,     // our symlink to the tree of commit `live`, named `path` in trees()
-                      // (another name than tree_name(live) when the links were others)
+            live,     // our symlink to the tree named `path` in trees(), of commit `live`
+                      // (its first digits, as commit_of() reads them from the name)
             checkout, // a checkout of an earlier layout, at `path`: a clone of its own at
                       // M/<service> (before object stores, or the Go tool's), or our symlink to
                       // a git worktree M/.gitopper/trees/<service>/<0|1> (before plain trees)

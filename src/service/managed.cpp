@@ -138,7 +138,7 @@ ManagedService::ManagedService(Service config, HostTools& host, Store& store, Sa
 
 std::string ManagedService::live_dir() const
 {
-    return m_live.empty() ? std::string() : m_layout.tree(m_live);
+    return m_tree.empty() ? std::string() : m_layout.trees() + "/" + m_tree;
 }
 
 // ---- start-up ------------------------------------------------------------------------------
@@ -317,7 +317,7 @@ ManagedService::Outcome ManagedService::prepare_tree()
     case Layout::Found::Kind::nothing:
         return first_tree(mount_fd);
     case Layout::Found::Kind::live:
-        return reuse_tree(mount_fd, found.live, found.path);
+        return reuse_tree(mount_fd, found.path);
     case Layout::Found::Kind::checkout:
         return migrate_checkout(mount_fd, found.path);
     case Layout::Found::Kind::other:
@@ -362,34 +362,35 @@ ManagedService::Outcome ManagedService::first_tree(int mount_fd)
     return use_new_tree(mount_fd, std::move(*tree), *head, "ok");
 }
 
-// Our symlink names the tree of `commit`: it must still be the user's directory, and the
-// store must have the commit (a tree of another upstream's, one the config named before, may
-// hold anything). A tree of other links (the config changed them) is made anew.
-ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, const std::string& commit,
-                                                   const std::string& name)
+// Our symlink names the tree `name`: it must still be the user's directory, and the store
+// must have its commit (a tree of another upstream's, one the config named before, may hold
+// anything). A tree of other links (the config changed them) is made anew.
+ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, const std::string& name)
 {
-    if (name != m_layout.tree_name(commit)) {
-        return relink_tree(mount_fd, commit, name);
-    }
     auto trees = m_layout.open_trees(mount_fd);
     if (!trees) {
         return host_failure(trees.error().message);
     }
-    if (auto unusable = unusable_tree(trees->get(), commit)) {
+    if (auto unusable = unusable_tree(trees->get(), name)) {
         if (unusable->kind == Unusable::Kind::missing) {
-            m_live.clear();
+            m_tree.clear();
             return first_tree(mount_fd); // removed under us: nothing to keep
         }
-        return replace_tree(mount_fd, m_layout.tree(commit), unusable->why);
+        return replace_tree(mount_fd, m_layout.trees() + "/" + name, unusable->why);
     }
-    auto known = m_store.git().has_commit(commit);
-    if (!known) {
-        return git_failure(known.error()); // git could not tell: the tree stays, tried again
+    // The name holds the commit's first digits: the store tells the rest.
+    auto found = m_store.git().find_commit(m_layout.commit_of(name).value_or(""));
+    if (!found) {
+        return git_failure(found.error()); // git could not tell: the tree stays, tried again
     }
-    if (!*known) {
-        return switch_store(mount_fd, commit);
+    if (!*found) {
+        return switch_store(mount_fd, name);
     }
-    m_live = commit;
+    const auto commit = **found;
+    if (name != m_layout.tree_name(commit)) {
+        return relink_tree(mount_fd, commit, name);
+    }
+    m_tree = name;
     m_git = plain_tree(m_layout.tree(commit), commit);
     std::lock_guard lock(m_mutex);
     m_status.hash = commit;
@@ -403,13 +404,8 @@ ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, const std::stri
 ManagedService::Outcome ManagedService::relink_tree(int mount_fd, const std::string& commit,
                                                     const std::string& old)
 {
-    auto known = m_store.git().has_commit(commit);
-    if (!known) {
-        return git_failure(known.error());
-    }
-    auto survey = *known ? m_store.survey("", commit, m_config.dirs, m_config.file_size_limit())
-                         : Result<Survey>(Survey{});
-    if (!*known || !survey || survey->refusal) {
+    auto survey = m_store.survey("", commit, m_config.dirs, m_config.file_size_limit());
+    if (!survey || survey->refusal) {
         // Not this store's commit, or not one to check out with these links: from the head.
         retire(old);
         return first_tree(mount_fd);
@@ -429,13 +425,12 @@ ManagedService::Outcome ManagedService::relink_tree(int mount_fd, const std::str
     return use_new_tree(mount_fd, std::move(*tree), commit, "links changed");
 }
 
-// Why the tree of `commit` cannot be used as it is, or nullopt: it must be a directory of the
-// user's.
-std::optional<ManagedService::Unusable>
-ManagedService::unusable_tree(int trees_fd, const std::string& commit) const
+// Why the tree `name` cannot be used as it is, or nullopt: it must be a directory of the user's.
+std::optional<ManagedService::Unusable> ManagedService::unusable_tree(int trees_fd,
+                                                                      const std::string& name) const
 {
     using Kind = Unusable::Kind;
-    auto entry = find_beneath(trees_fd, m_layout.tree_name(commit), O_PATH);
+    auto entry = find_beneath(trees_fd, name, O_PATH);
     if (!entry || !*entry) {
         return Unusable{entry ? Kind::missing : Kind::broken,
                         entry ? std::string(kMissing) : entry.error().message};
@@ -458,11 +453,8 @@ ManagedService::unusable_tree(int trees_fd, const std::string& commit) const
 // switched to; until then, and when the head is refused, the service keeps its files.
 ManagedService::Outcome ManagedService::switch_store(int mount_fd, const std::string& old)
 {
-    m_live = old;
-    {
-        std::lock_guard lock(m_mutex);
-        m_status.hash = old;
-    }
+    m_tree = old;
+    const auto old_commit = m_layout.commit_of(old).value_or("");
     auto head = m_store.tracking_head(m_config.branch);
     if (!head) {
         return git_failure(head.error());
@@ -472,7 +464,7 @@ ManagedService::Outcome ManagedService::switch_store(int mount_fd, const std::st
         return git_failure(survey.error());
     }
     if (survey->refusal) {
-        add_history(old, *head, Trigger::start, *survey->refusal);
+        add_history(old_commit, *head, Trigger::start, *survey->refusal);
         return host_failure(*survey->refusal);
     }
     auto trees = m_layout.open_trees(mount_fd);
@@ -480,13 +472,13 @@ ManagedService::Outcome ManagedService::switch_store(int mount_fd, const std::st
         return host_failure(trees.error().message);
     }
     log::info("[{}] the tree holds {}, which {} does not have; switching to its {}", m_config.name,
-              short_hash(old), public_url(m_config.upstream), m_config.branch);
+              short_hash(old_commit), public_url(m_config.upstream), m_config.branch);
     auto tree = build_tree(trees->get(), *head);
     if (!tree) {
         return git_failure(tree.error());
     }
-    retire(m_layout.tree_name(old), fmt::format("its commit {} is not in the object store of {}",
-                                                short_hash(old), public_url(m_config.upstream)));
+    retire(old, fmt::format("its commit {} is not in the object store of {}",
+                            short_hash(old_commit), public_url(m_config.upstream)));
     return use_new_tree(mount_fd, std::move(*tree), *head, "switched upstream");
 }
 
@@ -518,7 +510,7 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std
     }
     old.remove_leftovers(m_config.name);
     m_git = old;
-    m_live.clear();
+    m_tree.clear();
     auto commit = old.detached_head();
     if (!commit || !m_store.git().has_commit(*commit).value_or(false)) {
         log::warn("[{}] the commit of {} is not upstream's any more: taking the branch head",
@@ -594,10 +586,10 @@ ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, Git tree,
     if (auto r = m_layout.publish(mount_fd, commit); !r) {
         return host_failure(r.error().message);
     }
-    if (!m_live.empty() && m_live != commit) {
-        retire(m_layout.tree_name(m_live));
+    if (!m_tree.empty() && m_tree != m_layout.tree_name(commit)) {
+        retire(m_tree);
     }
-    m_live = commit;
+    m_tree = m_layout.tree_name(commit);
     m_git = std::move(tree);
     ++m_generation;
     {
@@ -703,7 +695,7 @@ ManagedService::Outcome ManagedService::find_old_trees()
         return host_failure(names.error().message);
     }
     for (const auto& name : *names) {
-        if (m_layout.commit_of(name) && (m_live.empty() || name != m_layout.tree_name(m_live))) {
+        if (m_layout.commit_of(name) && name != m_tree) {
             retire(name);
         }
     }
@@ -1020,7 +1012,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     Outcome outcome;
     // The new files go into a tree nobody reads, then every mount switches to it at once. (A
     // rollback to the commit whose files the live tree holds has nothing to write.)
-    if (commit != m_live) {
+    if (m_layout.tree_name(commit) != m_tree) {
         auto staged = stage(commit);
         if (!staged) {
             return failed({Event::git_failed, staged.error().message});
@@ -1029,7 +1021,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
                   short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
         outcome = publish(commit, std::move(*staged));
     }
-    if (m_live == commit) { // the new tree is live (its mounts may have failed): it is at commit
+    if (m_tree == m_layout.tree_name(commit)) { // the new tree is live (its mounts may have failed)
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
         m_status.change = std::chrono::system_clock::now();
@@ -1058,7 +1050,7 @@ Result<Git> ManagedService::stage(const std::string& commit)
     if (!trees) {
         return std::unexpected(trees.error());
     }
-    if (mount_beneath_supported() || m_live.empty()) {
+    if (mount_beneath_supported() || m_tree.empty()) {
         auto tree = build_tree(trees->get(), commit);
         if (!tree) {
             return tree;
@@ -1081,9 +1073,8 @@ Result<Git> ManagedService::stage(const std::string& commit)
     if (auto r = m_git->move_plain(commit); !r) {
         return std::unexpected(r.error());
     }
-    if (::renameat(trees->get(), m_layout.tree_name(m_live).c_str(), trees->get(), name.c_str()) !=
-        0) {
-        return fail("rename {} to {}: {}", m_layout.tree(m_live), name, errno_message(errno));
+    if (::renameat(trees->get(), m_tree.c_str(), trees->get(), name.c_str()) != 0) {
+        return fail("rename {} to {}: {}", live_dir(), name, errno_message(errno));
     }
     return plain_tree(m_layout.tree(commit), commit);
 }
@@ -1110,10 +1101,10 @@ ManagedService::Outcome ManagedService::publish(const std::string& commit, Git t
     if (auto r = m_layout.publish(base->first.get(), commit); !r) {
         return host_failure(r.error().message);
     }
-    if (!m_live.empty() && m_live != commit) {
-        retire(m_layout.tree_name(m_live));
+    if (!m_tree.empty() && m_tree != m_layout.tree_name(commit)) {
+        retire(m_tree);
     }
-    m_live = commit;
+    m_tree = m_layout.tree_name(commit);
     m_git = std::move(tree);
     ++m_generation;
     return mount_all();

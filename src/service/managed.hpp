@@ -154,7 +154,7 @@ private:
 
     // prepare_tree(), by what M/<service> was.
     Outcome first_tree(int mount_fd);
-    Outcome reuse_tree(int mount_fd, const std::string& commit, const std::string& name);
+    Outcome reuse_tree(int mount_fd, const std::string& name);
     Outcome relink_tree(int mount_fd, const std::string& commit, const std::string& old);
     Outcome migrate_checkout(int mount_fd, const std::string& path);
     Outcome replace_tree(int mount_fd, const std::string& path, const std::string& why);
@@ -163,7 +163,7 @@ private:
         enum class Kind { missing, broken } kind;
         std::string why;
     };
-    std::optional<Unusable> unusable_tree(int trees_fd, const std::string& commit) const;
+    std::optional<Unusable> unusable_tree(int trees_fd, const std::string& name) const;
     Outcome switch_store(int mount_fd, const std::string& old);
     [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit) const;
     Git plain_tree(const std::string& dir, const std::string& commit) const;
@@ -208,7 +208,7 @@ private:
     PatchDir m_patches; // drift patches under the state dir, bounded
     std::optional<Credentials> m_user;
     std::optional<Git> m_git; // the live tree
-    std::string m_live;       // the commit of the live tree (its name's), "" before there is one
+    std::string m_tree;       // the live tree's name in Layout::trees(), "" before there is one
     // Trees of ours that mounts may still show: removed once none does (or, `keep_why` given,
     // moved aside for the operator, when their local edits could not be looked at).
     struct Retired {

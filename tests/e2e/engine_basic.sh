@@ -44,7 +44,7 @@ wait_until 20 grep -qx "start grafana-server" "$T/systemctl.log"
 [ -L "$T/srv/grafana-server" ] || fail "$T/srv/grafana-server is not a symlink"
 co=$(readlink -f "$T/srv/grafana-server")
 head=$(git -C "$T/up" rev-parse HEAD)
-case $co in "$T"/srv/.gitopper/trees/grafana-server.????????."$head") ;; *) fail "live tree at $co" ;; esac
+case $co in "$T"/srv/.gitopper/trees/grafana-server.????????."${head:0:12}") ;; *) fail "live tree at $co" ;; esac
 # The store: partial (blobs on demand), full history, no work tree of its own.
 store=$(echo "$T"/srv/.gitopper/stores/*)
 [ "$(git -C "$store" config remote.origin.promisor)" = true ] || fail "not a partial clone"

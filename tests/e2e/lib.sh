@@ -75,8 +75,16 @@ make_upstream() {
     git -C "$dir" config uploadpack.allowAnySHA1InWant true
 }
 
-# live_commit LINK: the commit of the tree M/<service> names (.gitopper/trees/<service>.<commit>).
-live_commit() { local t; t=$(readlink "$1") && printf '%s\n' "${t##*.}"; }
+# live_commit LINK: the commit of the tree M/<service> names, whose name ends in the commit's
+# first 12 digits (.gitopper/trees/<service>.<links>.<commit>), in full as a store has it.
+live_commit() {
+    local t s
+    t=$(readlink "$1") || return 1
+    for s in "$(dirname "$1")"/.gitopper/stores/*; do
+        git -C "$s" rev-parse -q --verify "${t##*.}^{commit}" && return 0
+    done
+    return 1
+}
 
 # tree_git LINK GIT-ARGS...: git on the tree LINK names, through its object store and an index
 # of the test's own (a plain tree has no git files): `tree_git "$T/srv/app" status --porcelain`

@@ -123,7 +123,8 @@ echo "the reader read every file $(cat "$T/reader.rounds") times"
 [ "$(ls -A "$T/srv/.gitopper/stores" | wc -l)" = 1 ] || fail "not one object store"
 for s in $services; do
     [ -L "$T/srv/$s" ] || fail "$T/srv/$s is not a symlink"
-    case $(readlink "$T/srv/$s") in .gitopper/trees/"$s".????????.$(live_commit "$T/srv/$s")) ;;
+    commit=$(live_commit "$T/srv/$s")
+    case $(readlink "$T/srv/$s") in .gitopper/trees/"$s".????????."${commit:0:12}") ;;
     *) fail "$T/srv/$s points to $(readlink "$T/srv/$s")" ;; esac
     [ ! -e "$T/srv/$s/.git" ] || fail "the tree of $s has git files"
     [ "$(mounts_on "$T/etc/$s")" = 1 ] || fail "$(mounts_on "$T/etc/$s") mounts on etc/$s"

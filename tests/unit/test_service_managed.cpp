@@ -304,12 +304,17 @@ protected:
     // The systemctl calls made since the last look.
     Calls new_calls() { return std::exchange(m_systemd.calls, {}); }
 
-    // The commit of the live tree: what M/<service> names (".gitopper/trees/app.<links>.<commit>").
+    // The commit of the live tree: what M/<service> names (".gitopper/trees/app.<links>.<commit>",
+    // the commit's first 12 digits), in full.
     std::string live_head() const
     {
         const auto target = fs::read_symlink(link()).filename().string();
-        return target.starts_with("app.") ? target.substr(target.rfind('.') + 1)
-                                          : "not a tree: " + target;
+        if (!target.starts_with("app.")) {
+            return "not a tree: " + target;
+        }
+        const auto prefix = target.substr(target.rfind('.') + 1);
+        return prefix.size() == 12 ? upstream_git({"rev-parse", prefix})
+                                   : "not 12 digits: " + prefix;
     }
 
     fs::path m_root;
