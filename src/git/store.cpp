@@ -75,11 +75,6 @@ bool Store::is_open() const
     return m_open;
 }
 
-Git Store::tree(const std::string& dir) const
-{
-    return Git(dir, m_user, m_timeout, m_upstream, m_dir);
-}
-
 void Store::prune_worktrees() const
 {
     if (auto r = m_git.prune_worktrees(); !r) {

@@ -44,10 +44,8 @@ public:
     [[nodiscard]] Result<> open(const std::optional<Credentials>& user,
                                 const std::function<Result<>()>& open);
     bool is_open() const;
-    // git in the store (fetch, resolve, ancestry); and git in a git worktree of it (the layout
-    // before plain trees, migrated from).
+    // git in the store (fetch, resolve, ancestry).
     const Git& git() const { return m_git; }
-    Git tree(const std::string& dir) const;
     // Forgets the git worktrees whose directories are gone (after a migration).
     void prune_worktrees() const;
     // A plain tree at `dir` holding `commit`'s files under `links`; `index` names the file in

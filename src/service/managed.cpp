@@ -421,7 +421,7 @@ ManagedService::Outcome ManagedService::relink_tree(int mount_fd, const std::str
         return git_failure(tree.error());
     }
     retire(old);
-    m_edits_reverted = true; // the action is owed: the service's files changed
+    owe_action(); // the service's files changed; saved with use_new_tree's history entry
     return use_new_tree(mount_fd, std::move(*tree), commit, "links changed");
 }
 
@@ -836,8 +836,8 @@ bool ManagedService::save_migrated_edits()
         return false;
     }
     if (*taken) {
+        owe_action(); // saved with the history entry
         add_history(hash, hash, Trigger::drift, "reverted " + (*taken)->files);
-        m_edits_reverted = true;
     }
     return true;
 }
@@ -863,11 +863,11 @@ ManagedService::Outcome ManagedService::start_unit()
 ManagedService::Outcome ManagedService::act_if_owed()
 {
     const auto head = status().hash;
-    const auto applied = [&] {
+    auto [applied, owed] = [&] {
         std::lock_guard lock(m_mutex);
-        return m_saved.applied;
+        return std::pair{m_saved.applied, m_saved.owed}; // owed: it ran on edits now reverted
     }();
-    bool owed = m_edits_reverted; // the service ran on edits of its old clone
+    const bool was_owed = owed;
     if (applied != head && !applied.empty()) {
         auto survey = m_store.survey(applied, head, m_config.dirs, m_config.file_size_limit());
         if (!survey || !survey->changed.empty()) {
@@ -880,9 +880,10 @@ ManagedService::Outcome ManagedService::act_if_owed()
         if (auto r = act(); !r) {
             return r;
         }
-        m_edits_reverted = false;
+        std::lock_guard lock(m_mutex);
+        m_saved.owed = false;
     }
-    if (applied != head) {
+    if (applied != head || was_owed) {
         mark_applied(head);
         persist();
     }
@@ -1128,6 +1129,12 @@ ManagedService::Outcome ManagedService::act()
     std::lock_guard lock(m_mutex);
     ++(outcome ? m_status.actions_ok : m_status.actions_failed);
     return outcome;
+}
+
+void ManagedService::owe_action()
+{
+    std::lock_guard lock(m_mutex);
+    m_saved.owed = true;
 }
 
 void ManagedService::mark_applied(const std::string& commit)

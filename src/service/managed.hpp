@@ -187,6 +187,7 @@ private:
     Outcome publish(const std::string& commit, Git tree);
     Outcome act(); // systemctl daemon-reload, then the action
     void mark_applied(const std::string& commit);
+    void owe_action(); // its files changed back: act_if_owed() acts, after a crash too
     Taken take_drift();
     Taken take_drift_of(const Git& tree);
     std::expected<bool, Failure> take_drift_before(const std::string& commit, Trigger trigger);
@@ -217,11 +218,10 @@ private:
     };
     std::vector<Retired> m_retired;
     bool m_package_done = false;
-    bool m_ready = false;          // work tree, mounts and first start done
-    bool m_cloned = false;         // start() made a fresh tree: no local edits to look for
-    bool m_migrated = false;       // an old checkout waits in Layout::migrated() for its mounts
-    bool m_edits_reverted = false; // its edits are saved and gone: the action is owed
-    bool m_drift_kept = false;     // local edits found whose patch could not be saved
+    bool m_ready = false;      // work tree, mounts and first start done
+    bool m_cloned = false;     // start() made a fresh tree: no local edits to look for
+    bool m_migrated = false;   // an old checkout waits in Layout::migrated() for its mounts
+    bool m_drift_kept = false; // local edits found whose patch could not be saved
     bool m_watched_clean = false;
     std::uint64_t m_generation = 0;
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)

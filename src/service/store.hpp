@@ -37,6 +37,8 @@ struct SavedService {
     // The last commit the service was told about: checked out and its action run (or none
     // was needed). A checkout ahead of it means the action is still owed.
     std::string applied;
+    // Its files changed back (local edits saved and reverted) and it was not told yet.
+    bool owed = false;
     std::deque<HistoryEntry> history; // oldest first, at most kHistoryLimit saved
 };
 

@@ -756,8 +756,9 @@ TEST_F(ManagedServiceTest, AnOldCheckoutIsTakenOverAtItsCommit)
 
 // (7b) The layout before plain trees: M/<service> our symlink to a git worktree of the store at
 // M/.gitopper/trees/<service>/0, mounted, with a local edit. Taken over at its commit: the
-// edit saved and reverted (the service told, once), the worktree and its records gone, one
-// mount on the target, a plain tree behind the symlink.
+// edit saved and reverted (the service told once, even when a crash cut the first start short
+// of telling it), the worktree and its records gone, one mount on the target, a plain tree
+// behind the symlink.
 TEST_F(ManagedServiceTest, AWorktreeOfTheStoreIsTakenOverAtItsCommit)
 {
     isolated(Needs::mounts, [&] {
@@ -785,6 +786,13 @@ TEST_F(ManagedServiceTest, AWorktreeOfTheStoreIsTakenOverAtItsCommit)
             ASSERT_TRUE(state.save("app", SavedService{.applied = m_first}));
         }
 
+        // Killed before the action the reverted edit owes: the next start still runs it, once.
+        const int status = in_child([&] {
+            m_systemd.crash_at = "reload app";
+            instance(config)->start();
+        });
+        ASSERT_EQ(status, kCrashed) << "the takeover never got to its action";
+        m_systemd.calls.clear();
         auto app = instance(config);
         app->start();
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
@@ -793,6 +801,7 @@ TEST_F(ManagedServiceTest, AWorktreeOfTheStoreIsTakenOverAtItsCommit)
         EXPECT_EQ(read_text(local() / "app.conf"), "v1\n");
         EXPECT_EQ(m_systemd.calls,
                   (Calls{"daemon-reload", "start app", "daemon-reload", "reload app"}));
+        EXPECT_FALSE(saved().owed);
         std::string patches;
         for (const auto& entry : fs::recursive_directory_iterator(state_dir())) {
             if (entry.path().extension() == ".patch") {
@@ -811,6 +820,11 @@ TEST_F(ManagedServiceTest, AWorktreeOfTheStoreIsTakenOverAtItsCommit)
             on_local += line.find(" " + local().string() + " ") != std::string::npos ? 1 : 0;
         }
         EXPECT_EQ(on_local, 1);
+
+        app.reset();
+        m_systemd.calls.clear();
+        instance(config)->start();
+        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"})) << "owed twice";
     });
 }
 
