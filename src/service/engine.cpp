@@ -116,7 +116,7 @@ void Engine::start()
               format_duration(m_options.interval));
     if (!mount_beneath_supported()) {
         log::warn("this kernel has no MOVE_MOUNT_BENEATH (Linux 6.5): deploys update the live "
-                  "work trees in place, atomic per file but not for a whole directory");
+                  "trees in place, atomic per file but not for a whole directory");
     }
     for (auto& group : m_groups) {
         group->start();
