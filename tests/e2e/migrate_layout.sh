@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The layout of gitopper before object stores is taken over at the first start: a clone per
-# service at <mount>/<service> (blobless, sparse on its link, detached), bind mounts of its
+# service at <mount>/<service> (blobless, sparse on its link, detached; or, as the Go tool
+# makes it, with every blob, cone-mode sparse, on its branch), bind mounts of its
 # links, the single state file gitopper-state.json with a freeze and history, a saved drift
 # patch. Afterwards <mount>/<service> is our symlink to a plain tree of the one store, every
 # target has one mount, the old clones are gone, the freeze, history and patch are kept, a
@@ -17,7 +18,8 @@ log_git_calls
 #   quiet   cloned at an older commit; none of its paths changed since
 #   moved   cloned at an older commit; its path changed since
 #   edited  cloned at the head, with a local edit in the clone
-services="frozen quiet moved edited"
+#   golike  as the Go tool clones: all blobs, cone-mode sparse on its directory, on branch main
+services="frozen quiet moved edited golike"
 make_upstream
 for s in $services; do commit "$s/conf" "$s 1" >/dev/null; done
 pin=$(commit frozen/conf "frozen 2")
@@ -50,6 +52,17 @@ old_clone frozen "$pin"
 old_clone quiet "$pin"
 old_clone moved "$pin"
 old_clone edited "$head"
+# go_clone SERVICE: the Go tool's checkout of a service with one directory link.
+go_clone() {
+    local dir="$T/srv/$1"
+    "$real_git" clone -q --no-checkout --branch main "file://$T/up" "$dir"
+    "$real_git" -C "$dir" sparse-checkout set --cone "$1"
+    "$real_git" -C "$dir" checkout -q main
+    mkdir -p "$T/etc/$1"
+    mount --bind "$dir/$1" "$T/etc/$1"
+}
+go_clone golike
+[ "$("$real_git" -C "$T/srv/golike" symbolic-ref HEAD)" = refs/heads/main ] || fail "golike is not on main"
 [ "$(ls "$T/srv/quiet")" = quiet ] || fail "the old clone is not sparse: $(ls "$T/srv/quiet")"
 printf 'edited by hand\n' >"$T/srv/edited/edited/conf"
 for s in $services; do [ "$(mounts_on "$T/etc/$s")" = 1 ] || fail "old mount on $s"; done
@@ -111,6 +124,7 @@ wait_until 10 grep -qx "moved 3" "$T/etc/moved/conf"
 wait_until 10 calls_above "reload moved" 0
 wait_until 20 deployed quiet "$head"
 wait_until 20 deployed edited "$head"
+wait_until 20 deployed golike "$head"
 wait_until 10 deployed frozen "$pin"
 wait_until 10 state_of frozen FREEZE
 wait_until 10 ls_remotes_above 2 # a few polls more: nothing else is owed
@@ -157,7 +171,7 @@ expect_in "$T/state/gitopper-drift/edited/$(cat "$T/patches")" "+edited by hand"
 expect_in "$T/gitopper.log" "[edited] local changes reverted to git's version"
 expect_in "$T/state/gitopper-state/edited.json" '"trigger": "drift"'
 [ "$(calls "reload edited")" = 1 ] || fail "edited reloaded $(calls "reload edited") times after its edit was reverted, not once"
-for s in frozen quiet; do
+for s in frozen quiet golike; do
     if grep -E "^(reload|restart) $s\$" "$T/systemctl.log"; then
         fail "$s was told, though its files did not change"
     fi
