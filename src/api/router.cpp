@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "git/git.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 

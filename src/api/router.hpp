@@ -10,8 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "service/managed.hpp"
-#include "service/store.hpp"
+#include "api/control.hpp"
 #include "util/error.hpp"
 
 namespace gitopper {
@@ -21,21 +20,6 @@ enum class Role { read_only, read_write };
 struct Reply {
     int status = 0; // 0, or an HTTP-like code: 400, 401, 404, 406, 409, 500
     std::string body;
-};
-
-// What the routes act on; the Engine implements it.
-class Control {
-public:
-    virtual ~Control() = default;
-    [[nodiscard]] virtual Result<> freeze(const std::string& service) = 0;
-    [[nodiscard]] virtual Result<> unfreeze(const std::string& service) = 0;
-    [[nodiscard]] virtual Result<> pull(const std::string& service) = 0;
-    // Carried out before it returns (SPEC §4: "OK once carried out").
-    virtual Completion rollback(const std::string& service, const std::string& hash,
-                                bool force) = 0;
-    virtual std::vector<Status> statuses() const = 0;
-    [[nodiscard]] virtual Result<std::deque<HistoryEntry>>
-    history(const std::string& service) const = 0;
 };
 
 class Router {

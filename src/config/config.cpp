@@ -329,15 +329,6 @@ std::uint64_t Service::file_size_limit() const
     return max_file_size.empty() ? kDefault : parse_size(max_file_size).value_or(kDefault);
 }
 
-std::optional<unsigned> Link::mode_bits() const
-{
-    if (mode.empty() || mode.size() > 4 ||
-        mode.find_first_not_of("01234567") != std::string::npos) {
-        return std::nullopt;
-    }
-    return static_cast<unsigned>(std::stoul(mode, nullptr, 8));
-}
-
 std::string Service::label() const
 {
     return name.empty() ? fmt::format("[[services]] #{}", index)

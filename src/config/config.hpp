@@ -13,26 +13,9 @@
 
 #include "util/duration.hpp"
 #include "util/error.hpp"
+#include "util/link.hpp"
 
 namespace gitopper {
-
-struct Position {
-    long line = 0;
-    long column = 0;
-};
-
-// One entry of `dirs`: `path` (the TOML key `link`: a path in the repository) is bind-mounted onto
-// `local`.
-struct Link {
-    std::string local;
-    std::string path;
-    bool file = false; // a single file rather than a directory
-    std::string mode;  // octal permission bits of the mounted directory ("0750"); "" = git's
-    Position position;
-
-    // The bits of `mode`, once validated; nullopt when unset.
-    std::optional<unsigned> mode_bits() const;
-};
 
 // An SSH public key file allowed on the control API.
 struct Key {

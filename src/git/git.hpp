@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
 #include "util/error.hpp"
+#include "util/link.hpp"
 #include "util/process.hpp"
 
 namespace gitopper {
@@ -26,8 +26,6 @@ struct GitCounters {
     std::atomic<std::uint64_t> errors{0};
 };
 GitCounters& git_counters();
-
-bool is_commit_hash(std::string_view text); // 4..40 lowercase or uppercase hex digits
 
 // The URL without its password, as git keeps it in .git/config and shows it in argv:
 // "https://user:token@host/x" -> "https://user@host/x". The password reaches git only through
@@ -90,6 +88,8 @@ public:
     [[nodiscard]] Result<> clone_store(const std::string& url, const std::string& branch) const;
     // `git worktree prune`: forgets worktrees whose directories are gone.
     [[nodiscard]] Result<> prune_worktrees() const;
+    // `git worktree repair` in this (moved) worktree: the store's record names it again.
+    [[nodiscard]] Result<> repair_worktree() const;
     // The remote-tracking heads the store has ("main" -> hash), read in one process.
     [[nodiscard]] Result<std::map<std::string, std::string>> tracking_heads() const;
     // A work tree's own directory in the object store: what its .git file names, read without
@@ -213,13 +213,5 @@ private:
     std::string m_store;
     std::optional<Plain> m_plain;
 };
-
-} // namespace gitopper
-
-namespace gitopper {
-
-// The same repository however it is spelled: "https://Host/a/b.git", "ssh://git@host:22/a/b",
-// "git@host:a/b" and "host/a/b/" all become "host/a/b". Used to match webhooks to upstreams.
-std::string normalize_repository_url(std::string_view url);
 
 } // namespace gitopper

@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
 #include "git/git.hpp"
 #include "util/error.hpp"
+#include "util/link.hpp"
 
 namespace gitopper {
 

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include "git/git.hpp"
 #include "util/process.hpp"
 #include "util/strings.hpp"
 

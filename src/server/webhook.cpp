@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "git/git.hpp"
+#include "util/strings.hpp"
 
 namespace gitopper {
 namespace {

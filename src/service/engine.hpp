@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "api/router.hpp"
+#include "api/control.hpp"
 #include "config/config.hpp"
 #include "service/managed.hpp"
 #include "service/poller.hpp"

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "api/control.hpp"
+#include "api/state.hpp"
 #include "config/config.hpp"
 #include "git/git.hpp"
 #include "git/store.hpp"
@@ -20,7 +22,6 @@
 #include "host/systemd.hpp"
 #include "service/layout.hpp"
 #include "service/patches.hpp"
-#include "service/state.hpp"
 #include "service/store.hpp"
 #include "util/atomic_file.hpp"
 #include "util/safe_path.hpp"
@@ -29,28 +30,6 @@ namespace gitopper {
 
 enum class Trigger { start, poll, pull, webhook, drift, rollback, unfreeze };
 std::string_view trigger_name(Trigger trigger);
-
-// What an operator request carried out by the poll thread ended in: status 0 (done), or an
-// HTTP-like code (404, 409, 500) and why.
-struct Completion {
-    int status = 0;
-    std::string message;
-};
-
-// What the API and the metrics see of a service.
-struct Status {
-    std::string service;
-    std::string branch;
-    State state = State::ok;
-    std::string info;
-    std::string hash;                             // deployed commit
-    std::string upstream;                         // last seen remote head
-    std::chrono::system_clock::time_point change; // last change of state or hash
-    std::chrono::system_clock::time_point synced; // last reconcile that ended well
-    std::uint64_t drift_events = 0;               // local edits reverted
-    std::uint64_t actions_ok = 0;                 // systemctl daemon-reload/<action> runs
-    std::uint64_t actions_failed = 0;
-};
 
 // The machine-wide things a service uses; one instance shared by all services.
 struct HostTools {
@@ -166,6 +145,12 @@ private:
     std::optional<Unusable> unusable_tree(int trees_fd, const std::string& name) const;
     Outcome switch_store(int mount_fd, const std::string& old);
     [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit) const;
+    [[nodiscard]] Result<> clear_name(int trees_fd, const std::string& name);
+    [[nodiscard]] Result<> discard_tree(int trees_fd, const std::string& name,
+                                        const std::string& keep_why);
+    [[nodiscard]] Result<> save_tree_edits(const Git& tree);
+    std::optional<std::string> only_tree(int trees_fd) const;
+    void make_live(const std::string& commit, Git tree);
     Git plain_tree(const std::string& dir, const std::string& commit) const;
     Outcome use_new_tree(int mount_fd, Git tree, const std::string& commit,
                          const std::string& note);

@@ -17,18 +17,11 @@
 #include <string>
 #include <string_view>
 
+#include "api/control.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
 namespace gitopper {
-
-struct HistoryEntry {
-    std::int64_t time = 0; // Unix seconds
-    std::string from;      // deployed commit before
-    std::string to;        // commit after (or asked for)
-    std::string trigger;   // start, poll, pull, webhook, drift, rollback
-    std::string result;    // "ok" or the error
-};
 
 struct SavedService {
     bool frozen = false;

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include <fmt/format.h>
+#include <fmt/core.h> // format_string and format: not the rest of fmt in every file
 
 namespace gitopper {
 

@@ -204,4 +204,55 @@ std::uint64_t fnv1a(std::string_view text)
     return hash;
 }
 
+bool is_commit_hash(std::string_view text)
+{
+    return text.size() >= 4 && text.size() <= 40 &&
+           std::all_of(text.begin(), text.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+           });
+}
+
+std::string normalize_repository_url(std::string_view url)
+{
+    std::string_view rest = trim(url);
+    std::string_view authority;
+    std::string_view path;
+    const auto scheme = rest.find("://");
+    const auto colon = rest.find(':');
+    if (scheme != std::string_view::npos) {
+        rest.remove_prefix(scheme + 3);
+        const auto slash = rest.find('/');
+        authority = rest.substr(0, slash);
+        path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+        if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+            authority.remove_prefix(at + 1); // nor are user and password
+        }
+        authority = authority.substr(0, authority.find(':')); // the port is not the repository
+    } else if (colon != std::string_view::npos && colon < rest.find('/')) {
+        authority = rest.substr(0, colon); // scp-like user@host:path
+        path = rest.substr(colon + 1);
+    } else {
+        const auto slash = rest.find('/');
+        authority = rest.substr(0, slash);
+        path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+    }
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        authority.remove_prefix(at + 1); // the user is not the repository
+    }
+    std::string host(authority);
+    std::transform(host.begin(), host.end(), host.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string tail(path);
+    while (!tail.empty() && tail.front() == '/') {
+        tail.erase(0, 1);
+    }
+    while (!tail.empty() && tail.back() == '/') {
+        tail.pop_back();
+    }
+    if (tail.ends_with(".git")) {
+        tail.resize(tail.size() - 4);
+    }
+    return tail.empty() ? host : host + "/" + tail;
+}
+
 } // namespace gitopper

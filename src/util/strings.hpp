@@ -22,6 +22,12 @@ std::string errno_message(int error);
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
+bool is_commit_hash(std::string_view text); // 4..40 lowercase or uppercase hex digits
+
+// The same repository however it is spelled: "https://Host/a/b.git", "ssh://git@host:22/a/b",
+// "git@host:a/b" and "host/a/b/" all become "host/a/b". Used to match webhooks to upstreams.
+std::string normalize_repository_url(std::string_view url);
+
 // The 64-bit FNV-1a hash: a short stable name for a text, not a secret.
 std::uint64_t fnv1a(std::string_view text);
 

@@ -1,4 +1,5 @@
 #include "server/webhook.hpp"
+#include "util/strings.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "service/state.hpp"
+#include "api/state.hpp"
 
 #include <array>
 #include <string>

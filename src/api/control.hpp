@@ -1,0 +1,63 @@
+#pragma once
+// What the control API acts on and answers with: the Control interface the Engine implements,
+// and the value types of a service's status and history. Nothing above util: the routes
+// (api/router) and the services (service/) both build on it, neither on the other.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "api/state.hpp"
+#include "util/error.hpp"
+
+namespace gitopper {
+
+// One entry of a service's deploy history, as the state file keeps it and the API lists it.
+struct HistoryEntry {
+    std::int64_t time = 0; // Unix seconds
+    std::string from;      // deployed commit before
+    std::string to;        // commit after (or asked for)
+    std::string trigger;   // start, poll, pull, webhook, drift, rollback
+    std::string result;    // "ok" or the error
+};
+
+// What an operator request carried out by the poll thread ended in: status 0 (done), or an
+// HTTP-like code (404, 409, 500) and why.
+struct Completion {
+    int status = 0;
+    std::string message;
+};
+
+// What the API and the metrics see of a service.
+struct Status {
+    std::string service;
+    std::string branch;
+    State state = State::ok;
+    std::string info;
+    std::string hash;                             // deployed commit
+    std::string upstream;                         // last seen remote head
+    std::chrono::system_clock::time_point change; // last change of state or hash
+    std::chrono::system_clock::time_point synced; // last reconcile that ended well
+    std::uint64_t drift_events = 0;               // local edits reverted
+    std::uint64_t actions_ok = 0;                 // systemctl daemon-reload/<action> runs
+    std::uint64_t actions_failed = 0;
+};
+
+// What the routes act on; the Engine implements it.
+class Control {
+public:
+    virtual ~Control() = default;
+    [[nodiscard]] virtual Result<> freeze(const std::string& service) = 0;
+    [[nodiscard]] virtual Result<> unfreeze(const std::string& service) = 0;
+    [[nodiscard]] virtual Result<> pull(const std::string& service) = 0;
+    // Carried out before it returns (SPEC §4: "OK once carried out").
+    virtual Completion rollback(const std::string& service, const std::string& hash,
+                                bool force) = 0;
+    virtual std::vector<Status> statuses() const = 0;
+    [[nodiscard]] virtual Result<std::deque<HistoryEntry>>
+    history(const std::string& service) const = 0;
+};
+
+} // namespace gitopper
