@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -34,9 +35,16 @@ Layout::Layout(std::string mount, std::string service, std::string links)
 
 std::string links_id(std::span<const Link> links)
 {
-    std::string text;
+    // Sorted, each with its kind and an end: the same set whatever the order, and no two sets
+    // alike ("a/b" + "c" is not "a/bc").
+    std::vector<std::string> entries;
     for (const auto& link : links) {
-        text += link.path + (link.file ? "\1" : "\0");
+        entries.push_back(link.path + (link.file ? '\1' : '\2') + '\0');
+    }
+    std::sort(entries.begin(), entries.end());
+    std::string text;
+    for (const auto& entry : entries) {
+        text += entry;
     }
     return fmt::format("{:08x}", fnv1a(text) & 0xffffffff);
 }
@@ -92,11 +100,6 @@ std::string Layout::migrated() const
     return fmt::format("{}/{}/migrated-{}", m_mount, kBase, m_service);
 }
 
-std::string Layout::target(const std::string& commit) const
-{
-    return fmt::format("{}/trees/{}", kBase, tree_name(commit));
-}
-
 Layout::Found Layout::inspect(int mount_fd) const
 {
     struct stat st {};
@@ -132,9 +135,15 @@ Layout::Found Layout::inspect(int mount_fd) const
 
 Result<> Layout::publish(int mount_fd, const std::string& commit) const
 {
+    return publish_tree(mount_fd, tree_name(commit));
+}
+
+Result<> Layout::publish_tree(int mount_fd, const std::string& name) const
+{
     const auto temporary = m_service + ".gitopper-link";
     ::unlinkat(mount_fd, temporary.c_str(), 0); // left by a kill -9: only ever our symlink
-    if (::symlinkat(target(commit).c_str(), mount_fd, temporary.c_str()) != 0) {
+    if (::symlinkat(fmt::format("{}/trees/{}", kBase, name).c_str(), mount_fd, temporary.c_str()) !=
+        0) {
         return fail("symlink {}/{}: {}", m_mount, temporary, errno_message(errno));
     }
     if (::renameat(mount_fd, temporary.c_str(), mount_fd, m_service.c_str()) != 0) {

@@ -66,6 +66,8 @@ public:
     // M/<service> points to the tree of `commit`, switched at once: a new symlink renamed over
     // the old.
     [[nodiscard]] Result<> publish(int mount_fd, const std::string& commit) const;
+    // The same for the tree named `name` in trees(), whatever its links.
+    [[nodiscard]] Result<> publish_tree(int mount_fd, const std::string& name) const;
 
     // Root's directories on the way to the trees and stores, made when missing (0711) and
     // refused when someone else could change them. Returns M/.gitopper/trees.
@@ -75,8 +77,6 @@ public:
     [[nodiscard]] Result<Fd> open_stores(int mount_fd) const;
 
 private:
-    std::string target(const std::string& commit) const; // the symlink's text
-
     std::string m_mount;
     std::string m_service;
     std::string m_links;

@@ -374,7 +374,16 @@ ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, const std::stri
     if (auto unusable = unusable_tree(trees->get(), name)) {
         if (unusable->kind == Unusable::Kind::missing) {
             m_tree.clear();
-            return first_tree(mount_fd); // removed under us: nothing to keep
+            // A kill -9 between the older kernels' rename and the symlink's: the tree is there
+            // under its new name. Otherwise it was removed under us: nothing to keep.
+            if (auto only = only_tree(trees->get()); only && *only != name) {
+                log::warn("[{}] {} is gone; taking {}, its only tree", m_config.name, name, *only);
+                if (auto r = m_layout.publish_tree(mount_fd, *only); !r) {
+                    return host_failure(r.error().message);
+                }
+                return reuse_tree(mount_fd, *only);
+            }
+            return first_tree(mount_fd);
         }
         return replace_tree(mount_fd, m_layout.trees() + "/" + name, unusable->why);
     }
@@ -391,6 +400,7 @@ ManagedService::Outcome ManagedService::reuse_tree(int mount_fd, const std::stri
         return relink_tree(mount_fd, commit, name);
     }
     m_tree = name;
+    m_tree_commit = commit;
     m_git = plain_tree(m_layout.tree(commit), commit);
     std::lock_guard lock(m_mutex);
     m_status.hash = commit;
@@ -405,9 +415,12 @@ ManagedService::Outcome ManagedService::relink_tree(int mount_fd, const std::str
                                                     const std::string& old)
 {
     auto survey = m_store.survey("", commit, m_config.dirs, m_config.file_size_limit());
-    if (!survey || survey->refusal) {
-        // Not this store's commit, or not one to check out with these links: from the head.
-        retire(old);
+    if (!survey) {
+        return git_failure(survey.error()); // tried again; the tree stays
+    }
+    if (survey->refusal) {
+        // Not one to check out with these links: from the head.
+        retire(old, "", commit);
         return first_tree(mount_fd);
     }
     auto trees = m_layout.open_trees(mount_fd);
@@ -420,9 +433,25 @@ ManagedService::Outcome ManagedService::relink_tree(int mount_fd, const std::str
     if (!tree) {
         return git_failure(tree.error());
     }
-    retire(old);
-    owe_action(); // the service's files changed; saved with use_new_tree's history entry
+    retire(old, "", commit);
+    owe_action(); // the service's files change: saved before they do
+    persist();
     return use_new_tree(mount_fd, std::move(*tree), commit, "links changed");
+}
+
+// The name of this service's one tree, when it has exactly one.
+std::optional<std::string> ManagedService::only_tree(int trees_fd) const
+{
+    std::optional<std::string> only;
+    for (const auto& name : list_directory(trees_fd).value_or(std::vector<std::string>{})) {
+        if (m_layout.commit_of(name)) {
+            if (only) {
+                return std::nullopt;
+            }
+            only = name;
+        }
+    }
+    return only;
 }
 
 // Why the tree `name` cannot be used as it is, or nullopt: it must be a directory of the user's.
@@ -454,6 +483,7 @@ std::optional<ManagedService::Unusable> ManagedService::unusable_tree(int trees_
 ManagedService::Outcome ManagedService::switch_store(int mount_fd, const std::string& old)
 {
     m_tree = old;
+    m_tree_commit.clear();
     const auto old_commit = m_layout.commit_of(old).value_or("");
     auto head = m_store.tracking_head(m_config.branch);
     if (!head) {
@@ -498,10 +528,15 @@ ManagedService::Outcome ManagedService::replace_tree(int mount_fd, const std::st
 // it. Its files do not change, so nothing is reloaded, unless it had local edits.
 ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std::string& path)
 {
-    auto entry = open_no_symlinks(path, O_PATH);
+    // A kill -9 after the worktree moved to migrated() and before the symlink named a tree:
+    // it is taken from there.
+    const bool moved = !exists_no_symlinks(path).value_or(true) &&
+                       exists_no_symlinks(m_layout.migrated()).value_or(false);
+    const auto& source = moved ? m_layout.migrated() : path;
+    auto entry = open_no_symlinks(source, O_PATH);
     auto info = entry ? file_info(entry->get()) : Result<FileInfo>(fail("gone"));
     const uid_t uid = m_user ? m_user->uid : ::geteuid();
-    Git old(path, m_user, m_host.git_timeout, m_config.upstream, m_store.dir());
+    Git old(source, m_user, m_host.git_timeout, m_config.upstream, m_store.dir());
     if (!info || info->uid != uid || !old.is_repository().value_or(false)) {
         return replace_tree(mount_fd, path,
                             info && info->uid != uid
@@ -511,6 +546,7 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std
     old.remove_leftovers(m_config.name);
     m_git = old;
     m_tree.clear();
+    m_tree_commit.clear();
     auto commit = old.detached_head();
     if (!commit || !m_store.git().has_commit(*commit).value_or(false)) {
         log::warn("[{}] the commit of {} is not upstream's any more: taking the branch head",
@@ -532,9 +568,17 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std
     if (!tree) {
         return git_failure(tree.error());
     }
-    if (::renameat(AT_FDCWD, path.c_str(), AT_FDCWD, m_layout.migrated().c_str()) != 0) {
+    if (!moved && ::renameat(AT_FDCWD, path.c_str(), AT_FDCWD, m_layout.migrated().c_str()) != 0) {
         return host_failure(
             fmt::format("move {} to {}: {}", path, m_layout.migrated(), errno_message(errno)));
+    }
+    // A git worktree moved: the store's record of it names its new place, or another
+    // service's `git worktree prune` would forget it before its edits are saved.
+    m_git = Git(m_layout.migrated(), m_user, m_host.git_timeout, m_config.upstream, m_store.dir());
+    if (m_git->worktree_git_dir()) {
+        if (auto r = m_git->repair_worktree(); !r) {
+            log::warn("[{}] {}", m_config.name, r.error().message);
+        }
     }
     log::info("[{}] moved {} into the object store {} (its old clone waits in {})", m_config.name,
               path, m_store.dir(), m_layout.migrated());
@@ -546,21 +590,12 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std
 // under the links into it. What is there by that name is a leftover (a tree a kill -9 left half
 // made, or one the operator copied): the user's is removed, another owner's (the service's
 // user changed) is not the user's to remove: kept aside.
-Result<Git> ManagedService::build_tree(int trees_fd, const std::string& commit) const
+Result<Git> ManagedService::build_tree(int trees_fd, const std::string& commit)
 {
     const auto name = m_layout.tree_name(commit);
     const auto path = m_layout.tree(commit);
-    struct stat st {};
-    const uid_t uid = m_user ? m_user->uid : ::geteuid();
-    if (::fstatat(trees_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (st.st_uid != uid) {
-            if (auto r = move_aside(m_config, path, fmt::format("it belongs to uid {}", st.st_uid));
-                !r) {
-                return std::unexpected(r.error());
-            }
-        } else if (auto r = remove_tree(trees_fd, m_layout.trees(), name, m_user); !r) {
-            return std::unexpected(r.error());
-        }
+    if (auto r = clear_name(trees_fd, name); !r) {
+        return std::unexpected(r.error());
     }
     if (auto r = make_owned_dir(trees_fd, name, m_user, path); !r) {
         return std::unexpected(r.error());
@@ -570,6 +605,31 @@ Result<Git> ManagedService::build_tree(int trees_fd, const std::string& commit) 
         return std::unexpected(r.error());
     }
     return tree;
+}
+
+// Nothing at `name` in the trees for a new tree: a tree of ours that was retired (it was live)
+// goes as discard_tree() lets it; anything else is a leftover (half made by a kill -9, or put
+// there by the operator): the user's is removed, another owner's kept aside.
+Result<> ManagedService::clear_name(int trees_fd, const std::string& name)
+{
+    const auto was_live = std::find_if(m_retired.begin(), m_retired.end(),
+                                       [&](const Retired& r) { return r.name == name; });
+    if (was_live != m_retired.end()) {
+        const auto retired = *was_live;
+        m_retired.erase(was_live);
+        return discard_tree(trees_fd, name, retired.keep_why, retired.commit);
+    }
+    struct stat st {};
+    if (::fstatat(trees_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return {};
+    }
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    if (st.st_uid != uid) {
+        auto aside = move_aside(m_config, m_layout.trees() + "/" + name,
+                                fmt::format("it belongs to uid {}", st.st_uid));
+        return aside ? Result<>{} : std::unexpected(aside.error());
+    }
+    return remove_tree(trees_fd, m_layout.trees(), name, m_user);
 }
 
 // Git for the tree at `dir` holding `commit`; its steps' index is the service's own.
@@ -586,12 +646,7 @@ ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, Git tree,
     if (auto r = m_layout.publish(mount_fd, commit); !r) {
         return host_failure(r.error().message);
     }
-    if (!m_tree.empty() && m_tree != m_layout.tree_name(commit)) {
-        retire(m_tree);
-    }
-    m_tree = m_layout.tree_name(commit);
-    m_git = std::move(tree);
-    ++m_generation;
+    make_live(commit, std::move(tree));
     {
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
@@ -607,16 +662,32 @@ ManagedService::Outcome ManagedService::use_new_tree(int mount_fd, Git tree,
     return {};
 }
 
+// The symlink names the tree of `commit` now: the one it named before is retired, and this
+// one is no longer (a deploy back to a commit whose tree still waited to go).
+void ManagedService::make_live(const std::string& commit, Git tree)
+{
+    const auto name = m_layout.tree_name(commit);
+    if (!m_tree.empty() && m_tree != name) {
+        retire(m_tree, "", m_tree_commit);
+    }
+    std::erase_if(m_retired, [&](const Retired& retired) { return retired.name == name; });
+    m_tree = name;
+    m_tree_commit = commit;
+    m_git = std::move(tree);
+    ++m_generation;
+}
+
 // The tree `name` is live no more; retire_trees() takes it once no mount shows it.
-void ManagedService::retire(const std::string& name, std::string keep_why)
+void ManagedService::retire(const std::string& name, std::string keep_why, std::string commit)
 {
     for (auto& retired : m_retired) {
         if (retired.name == name) {
             retired.keep_why = keep_why.empty() ? retired.keep_why : std::move(keep_why);
+            retired.commit = commit.empty() ? retired.commit : std::move(commit);
             return;
         }
     }
-    m_retired.push_back({name, std::move(keep_why)});
+    m_retired.push_back({name, std::move(keep_why), std::move(commit)});
 }
 
 ManagedService::Outcome ManagedService::restore_pin()
@@ -716,27 +787,59 @@ ManagedService::Outcome ManagedService::retire_trees()
                   trees.error().message);
         return {};
     }
-    const uid_t uid = m_user ? m_user->uid : ::geteuid();
-    for (const auto& [name, keep_why] : std::exchange(m_retired, {})) {
-        const auto path = m_layout.trees() + "/" + name;
-        struct stat st {};
-        if (::fstatat(trees->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            continue;
+    for (const auto& [name, keep_why, commit] : std::exchange(m_retired, {})) {
+        if (name == m_tree) {
+            continue; // live again: never removed
         }
-        Result<> gone;
-        if (!keep_why.empty() || st.st_uid != uid) {
-            auto aside = move_aside(
-                m_config, path,
-                keep_why.empty() ? fmt::format("it belongs to uid {}", st.st_uid) : keep_why);
-            gone = aside ? Result<>{} : std::unexpected(aside.error());
-        } else {
-            gone = remove_tree(trees->get(), m_layout.trees(), name, m_user);
-        }
-        if (!gone) {
+        if (auto gone = discard_tree(trees->get(), name, keep_why, commit); !gone) {
             log::warn("[{}] {}", m_config.name, gone.error().message);
         }
     }
     return {};
+}
+
+// A tree of this service that is not live goes: what its user wrote there since git did (it
+// was live, or a mount still showed it) is saved like drift first. Kept aside instead when
+// that cannot be told or saved, when `keep_why` says so, or when it is another owner's (not
+// the user's to remove).
+Result<> ManagedService::discard_tree(int trees_fd, const std::string& name,
+                                      const std::string& keep_why, std::string commit)
+{
+    const auto path = m_layout.trees() + "/" + name;
+    struct stat st {};
+    if (::fstatat(trees_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return {}; // gone already
+    }
+    const uid_t uid = m_user ? m_user->uid : ::geteuid();
+    auto why = !keep_why.empty()  ? keep_why
+               : st.st_uid != uid ? fmt::format("it belongs to uid {}", st.st_uid)
+                                  : std::string();
+    if (why.empty() && S_ISDIR(st.st_mode) && commit.empty()) {
+        auto found = m_store.git().find_commit(m_layout.commit_of(name).value_or(""));
+        commit = found && *found ? **found : std::string();
+        why = commit.empty() ? "its commit cannot be read from the object store" : "";
+    }
+    if (why.empty() && S_ISDIR(st.st_mode)) {
+        if (auto saved = save_tree_edits(plain_tree(path, commit)); !saved) {
+            why = saved.error().message;
+        }
+    }
+    if (!why.empty()) {
+        auto aside = move_aside(m_config, path, why);
+        return aside ? Result<>{} : std::unexpected(aside.error());
+    }
+    return remove_tree(trees_fd, m_layout.trees(), name, m_user);
+}
+
+// What the user wrote into a tree that is not live, saved as a drift patch and reverted.
+Result<> ManagedService::save_tree_edits(const Git& tree)
+{
+    if (auto left = tree.local_changes(0); left && left->count == 0) {
+        return {};
+    }
+    log::warn("[{}] {} holds files that are not git's: saving them", m_config.name, tree.dir());
+    auto taken = take_drift_of(tree);
+    return taken ? Result<>{} : fail("{}", taken.error().message);
 }
 
 // Every target switched to the live tree at once (see switch_bind_mount). A kernel without
@@ -829,15 +932,26 @@ bool ManagedService::save_migrated_edits()
         return true; // git failing in it is no reason to delete it: only a missing .git
     }
     const auto hash = status().hash;
+    const bool owed = [&] {
+        std::lock_guard lock(m_mutex);
+        return std::exchange(m_saved.owed, true);
+    }();
+    persist(); // saved before anything is reverted: a kill -9 during the revert still owes it
     auto taken = take_drift_of(old);
+    if (!taken || !*taken) {
+        std::lock_guard lock(m_mutex);
+        m_saved.owed = owed; // nothing reverted (yet): owed as before
+    }
     if (!taken) {
         log::warn("[{}] {}; the old checkout stays in {}", m_config.name, taken.error().message,
                   m_layout.migrated());
+        persist();
         return false;
     }
     if (*taken) {
-        owe_action(); // saved with the history entry
         add_history(hash, hash, Trigger::drift, "reverted " + (*taken)->files);
+    } else {
+        persist();
     }
     return true;
 }
@@ -1068,7 +1182,12 @@ Result<Git> ManagedService::stage(const std::string& commit)
         return tree;
     }
     const auto name = m_layout.tree_name(commit);
-    if (auto r = remove_tree(trees->get(), m_layout.trees(), name, m_user); !r) {
+    if (auto r = clear_name(trees->get(), name); !r) {
+        return std::unexpected(r.error());
+    }
+    // Git is about to write the live tree itself: whatever is not git's there is saved first,
+    // whatever the watches said.
+    if (auto r = save_tree_edits(*m_git); !r) {
         return std::unexpected(r.error());
     }
     if (auto r = m_git->move_plain(commit); !r) {
@@ -1102,12 +1221,7 @@ ManagedService::Outcome ManagedService::publish(const std::string& commit, Git t
     if (auto r = m_layout.publish(base->first.get(), commit); !r) {
         return host_failure(r.error().message);
     }
-    if (!m_tree.empty() && m_tree != m_layout.tree_name(commit)) {
-        retire(m_tree);
-    }
-    m_tree = m_layout.tree_name(commit);
-    m_git = std::move(tree);
-    ++m_generation;
+    make_live(commit, std::move(tree));
     return mount_all();
 }
 

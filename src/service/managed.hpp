@@ -144,17 +144,17 @@ private:
     };
     std::optional<Unusable> unusable_tree(int trees_fd, const std::string& name) const;
     Outcome switch_store(int mount_fd, const std::string& old);
-    [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit) const;
+    [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit);
     [[nodiscard]] Result<> clear_name(int trees_fd, const std::string& name);
     [[nodiscard]] Result<> discard_tree(int trees_fd, const std::string& name,
-                                        const std::string& keep_why);
+                                        const std::string& keep_why, std::string commit);
     [[nodiscard]] Result<> save_tree_edits(const Git& tree);
     std::optional<std::string> only_tree(int trees_fd) const;
     void make_live(const std::string& commit, Git tree);
     Git plain_tree(const std::string& dir, const std::string& commit) const;
     Outcome use_new_tree(int mount_fd, Git tree, const std::string& commit,
                          const std::string& note);
-    void retire(const std::string& name, std::string keep_why = "");
+    void retire(const std::string& name, std::string keep_why = "", std::string commit = "");
 
     static std::unexpected<Failure> host_failure(std::string message)
     {
@@ -193,13 +193,15 @@ private:
     Layout m_layout;
     PatchDir m_patches; // drift patches under the state dir, bounded
     std::optional<Credentials> m_user;
-    std::optional<Git> m_git; // the live tree
-    std::string m_tree;       // the live tree's name in Layout::trees(), "" before there is one
+    std::optional<Git> m_git;  // the live tree
+    std::string m_tree;        // the live tree's name in Layout::trees(), "" before there is one
+    std::string m_tree_commit; // its commit in full
     // Trees of ours that mounts may still show: removed once none does (or, `keep_why` given,
     // moved aside for the operator, when their local edits could not be looked at).
     struct Retired {
         std::string name; // in Layout::trees()
         std::string keep_why;
+        std::string commit; // in full, when known (its name has the first digits)
     };
     std::vector<Retired> m_retired;
     bool m_package_done = false;

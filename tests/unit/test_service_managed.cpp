@@ -828,6 +828,47 @@ TEST_F(ManagedServiceTest, AWorktreeOfTheStoreIsTakenOverAtItsCommit)
     });
 }
 
+// (7c) A deploy whose action failed leaves the tree it replaced waiting to go; a rollback to
+// that commit makes it live again: it must not be removed with the tree after it. A file the
+// user wrote into the replaced tree meanwhile is saved before that tree goes.
+TEST_F(ManagedServiceTest, ATreeLiveAgainIsNeverRemovedAndARetiredTreesEditsAreSaved)
+{
+    isolated(Needs::mounts, [&] {
+        auto app = instance(service(true));
+        app->start();
+        ASSERT_EQ(app->state_now(), State::ok) << app->service.status().info;
+        const auto first_tree = fs::canonical(link());
+        const auto second = commit({{"app/conf/app.conf", "v2\n"}}, "new conf");
+        m_systemd.failing = {"reload app"};
+        app->poll();
+        ASSERT_EQ(app->state_now(), State::broken) << app->service.status().info;
+        EXPECT_EQ(read_text(local() / "app.conf"), "v2\n");
+        ASSERT_TRUE(fs::exists(first_tree)) << "waits until an action ran";
+        ASSERT_TRUE(write_text((first_tree / "app/conf/late.conf").c_str(), "written late\n"));
+
+        m_systemd.failing.clear();
+        const auto done = app->service.rollback(m_first, false);
+        EXPECT_EQ(done.status, 0) << done.message;
+        EXPECT_EQ(app->hash(), m_first);
+        EXPECT_EQ(read_text(local() / "app.conf"), "v1\n") << "the live tree was removed";
+        EXPECT_FALSE(fs::exists(local() / "late.conf"));
+        EXPECT_TRUE(fs::exists(fs::canonical(link()) / "app/conf/app.conf"));
+        std::string patches;
+        for (const auto& entry : fs::recursive_directory_iterator(state_dir())) {
+            if (entry.path().extension() == ".patch") {
+                patches += read_text(entry.path());
+            }
+        }
+        EXPECT_NE(patches.find("+written late"), std::string::npos) << patches;
+        std::size_t trees = 0;
+        for (const auto& entry : fs::directory_iterator(mount_base() / ".gitopper/trees")) {
+            trees += entry.path().filename().string().starts_with("app.") ? 1U : 0U;
+        }
+        EXPECT_EQ(trees, 1u);
+        (void)second;
+    });
+}
+
 // (8) The poll thread's last resort: an exception escaping one service's step (here from
 // systemctl's stand-in, as a bug would) makes that service BROKEN with what it said; the other
 // service of the group runs on, and so does the thread, which still carries out requests.
