@@ -929,14 +929,20 @@ Result<> Git::index_at(const std::string& commit) const
     return output ? Result<>{} : std::unexpected(output.error());
 }
 
-// No index: restore takes the files from the commit alone, and only those of the links.
-Result<> Git::write_plain() const
+// No index needed: restore takes the files from the commit alone, and only those of the links.
+// With `keep_index` it writes the index of what it wrote too (stat data and all), for
+// written_changes() to compare against in one process.
+Result<> Git::write_plain(bool keep_index) const
 {
     if (auto r = drop_index(); !r || m_plain->links.empty()) {
         return r;
     }
-    std::vector<std::string> args{"restore", "--quiet", "--worktree", "--source=" + m_plain->commit,
-                                  "--"};
+    std::vector<std::string> args{"restore", "--quiet", "--worktree",
+                                  "--source=" + m_plain->commit};
+    if (keep_index) {
+        args.emplace_back("--staged");
+    }
+    args.emplace_back("--");
     for (auto& spec : pathspecs(m_plain->links)) {
         args.push_back(std::move(spec));
     }
@@ -978,6 +984,11 @@ Result<Git::Changes> Git::plain_changes(std::size_t listed) const
     if (auto r = index_at(m_plain->commit); !r) {
         return std::unexpected(r.error());
     }
+    return written_changes(listed);
+}
+
+Result<Git::Changes> Git::written_changes(std::size_t listed) const
+{
     auto output = run_git(
         {"ls-files", "-z", "-t", "--modified", "--deleted", "--others", "--exclude-standard"},
         RunOptions{.max_output = std::size_t(64) << 20});

@@ -67,8 +67,9 @@ public:
                           std::chrono::milliseconds timeout, std::string upstream, Plain plain);
     bool is_plain() const { return m_plain.has_value(); }
     // Writes the files of the plain tree's commit under its links into its (empty) directory,
-    // in one process whatever the size of the repository.
-    [[nodiscard]] Result<> write_plain() const;
+    // in one process whatever the size of the repository; with `keep_index`, also the index of
+    // what it wrote, for written_changes().
+    [[nodiscard]] Result<> write_plain(bool keep_index = false) const;
     // Moves the plain tree's files to `to` in place (for kernels that cannot switch mounts
     // atomically): changed files rewritten, files `to` no longer has removed.
     [[nodiscard]] Result<> move_plain(const std::string& to);
@@ -166,6 +167,9 @@ public:
         std::size_t count = 0;
     };
     [[nodiscard]] Result<Changes> local_changes(std::size_t listed = SIZE_MAX) const;
+    // Right after write_plain(true): what differs from what git wrote (the user's writes since),
+    // compared by stat data in one process; the index is removed.
+    [[nodiscard]] Result<Changes> written_changes(std::size_t listed = 20) const;
     // Every local change (tracked and untracked, outside the sparse paths too) as one binary
     // patch that git writes itself into `patch_fd` (an empty file of the caller's, open for
     // reading and writing): never held in memory, never cut at an output limit. A patch over

@@ -590,7 +590,7 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std
 // under the links into it. What is there by that name is a leftover (a tree a kill -9 left half
 // made, or one the operator copied): the user's is removed, another owner's (the service's
 // user changed) is not the user's to remove: kept aside.
-Result<Git> ManagedService::build_tree(int trees_fd, const std::string& commit)
+Result<Git> ManagedService::build_tree(int trees_fd, const std::string& commit, bool keep_index)
 {
     const auto name = m_layout.tree_name(commit);
     const auto path = m_layout.tree(commit);
@@ -601,7 +601,7 @@ Result<Git> ManagedService::build_tree(int trees_fd, const std::string& commit)
         return std::unexpected(r.error());
     }
     auto tree = plain_tree(path, commit);
-    if (auto r = tree.write_plain(); !r) {
+    if (auto r = tree.write_plain(keep_index); !r) {
         return std::unexpected(r.error());
     }
     return tree;
@@ -1166,13 +1166,13 @@ Result<Git> ManagedService::stage(const std::string& commit)
         return std::unexpected(trees.error());
     }
     if (mount_beneath_supported() || m_tree.empty()) {
-        auto tree = build_tree(trees->get(), commit);
+        auto tree = build_tree(trees->get(), commit, true);
         if (!tree) {
             return tree;
         }
         // The user owns the new tree from the start and may write into it before it is live
         // (its name is easy to guess): what is not git's is saved like drift, never published.
-        if (auto left = tree->local_changes(0); !left || left->count != 0) {
+        if (auto left = tree->written_changes(0); !left || left->count != 0) {
             log::warn("[{}] {} holds files that are not git's: saving them", m_config.name,
                       m_layout.tree(commit));
             if (auto taken = take_drift_of(*tree); !taken) {

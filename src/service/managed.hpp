@@ -144,7 +144,9 @@ private:
     };
     std::optional<Unusable> unusable_tree(int trees_fd, const std::string& name) const;
     Outcome switch_store(int mount_fd, const std::string& old);
-    [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit);
+    // `keep_index`: git's index of what it wrote stays for Git::written_changes().
+    [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit,
+                                         bool keep_index = false);
     [[nodiscard]] Result<> clear_name(int trees_fd, const std::string& name);
     [[nodiscard]] Result<> discard_tree(int trees_fd, const std::string& name,
                                         const std::string& keep_why, std::string commit);

@@ -755,6 +755,25 @@ TEST_F(PlainTreeTest, WriteTakesOnlyTheLinksAndLeavesNoGitMetadata)
     expect_no_index();
 }
 
+// The check of a new tree before it goes live: git's index of what it wrote, one process.
+TEST_F(PlainTreeTest, WrittenChangesAreTheUsersWritesSinceGitWrote)
+{
+    const auto git = plain(m_first, {dir_link("a/b"), file_link("c/file.txt")});
+    ASSERT_TRUE(git.write_plain(true));
+    const auto clean = git.written_changes();
+    ASSERT_TRUE(clean) << clean.error().message;
+    EXPECT_EQ(clean->count, 0u) << join(clean->listed, ", ");
+    expect_no_index();
+
+    ASSERT_TRUE(git.write_plain(true));
+    write(m_work / "a/b/one.txt", "ONE\n"); // the same size, at once: git looks at the content
+    write(m_work / "a/b/planted.conf", "evil\n");
+    const auto changes = git.written_changes();
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(as_set(changes->listed), (Paths{"a/b/one.txt", "a/b/planted.conf"}));
+    expect_no_index();
+}
+
 TEST_F(PlainTreeTest, LocalChangesOfAPlainTree)
 {
     const auto git = plain(m_first, {dir_link("a/b"), file_link("c/file.txt")});
