@@ -906,6 +906,7 @@ Result<> Git::drop_index() const
             return fail("remove {}/{}: {}", m_plain->git_dir, name, errno_message(errno));
         }
     }
+    m_plain->index_written = false;
     return {};
 }
 
@@ -947,7 +948,11 @@ Result<> Git::write_plain(bool keep_index) const
         args.push_back(std::move(spec));
     }
     auto output = run_git(std::move(args));
-    return output ? Result<>{} : std::unexpected(output.error());
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    m_plain->index_written = keep_index;
+    return {};
 }
 
 // With the index at the old commit, a restore that does not overlay removes what `to` lacks.
@@ -984,10 +989,15 @@ Result<Git::Changes> Git::plain_changes(std::size_t listed) const
     if (auto r = index_at(m_plain->commit); !r) {
         return std::unexpected(r.error());
     }
-    return written_changes(listed);
+    return list_changes(listed);
 }
 
 Result<Git::Changes> Git::written_changes(std::size_t listed) const
+{
+    return m_plain->index_written ? list_changes(listed) : plain_changes(listed);
+}
+
+Result<Git::Changes> Git::list_changes(std::size_t listed) const
 {
     auto output = run_git(
         {"ls-files", "-z", "-t", "--modified", "--deleted", "--others", "--exclude-standard"},

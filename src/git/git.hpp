@@ -62,6 +62,7 @@ public:
         std::string index;   // a file name in git_dir
         std::string commit;
         std::vector<Link> links;
+        mutable bool index_written = false; // write_plain(true) left its index
     };
     static Git plain_tree(std::string dir, std::optional<Credentials> user,
                           std::chrono::milliseconds timeout, std::string upstream, Plain plain);
@@ -167,8 +168,9 @@ public:
         std::size_t count = 0;
     };
     [[nodiscard]] Result<Changes> local_changes(std::size_t listed = SIZE_MAX) const;
-    // Right after write_plain(true): what differs from what git wrote (the user's writes since),
-    // compared by stat data in one process; the index is removed.
+    // After write_plain(true): what differs from what git wrote (the user's writes since),
+    // compared by stat data in one process; the index is removed. Once another step has
+    // used the tree's index: local_changes().
     [[nodiscard]] Result<Changes> written_changes(std::size_t listed = 20) const;
     // Every local change (tracked and untracked, outside the sparse paths too) as one binary
     // patch that git writes itself into `patch_fd` (an empty file of the caller's, open for
@@ -202,6 +204,7 @@ private:
     [[nodiscard]] Result<> write_staged_patch(int patch_fd, std::uint64_t max_bytes,
                                               const std::string& base = "HEAD") const;
     [[nodiscard]] Result<Changes> plain_changes(std::size_t listed) const;
+    [[nodiscard]] Result<Changes> list_changes(std::size_t listed) const;
     [[nodiscard]] Result<> take_plain_changes(int patch_fd, const std::function<Result<>()>& keep,
                                               std::uint64_t max_patch_bytes) const;
     // The plain tree's index: none (removed with what a killed git left of it); or the

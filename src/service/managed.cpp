@@ -177,9 +177,14 @@ void ManagedService::start()
 
 void ManagedService::check_drift_at_start()
 {
-    if (!std::exchange(m_cloned, false)) {
-        check_drift(); // edits made while we were not running
+    // A tree start() just made: only what its user wrote since git did, against git's index
+    // of it (one process). Any other: edits made while we were not running.
+    if (std::exchange(m_cloned, false) && m_git) {
+        if (auto left = m_git->written_changes(0); left && left->count == 0) {
+            return;
+        }
     }
+    check_drift();
 }
 
 bool ManagedService::fresh() const
@@ -353,7 +358,7 @@ ManagedService::Outcome ManagedService::first_tree(int mount_fd)
     }
     log::info("[{}] checking out {} ({}) into {}", m_config.name, short_hash(*head),
               m_config.branch, m_layout.tree(*head));
-    auto tree = build_tree(trees->get(), *head);
+    auto tree = build_tree(trees->get(), *head, true); // its index for check_drift_at_start()
     if (!tree) {
         add_history("", *head, Trigger::start, "checkout failed: " + tree.error().message);
         return git_failure(tree.error());

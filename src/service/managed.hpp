@@ -207,9 +207,9 @@ private:
     };
     std::vector<Retired> m_retired;
     bool m_package_done = false;
-    bool m_ready = false;      // work tree, mounts and first start done
-    bool m_cloned = false;     // start() made a fresh tree: no local edits to look for
-    bool m_migrated = false;   // an old checkout waits in Layout::migrated() for its mounts
+    bool m_ready = false;    // work tree, mounts and first start done
+    bool m_cloned = false;   // start() made a fresh tree: only its user's writes since to look for
+    bool m_migrated = false; // an old checkout waits in Layout::migrated() for its mounts
     bool m_drift_kept = false; // local edits found whose patch could not be saved
     bool m_watched_clean = false;
     std::uint64_t m_generation = 0;

@@ -153,11 +153,20 @@ void PollGroup::start_services()
     for_each_service("opening", [](ManagedService& service) { service.open(); });
     prepare_fresh();
     for_each_service("starting", [](ManagedService& service) { service.start(); });
-    // Edits made while we were not running, once every service runs.
-    for_each_service("looking for edits made while stopped",
-                     [](ManagedService& service) { service.check_drift_at_start(); });
+    // The watches first, then one look: an edit made while we were not running, or since a
+    // tree was mounted, is found by the look or reported by the watches, never neither.
+    std::vector<std::uint64_t> generations;
     for (std::size_t id = 0; id < m_services.size(); ++id) {
         rewatch(id);
+        generations.push_back(m_services[id]->generation());
+    }
+    for_each_service("looking for edits made before the watches",
+                     [](ManagedService& service) { service.check_drift_at_start(); });
+    for (std::size_t id = 0; id < m_services.size(); ++id) {
+        if (m_services[id]->generation() != generations[id]) {
+            rewatch(id); // the revert's own events; and one more look, as after any revert
+            look_again(id);
+        }
     }
 }
 
