@@ -186,6 +186,18 @@ pct_ms() {
 # ms_list FILE: the ns values in FILE as a JSON list of ms with one decimal, in file order.
 ms_list() { awk '{ printf "%s%.1f", (NR > 1 ? "," : ""), $1 / 1e6 }' "$1"; }
 json_num() { [ "$1" = n/a ] && echo null || echo "$1"; }
+# json_str TEXT: TEXT as a JSON string, quotes included: a path or an error message may hold a
+# quote, a backslash or a control character.
+json_str() {
+    local s
+    s=$(printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037')
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//$'\n'/\\n}
+    s=${s//$'\t'/\\t}
+    s=${s//$'\r'/\\r}
+    printf '"%s"' "$s"
+}
 
 # wait_ports: HTTP_PORT and SSH_PORT from the daemon's log lines "http: ... listening on
 # 127.0.0.1:P" and "ssh: control API listening on 127.0.0.1:P" (the newest of each, since a log

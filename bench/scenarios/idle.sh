@@ -109,10 +109,10 @@ scenario_idle() {
     log "$name: resident kB by mapping at the end: $top_maps"
     [ "$other" = 0 ] || log "$name: other git processes in the window: $by"
     [ "$DAEMON_EXIT" = 0 ] || log "$name: daemon exited with status $DAEMON_EXIT after SIGTERM"
-    json_add "$(printf '{"scenario":"%s","kind":"idle","services":%d,"upstreams":1,"interval_s":10,"window_s":%d,"window_measured_s":%s,"startup_s":%s,"cycles":%d,"git_ls_remote":%d,"git_other":%d,"git_other_by_subcommand":"%s","git_per_cycle":%s,"goal_git_per_cycle_1":"%s","goal_cpu_0_2s_per_180s":"%s","goal_vmrss_10mb":"%s","rssanon_goal_kb":%s,"goal_rssanon":"%s","cpu_s":%s,"cpu_self_s":%s,"cpu_children_s":%s,"cpu_s_per_180s":%s,"clk_tck":%d,"vmrss_kb_start":%d,"vmrss_kb_end":%d,"rssanon_kb_start":%d,"rssanon_kb_end":%d,"vmhwm_kb_end":%d,"rssfile_kb_end":%d,"rss_kb_by_mapping_end":"%s","threads_start":%d,"threads_end":%d,"fds_start":%d,"fds_end":%d,"systemctl_calls_in_window":%d,"loadavg1_start":%s,"loadavg1_end":%s,"exit_status":%d,"samples_s_ticks_rss_anon":[%s]}' \
+    json_add "$(printf '{"scenario":"%s","kind":"idle","services":%d,"upstreams":1,"interval_s":10,"window_s":%d,"window_measured_s":%s,"startup_s":%s,"cycles":%d,"git_ls_remote":%d,"git_other":%d,"git_other_by_subcommand":"%s","git_per_cycle":%s,"goal_git_per_cycle_1":"%s","goal_cpu_0_2s_per_180s":"%s","goal_vmrss_10mb":"%s","rssanon_goal_kb":%s,"goal_rssanon":"%s","cpu_s":%s,"cpu_self_s":%s,"cpu_children_s":%s,"cpu_s_per_180s":%s,"clk_tck":%d,"vmrss_kb_start":%d,"vmrss_kb_end":%d,"rssanon_kb_start":%d,"rssanon_kb_end":%d,"vmhwm_kb_end":%d,"rssfile_kb_end":%d,"rss_kb_by_mapping_end":%s,"threads_start":%d,"threads_end":%d,"fds_start":%d,"fds_end":%d,"systemctl_calls_in_window":%d,"loadavg1_start":%s,"loadavg1_end":%s,"exit_status":%d,"samples_s_ticks_rss_anon":[%s]}' \
         "$name" "$n" "$WINDOW" "$(ns_to_s "$elapsed")" "$(ns_to_s $((t1 - t0)))" "$cycles" "$ls" "$other" "$by" \
         "$(json_num "$per_cycle")" "$goal_git" "$goal_cpu" "$goal_rss" "${anon_limit:-null}" "$goal_anon" "$cpu_s" "$(ticks_to_s $((self1 - self0)))" \
         "$(ticks_to_s $((c1 - c0 - self1 + self0)))" "$cpu_per_180" "$CLK_TCK" \
-        "$rss0" "$rss1" "$anon0" "$anon1" "$hwm1" "$rssfile1" "$top_maps" "$thr0" "$thr1" "$fd0" "$fd1" "$sysctl_calls" \
+        "$rss0" "$rss1" "$anon0" "$anon1" "$hwm1" "$rssfile1" "$(json_str "$top_maps")" "$thr0" "$thr1" "$fd0" "$fd1" "$sysctl_calls" \
         "$load0" "$load1" "$DAEMON_EXIT" "$(IFS=,; echo "${samples[*]}")")"
 }
