@@ -293,6 +293,14 @@ du_kb() { du -sk "$@" | awk '{ s += $1 } END { print s + 0 }'; }
 # $CUR/MODE.ns (push -> reload, ns), $CUR/MODE.cmd_ns (the trigger command's own run time),
 # $CUR/MODE.failed (trigger refused or no reload) and $CUR/MODE.wrong (reloaded, other content).
 # SETTLE_GIT=1: wait for git to be quiet after each push (wait_git_quiet) before the next.
+# settle_after_push: lets the cycle finish (state, history, drift re-watch) before the next
+# push; with SETTLE_GIT set, also until git has been quiet for 1 s: the cycle may go on to
+# other services after reloading s1.
+settle_after_push() {
+    sleep 0.3
+    [ -z "${SETTLE_GIT:-}" ] || wait_git_quiet
+}
+
 latency_pushes() {
     local mode=$1 n=$2 body=${3:-} sig=${4:-}
     local i before t0 t1 rc code content now failed=0 wrong=0
@@ -328,6 +336,10 @@ latency_pushes() {
                 ! grep -q "woke 1 service" "$CUR/hook.body"; }; }; then
                 log "$mode push $i: trigger failed (exit $rc${code:+, HTTP $code}): $(tail -n 1 "$CUR/trigger.err" 2>/dev/null; cat "$CUR/hook.body" 2>/dev/null)"
                 failed=$((failed + 1))
+                # The push is still there: let the daemon take it (its next poll, if any) before
+                # the next push, as after any other, so that it is not measured with this one.
+                wait_call "reload s1" "$before" 15 || true
+                settle_after_push
                 continue
             fi
         fi
@@ -342,10 +354,7 @@ latency_pushes() {
             log "$mode push $i: no \"reload s1\" within 15 s"
             failed=$((failed + 1))
         fi
-        sleep 0.3 # let the cycle finish (state, history, drift re-watch) before the next push
-        # With SETTLE_GIT set, also until git has been quiet for 1 s: the cycle may go on to
-        # other services after reloading s1.
-        [ -z "${SETTLE_GIT:-}" ] || wait_git_quiet
+        settle_after_push
     done
     echo "$failed" >"$CUR/$mode.failed"
     echo "$wrong" >"$CUR/$mode.wrong"
