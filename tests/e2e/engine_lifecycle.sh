@@ -25,7 +25,7 @@ TOML
 for signal in TERM INT HUP; do
     start_gitopper
     wait_until 20 grep -q "start svc" "$T/systemctl.log"
-    sleep 0.3
+    wait_cycles 1 # running its loop, not still starting
     stop_gitopper "$signal"
     want=0; [ "$signal" = HUP ] && want=2
     [ "$EXIT_STATUS" = "$want" ] || fail "SIG$signal: exit $EXIT_STATUS, not $want"
