@@ -895,6 +895,16 @@ Git Git::plain_tree(std::string dir, std::optional<Credentials> user,
 
 // Root removes the file by its name beneath the store's .git, opened following no symlink:
 // unlinking never follows one either.
+// `args`, then "--" and the plain tree's links as literal pathspecs.
+Result<Output> Git::run_on_links(std::vector<std::string> args) const
+{
+    args.emplace_back("--");
+    for (auto& spec : pathspecs(m_plain->links)) {
+        args.push_back(std::move(spec));
+    }
+    return run_git(std::move(args));
+}
+
 Result<> Git::drop_index() const
 {
     auto dir = open_no_symlinks(m_plain->git_dir, O_PATH | O_DIRECTORY);
@@ -922,11 +932,7 @@ Result<> Git::index_at(const std::string& commit) const
     if (commit.size() != 40 || !is_commit_hash(commit)) {
         return fail("not a commit hash: {}", quote(commit));
     }
-    std::vector<std::string> args{"reset", "--quiet", commit, "--"};
-    for (auto& spec : pathspecs(m_plain->links)) {
-        args.push_back(std::move(spec));
-    }
-    auto output = run_git(std::move(args));
+    auto output = run_on_links({"reset", "--quiet", commit});
     return output ? Result<>{} : std::unexpected(output.error());
 }
 
@@ -943,11 +949,7 @@ Result<> Git::write_plain(bool keep_index) const
     if (keep_index) {
         args.emplace_back("--staged");
     }
-    args.emplace_back("--");
-    for (auto& spec : pathspecs(m_plain->links)) {
-        args.push_back(std::move(spec));
-    }
-    auto output = run_git(std::move(args));
+    auto output = run_on_links(std::move(args));
     if (!output) {
         return std::unexpected(output.error());
     }
@@ -965,12 +967,8 @@ Result<> Git::move_plain(const std::string& to)
         m_plain->commit = to;
         return {};
     }
-    std::vector<std::string> args{"restore",      "--quiet",        "--worktree",
-                                  "--no-overlay", "--source=" + to, "--"};
-    for (auto& spec : pathspecs(m_plain->links)) {
-        args.push_back(std::move(spec));
-    }
-    auto output = run_git(std::move(args));
+    auto output =
+        run_on_links({"restore", "--quiet", "--worktree", "--no-overlay", "--source=" + to});
     (void)drop_index();
     if (!output) {
         return std::unexpected(output.error());

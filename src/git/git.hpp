@@ -210,6 +210,7 @@ private:
     // The plain tree's index: none (removed with what a killed git left of it); or the
     // entries of its commit under its links, with no stat data (git compares their content).
     [[nodiscard]] Result<> drop_index() const;
+    [[nodiscard]] Result<Output> run_on_links(std::vector<std::string> args) const;
     [[nodiscard]] Result<> index_at(const std::string& commit) const;
     [[nodiscard]] Result<> check_patch(int patch_fd) const;
 

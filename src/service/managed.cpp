@@ -637,6 +637,13 @@ Result<> ManagedService::clear_name(int trees_fd, const std::string& name)
     return remove_tree(trees_fd, m_layout.trees(), name, m_user);
 }
 
+// M/.gitopper/trees, through the checked mount base.
+Result<Fd> ManagedService::open_trees() const
+{
+    auto base = open_mount_base(m_config.mount);
+    return base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
+}
+
 // Git for the tree at `dir` holding `commit`; its steps' index is the service's own.
 Git ManagedService::plain_tree(const std::string& dir, const std::string& commit) const
 {
@@ -764,8 +771,7 @@ std::vector<FileId> ManagedService::our_sources(const Link& link) const
 // switch replaced before it could be removed. Some mount may still show one.
 ManagedService::Outcome ManagedService::find_old_trees()
 {
-    auto base = open_mount_base(m_config.mount);
-    auto trees = base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
+    auto trees = open_trees();
     auto names = trees ? list_directory(trees->get()) : std::unexpected(trees.error());
     if (!names) {
         return host_failure(names.error().message);
@@ -785,8 +791,7 @@ ManagedService::Outcome ManagedService::retire_trees()
     if (m_retired.empty()) {
         return {};
     }
-    auto base = open_mount_base(m_config.mount);
-    auto trees = base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
+    auto trees = open_trees();
     if (!trees) {
         log::warn("[{}] {}; old trees stay until the next start", m_config.name,
                   trees.error().message);
@@ -1165,8 +1170,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
 // newer than its name says, which the next start reverts as drift (saved) and deploys again.
 Result<Git> ManagedService::stage(const std::string& commit)
 {
-    auto base = open_mount_base(m_config.mount);
-    auto trees = base ? m_layout.open_trees(base->first.get()) : std::unexpected(base.error());
+    auto trees = open_trees();
     if (!trees) {
         return std::unexpected(trees.error());
     }

@@ -152,6 +152,7 @@ private:
                                         const std::string& keep_why, std::string commit);
     [[nodiscard]] Result<> save_tree_edits(const Git& tree);
     std::optional<std::string> only_tree(int trees_fd) const;
+    [[nodiscard]] Result<Fd> open_trees() const;
     void make_live(const std::string& commit, Git tree);
     Git plain_tree(const std::string& dir, const std::string& commit) const;
     Outcome use_new_tree(int mount_fd, Git tree, const std::string& commit,
