@@ -4,6 +4,8 @@
 
 #include "config/config.hpp"
 
+#include <type_traits>
+
 #include <algorithm>
 #include <array>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "config/fields.hpp"
 #include "util/atomic_file.hpp"
 #include "util/duration.hpp"
 #include "util/strings.hpp"
@@ -24,25 +27,17 @@ template <typename T> struct Located {
     Position position;
 };
 
-// The fields one table ([global] or one [[services]]) sets; absent fields stay empty.
+// The service fields one table ([global] or one [[services]]) sets; absent fields stay absent.
 struct Layer {
     std::map<std::string, Located<std::string>, std::less<>> strings;
     std::optional<Located<std::vector<Link>>> dirs;
-};
 
-constexpr std::array<std::string_view, 9> kStringFields{"machine", "service",  "branch",
-                                                        "user",    "package",  "action",
-                                                        "mount",   "upstream", "max_file_size"};
-constexpr std::array<std::string_view, 10> kServiceKeys{
-    "machine", "service", "branch",   "user", "package",
-    "action",  "mount",   "upstream", "dirs", "max_file_size"};
-constexpr std::array<std::string_view, 13> kGlobalKeys{
-    "max_file_size", "machine", "service",  "branch", "user", "package",
-    "action",        "mount",   "upstream", "dirs",   "keys", "webhook_secret_file",
-    "git_timeout"};
-constexpr std::array<std::string_view, 4> kLinkKeys{"local", "link", "file", "mode"};
-constexpr std::array<std::string_view, 2> kKeyKeys{"path", "ro"};
-constexpr std::array<std::string_view, 2> kTopKeys{"global", "services"};
+    const Located<std::string>* find(std::string_view name) const
+    {
+        const auto found = strings.find(name);
+        return found == strings.end() ? nullptr : &found->second;
+    }
+};
 
 Position position_of(const toml::source_region& source)
 {
@@ -87,13 +82,13 @@ public:
     }
     std::vector<std::string>& problems() { return m_problems; }
 
-    // Reports keys of `table` not in `known`, with a suggestion for near misses.
-    template <std::size_t N>
-    void check_keys(const toml::table& table, const std::array<std::string_view, N>& known,
-                    const std::string& where)
+    // Reports keys of `table` that a table of `scope` may not hold, with a suggestion for near
+    // misses.
+    void check_keys(const toml::table& table, Scope scope, const std::string& where)
     {
+        const auto known = field_names(scope);
         for (auto&& [key, node] : table) {
-            if (std::find(known.begin(), known.end(), key.str()) != known.end()) {
+            if (find_field(scope, key.str()) != nullptr) {
                 continue;
             }
             std::string what = fmt::format("unknown key {} in {}", quote(key.str()), where);
@@ -101,6 +96,17 @@ public:
                 what += fmt::format(" (did you mean {}?)", quote(*guess));
             }
             problem(position_of(key.source()), what);
+        }
+    }
+
+    // Reports the required fields of `scope` that `table` lacks.
+    void check_required(const toml::table& table, Scope scope, Position at,
+                        const std::string& where)
+    {
+        for (const auto& field : config_fields()) {
+            if (field.scope == scope && field.required && !table.contains(field.name)) {
+                problem(at, fmt::format("missing {} in {}", quote(field.name), where));
+            }
         }
     }
 
@@ -156,125 +162,150 @@ private:
     std::vector<std::string> m_problems;
 };
 
-Link read_link(Reader& reader, const toml::table& table, const std::string& where)
-{
-    reader.check_keys(table, kLinkKeys, where);
-    Link link;
-    link.position = position_of(table.source());
-    for (auto&& [key, node] : table) {
-        if (key.str() == "local") {
-            link.local = reader.string(node, "local", where).value_or("");
-        } else if (key.str() == "link") {
-            link.path = reader.string(node, "link", where).value_or("");
-        } else if (key.str() == "file") {
-            link.file = reader.boolean(node, "file", where).value_or(false);
-        } else if (key.str() == "mode") {
-            link.mode = reader.string(node, "mode", where).value_or("");
+// What one table's values go into: a [[services]] table fills a Layer, [global] a Layer and
+// the Config, an entry of `dirs` a Link, an entry of `keys` a Key.
+struct Into {
+    Layer* layer = nullptr;
+    Config* config = nullptr;
+    Link* link = nullptr;
+    Key* key = nullptr;
+
+    template <typename T> T& as()
+    {
+        if constexpr (std::is_same_v<T, Config>) {
+            return *config;
+        } else if constexpr (std::is_same_v<T, Link>) {
+            return *link;
+        } else {
+            static_assert(std::is_same_v<T, Key>);
+            return *key;
         }
     }
-    return link;
-}
+};
 
-std::optional<std::vector<Link>> read_dirs(Reader& reader, const toml::node& node,
-                                           const std::string& where)
+template <typename... Ts> struct Overloaded : Ts... {
+    using Ts::operator()...;
+};
+
+void read_table(Reader& reader, const toml::table& table, Scope scope, const std::string& where,
+                Into into);
+
+void read_link_entries(Reader& reader, const toml::node& node, const std::string& where,
+                       Layer& layer)
 {
     const auto* entries = reader.array(node, "dirs", where);
     if (entries == nullptr) {
-        return std::nullopt;
+        return;
     }
     std::vector<Link> dirs;
     std::size_t n = 0;
     for (const auto& entry : *entries) {
         const auto entry_where = fmt::format("dirs[{}] of {}", n++, where);
         if (const auto* table = reader.table(entry, "dirs entry", entry_where)) {
-            dirs.push_back(read_link(reader, *table, entry_where));
+            Link link;
+            link.position = position_of(table->source());
+            read_table(reader, *table, Scope::link, entry_where, Into{.link = &link});
+            dirs.push_back(std::move(link));
         }
     }
-    return dirs;
+    layer.dirs = Located<std::vector<Link>>{std::move(dirs), position_of(node.source())};
 }
 
-std::vector<Key> read_keys(Reader& reader, const toml::node& node)
+void read_key_entries(Reader& reader, const toml::node& node, Config& config)
 {
-    std::vector<Key> keys;
     const auto* entries = reader.array(node, "keys", "[global]");
     if (entries == nullptr) {
-        return keys;
+        return;
     }
     std::size_t n = 0;
     for (const auto& entry : *entries) {
         const auto where = fmt::format("keys[{}] of [global]", n++);
-        const auto* table = reader.table(entry, "keys entry", where);
-        if (table == nullptr) {
-            continue;
+        if (const auto* table = reader.table(entry, "keys entry", where)) {
+            Key key;
+            key.position = position_of(table->source());
+            read_table(reader, *table, Scope::key, where, Into{.key = &key});
+            config.keys.push_back(std::move(key));
         }
-        reader.check_keys(*table, kKeyKeys, where);
-        Key key;
-        key.position = position_of(table->source());
-        for (auto&& [name, value] : *table) {
-            if (name.str() == "path") {
-                key.path = reader.string(value, "path", where).value_or("");
-            } else if (name.str() == "ro") {
-                key.ro = reader.boolean(value, "ro", where).value_or(false);
-            }
-        }
-        if (key.path.empty()) {
-            reader.problem(key.position, fmt::format("missing \"path\" in {}", where));
-        }
-        keys.push_back(std::move(key));
     }
-    return keys;
 }
 
-// Reads the service fields of one table; `keys` entries are left to the caller.
-Layer read_layer(Reader& reader, const toml::table& table, const std::string& where)
+// One value, by the type of the member it goes into.
+void read_value(Reader& reader, const Field& field, const toml::node& node,
+                const std::string& where, Into into)
 {
-    Layer layer;
-    for (auto&& [key, node] : table) {
-        const auto name = key.str();
-        if (std::find(kStringFields.begin(), kStringFields.end(), name) != kStringFields.end()) {
-            if (auto value = reader.string(node, name, where)) {
-                layer.strings.emplace(name,
-                                      Located<std::string>{*value, position_of(node.source())});
-            }
-        } else if (name == "dirs") {
-            if (auto dirs = read_dirs(reader, node, where)) {
-                layer.dirs = Located<std::vector<Link>>{*dirs, position_of(node.source())};
-            }
-        }
-    }
-    return layer;
+    const auto name = field.name;
+    std::visit(Overloaded{
+                   [&](std::string Service::*) {
+                       if (auto value = reader.string(node, name, where)) {
+                           into.layer->strings.emplace(
+                               name, Located<std::string>{*value, position_of(node.source())});
+                       }
+                   },
+                   [&](Duration Config::*member) {
+                       const auto text = reader.string(node, name, where);
+                       if (!text) {
+                           return;
+                       }
+                       if (auto problem = field.rule(*text)) {
+                           reader.problem(position_of(node.source()), *problem);
+                       } else {
+                           into.config->*member = parse_duration(*text).value_or(Duration{});
+                       }
+                   },
+                   [&]<typename T>(std::string T::*member) {
+                       if (auto value = reader.string(node, name, where)) {
+                           into.as<T>().*member = *value;
+                       }
+                   },
+                   [&]<typename T>(bool T::*member) {
+                       if (auto value = reader.boolean(node, name, where)) {
+                           into.as<T>().*member = *value;
+                       }
+                   },
+                   [&](std::monostate) {
+                       if (name == "dirs") {
+                           read_link_entries(reader, node, where, *into.layer);
+                       } else if (name == "keys") {
+                           read_key_entries(reader, node, *into.config);
+                       }
+                   },
+               },
+               field.target);
 }
 
-// A service's own value wins over [global]; `branch` falls back to "main".
+void read_table(Reader& reader, const toml::table& table, Scope scope, const std::string& where,
+                Into into)
+{
+    reader.check_keys(table, scope, where);
+    if (scope == Scope::link || scope == Scope::key) {
+        reader.check_required(table, scope, position_of(table.source()), where);
+    }
+    for (auto&& [key, node] : table) {
+        if (const auto* field = find_field(scope, key.str())) {
+            read_value(reader, *field, node, where, into);
+        }
+    }
+}
+
+// A service's own value wins over [global]; unset fields take their fallback ("main").
 Service merge(const Layer& global, const Layer& own, std::size_t index, Position position)
 {
     Service service;
     service.index = index;
     service.position = position;
-    const std::array<std::pair<std::string_view, std::string*>, 9> fields{{
-        {"machine", &service.machine},
-        {"service", &service.name},
-        {"branch", &service.branch},
-        {"user", &service.user},
-        {"package", &service.package},
-        {"action", &service.action},
-        {"mount", &service.mount},
-        {"upstream", &service.upstream},
-        {"max_file_size", &service.max_file_size},
-    }};
-    for (const auto& [name, target] : fields) {
-        auto found = own.strings.find(name);
-        if (found == own.strings.end()) {
-            found = global.strings.find(name);
-            if (found == global.strings.end()) {
-                continue;
-            }
+    for (const auto& field : config_fields()) {
+        const auto* member = std::get_if<std::string Service::*>(&field.target);
+        if (member == nullptr) {
+            continue;
         }
-        *target = found->second.value;
-        service.where.emplace(std::string(name), found->second.position);
-    }
-    if (!service.where.contains("branch")) {
-        service.branch = "main";
+        const auto* value = own.find(field.name);
+        value = value != nullptr ? value : global.find(field.name);
+        if (value != nullptr) {
+            service.** member = value->value;
+            service.where.emplace(std::string(field.name), value->position);
+        } else {
+            service.** member = field.fallback;
+        }
     }
     const auto& dirs = own.dirs ? own.dirs : global.dirs;
     if (dirs) {
@@ -297,27 +328,9 @@ void read_services(Reader& reader, const toml::node& node, const Layer& global, 
         if (table == nullptr) {
             continue;
         }
-        reader.check_keys(*table, kServiceKeys, where);
-        const auto own = read_layer(reader, *table, where);
+        Layer own;
+        read_table(reader, *table, Scope::service, where, Into{.layer = &own});
         config.services.push_back(merge(global, own, index, position_of(table->source())));
-    }
-}
-
-// How long one git command may run before it is killed and the service goes to DIFF.
-void read_git_timeout(Reader& reader, const toml::node& node, Config& config)
-{
-    const auto text = reader.string(node, "git_timeout", "[global]");
-    if (!text) {
-        return;
-    }
-    const auto timeout = parse_duration(*text);
-    if (!timeout) {
-        reader.problem(position_of(node.source()), "git_timeout: " + timeout.error().message);
-    } else if (*timeout < std::chrono::seconds(1) || *timeout > std::chrono::hours(1)) {
-        reader.problem(position_of(node.source()),
-                       fmt::format("git_timeout {} is out of range (1s to 1h)", quote(*text)));
-    } else {
-        config.git_timeout = *timeout;
     }
 }
 
@@ -368,22 +381,12 @@ std::string Config::resolve(const std::string& file) const
     }
 
     Reader reader(config);
-    reader.check_keys(root, kTopKeys, "the top level");
+    reader.check_keys(root, Scope::top, "the top level");
     Layer global;
     if (const auto* node = root.get("global")) {
         if (const auto* table = reader.table(*node, "global", "the top level")) {
-            reader.check_keys(*table, kGlobalKeys, "[global]");
-            global = read_layer(reader, *table, "[global]");
-            if (const auto* keys = table->get("keys")) {
-                config.keys = read_keys(reader, *keys);
-            }
-            if (const auto* secret = table->get("webhook_secret_file")) {
-                config.webhook_secret_file =
-                    reader.string(*secret, "webhook_secret_file", "[global]").value_or("");
-            }
-            if (const auto* timeout = table->get("git_timeout")) {
-                read_git_timeout(reader, *timeout, config);
-            }
+            read_table(reader, *table, Scope::global, "[global]",
+                       Into{.layer = &global, .config = &config});
         }
     }
     if (const auto* node = root.get("services")) {

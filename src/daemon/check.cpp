@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "config/config.hpp"
+#include "config/fields.hpp"
 #include "daemon/options.hpp"
 #include "server/keys.hpp"
 #include "util/strings.hpp"
@@ -14,23 +15,27 @@
 namespace gitopper {
 namespace {
 
+// Every service field of the table, with what an unset one means; the tree and the mounts.
 void print_service(const Config& config, const Service& service)
 {
     fmt::print("\n{}\n", service.name);
     const auto row = [](std::string_view name, std::string_view value) {
-        if (!value.empty()) {
-            fmt::print("  {:<9} {}\n", name, value);
-        }
+        fmt::print("  {:<13} {}\n", name, value);
     };
-    row("machine", service.machine);
-    row("branch", service.branch);
-    row("upstream", redact_credentials(service.upstream));
+    for (const auto& field : config_fields()) {
+        const auto* member = std::get_if<std::string Service::*>(&field.target);
+        if (field.scope != Scope::service || member == nullptr || *member == &Service::name) {
+            continue;
+        }
+        const auto& value = service.**member;
+        row(field.name, value.empty()
+                            ? fmt::format("({})", field.unset.empty() ? "unset" : field.unset)
+                            : redact_credentials(value));
+    }
     row("checkout", service.checkout_dir());
-    row("user", service.user.empty() ? "root" : service.user);
-    row("package", service.package);
-    row("action", service.action.empty() ? "(none)" : service.action);
     for (const auto& link : service.dirs) {
-        row("mount", fmt::format("{} <- {}{}", link.local, link.path, link.file ? " (file)" : ""));
+        row("dirs", fmt::format("{} <- {}{}{}", link.local, link.path, link.file ? " (file)" : "",
+                                link.mode.empty() ? "" : " mode " + link.mode));
     }
     if (!service.user.empty() && !lookup_user(service.user)) {
         fmt::print(stderr,

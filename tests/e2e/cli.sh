@@ -23,6 +23,9 @@ expect_in "$T/out" "/tmp/grafana1/grafana-server"
 expect_in "$T/out" "https://github.com/miekg/blah-origin"
 expect_in "$T/out" "/etc/grafana <- grafana/etc"
 expect_in "$T/out" "/var/lib/grafana/dashboards <- grafana/dashboards"
+# Every service field of the config's field table, with its fallback where unset.
+expect_in "$T/out" "max_file_size 100MiB"
+expect_in "$T/out" "branch        main"
 if ! getent passwd grafana >/dev/null; then
     expect_in "$T/err" 'seed.toml:9:8: warning: user "grafana" does not exist'
 fi

@@ -204,7 +204,10 @@ TEST(Config, LinkRules)
                     "link \"/a\" must be a relative path");
     EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x", link = "" })")),
                     "link \"\" must be a relative");
-    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x" })")), "link \"\" must be a relative");
+    // A required key of an entry that is absent is named as missing, from the field table.
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x" })")),
+                    "config.toml:7:10: missing \"link\" in dirs[0] of [[services]] #1");
+    EXPECT_CONTAINS(parse_error(with_dirs(R"({ link = "a" })")), "missing \"local\"");
     EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x", link = "a/../../etc" })")),
                     "must not leave the repository");
     EXPECT_CONTAINS(parse_error(with_dirs(R"({ local = "/x", link = ".git/config" })")),

@@ -1,0 +1,469 @@
+// The config file's keys and the rules for one value of each (SPEC §1). Rules that look at
+// several fields or several services are in validate.cpp.
+
+#include "config/fields.hpp"
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "util/strings.hpp"
+
+namespace gitopper {
+namespace {
+
+bool strings_equal_nocase(std::string_view a, std::string_view b)
+{
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+bool all_of_chars(std::string_view text, std::string_view extra)
+{
+    return std::all_of(text.begin(), text.end(), [&](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               extra.find(c) != std::string_view::npos;
+    });
+}
+
+bool is_control(char c)
+{
+    return static_cast<unsigned char>(c) < ' ' || c == 0x7f;
+}
+
+bool has_control_or_space(std::string_view text)
+{
+    return std::any_of(text.begin(), text.end(),
+                       [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; });
+}
+
+Problem check_service_name(std::string_view name)
+{
+    if (!all_of_chars(name, ":_.@\\-") || name.starts_with('-') || name.starts_with('.') ||
+        name.size() > 255) {
+        return fmt::format("service {} is not a valid name (letters, digits and \":_.@\\-\"; "
+                           "not starting with '-' or '.')",
+                           quote(name));
+    }
+    // Next to a service's symlink, <service>.gitopper-link and <service>.broken-<time> are ours.
+    if (name.find(".gitopper-") != std::string_view::npos ||
+        name.find(".broken-") != std::string_view::npos) {
+        return fmt::format("service {} is reserved: \".gitopper-\" and \".broken-\" name "
+                           "gitopper's own entries next to a service's work tree",
+                           quote(name));
+    }
+    return std::nullopt;
+}
+
+Problem check_machine(std::string_view machine)
+{
+    if (has_control_or_space(machine)) {
+        return fmt::format("machine {} must not contain spaces or control characters",
+                           quote(machine));
+    }
+    return std::nullopt;
+}
+
+// The subset of git-check-ref-format(1) that matters for a branch name we pass to git.
+Problem check_branch(std::string_view branch)
+{
+    const bool bad = branch.empty() || branch.starts_with('-') || branch.starts_with('/') ||
+                     branch.ends_with('/') || branch.ends_with('.') || branch.ends_with(".lock") ||
+                     branch.find("..") != std::string_view::npos ||
+                     branch.find("//") != std::string_view::npos ||
+                     branch.find("@{") != std::string_view::npos || branch == "@" ||
+                     has_control_or_space(branch) ||
+                     branch.find_first_of("~^:?*[\\") != std::string_view::npos;
+    if (bad) {
+        return fmt::format("branch {} is not a valid git branch name", quote(branch));
+    }
+    return std::nullopt;
+}
+
+Problem check_user(std::string_view user)
+{
+    if (!user.empty() && (!all_of_chars(user, "_.-$") || user.starts_with('-'))) {
+        return fmt::format("user {} is not a valid user name", quote(user));
+    }
+    return std::nullopt;
+}
+
+Problem check_package(std::string_view package)
+{
+    if (!package.empty() &&
+        (!all_of_chars(package, ".+_:~-") || !all_of_chars(package.substr(0, 1), ""))) {
+        return fmt::format("package {} is not a valid package name", quote(package));
+    }
+    return std::nullopt;
+}
+
+constexpr std::array<std::string_view, 8> kActions{
+    "",      "reload", "restart", "try-restart", "reload-or-restart", "try-reload-or-restart",
+    "start", "stop"};
+
+Problem check_action(std::string_view action)
+{
+    if (std::find(kActions.begin(), kActions.end(), action) != kActions.end()) {
+        return std::nullopt;
+    }
+    std::string what = fmt::format("action {} is not a systemctl action gitopper runs (one of "
+                                   "reload, restart, try-restart, reload-or-restart, "
+                                   "try-reload-or-restart, start, stop, or \"\" for none)",
+                                   quote(action));
+    if (auto guess = closest_match(action, kActions)) {
+        what += fmt::format("; did you mean {}?", quote(*guess));
+    }
+    return what;
+}
+
+// "/", and the top-level directories that a bind mount must never cover and in which
+// gitopper must never make or move aside checkouts.
+bool is_system_dir(std::string_view path)
+{
+    static constexpr std::array<std::string_view, 12> kSystem{"/etc",  "/usr",  "/bin",  "/sbin",
+                                                              "/boot", "/dev",  "/proc", "/sys",
+                                                              "/run",  "/root", "/var",  "/home"};
+    auto normal = std::filesystem::path(path).lexically_normal().string();
+    while (normal.size() > 1 && normal.ends_with('/')) {
+        normal.pop_back();
+    }
+    if (normal == "/") {
+        return true;
+    }
+    if (normal.find('/', 1) != std::string::npos) {
+        return false;
+    }
+    return normal.starts_with("/lib") ||
+           std::find(kSystem.begin(), kSystem.end(), normal) != kSystem.end();
+}
+
+Problem check_mount(std::string_view mount)
+{
+    if (!mount.starts_with('/')) {
+        return fmt::format("mount {} must be an absolute path", quote(mount));
+    }
+    if (is_system_dir(mount)) {
+        return fmt::format("mount {} must not be / or a top-level system directory (checkouts "
+                           "are made and moved aside there)",
+                           quote(mount));
+    }
+    return std::nullopt;
+}
+
+// Lenient on purpose: git knows URLs best. We only refuse what could make git do something
+// other than fetch: options, remote helpers such as "ext::", and control characters.
+Problem check_upstream(std::string_view upstream)
+{
+    const auto helper = upstream.find("::");
+    const auto scheme = upstream.find("://");
+    if (upstream.starts_with('-') || has_control_or_space(upstream) ||
+        (helper != std::string_view::npos &&
+         (scheme == std::string_view::npos || helper < scheme))) {
+        return fmt::format("upstream {} is not a git URL (https://, ssh://, git://, file:// or "
+                           "user@host:path)",
+                           quote(upstream));
+    }
+    return std::nullopt;
+}
+
+Problem check_file_size(std::string_view text)
+{
+    if (text.empty() || parse_size(text).value_or(0) > 0) {
+        return std::nullopt;
+    }
+    return fmt::format("max_file_size {} is not a size such as \"100MiB\", \"512K\" or "
+                       "\"1G\"",
+                       quote(text));
+}
+
+// How long one git command may run before it is killed and the service goes to DIFF.
+Problem check_git_timeout(std::string_view text)
+{
+    const auto timeout = parse_duration(text);
+    if (!timeout) {
+        return "git_timeout: " + timeout.error().message;
+    }
+    if (*timeout < std::chrono::seconds(1) || *timeout > std::chrono::hours(1)) {
+        return fmt::format("git_timeout {} is out of range (1s to 1h)", quote(text));
+    }
+    return std::nullopt;
+}
+
+Problem check_local(std::string_view local)
+{
+    if (!local.starts_with('/')) {
+        return fmt::format("local {} must be an absolute path", quote(local));
+    }
+    if (std::any_of(local.begin(), local.end(), is_control)) {
+        return fmt::format("local {} must not contain control characters", quote(local));
+    }
+    if (std::filesystem::path(local).lexically_normal() == "/") {
+        return fmt::format("local {} must not be the root directory", quote(local));
+    }
+    if (is_system_dir(local)) {
+        return fmt::format("local {} must not be a top-level system directory", quote(local));
+    }
+    return std::nullopt;
+}
+
+// `link` names a path inside the repository's tree: not the tree itself, not git's own data.
+Problem check_link_path(std::string_view path)
+{
+    if (path.empty() || path.starts_with('/')) {
+        return fmt::format("link {} must be a relative path inside the repository", quote(path));
+    }
+    bool inside = false;
+    for (const auto& part : split(path, '/')) {
+        if (part == "..") {
+            return fmt::format("link {} must not leave the repository (\"..\")", quote(path));
+        }
+        if (strings_equal_nocase(part, ".git")) {
+            return fmt::format("link {} must not point into .git", quote(path));
+        }
+        inside = inside || (!part.empty() && part != ".");
+    }
+    if (!inside) {
+        return fmt::format("link {} must name a path inside the repository, not its root",
+                           quote(path));
+    }
+    if (std::any_of(path.begin(), path.end(), is_control)) {
+        return fmt::format("link {} must not contain control characters", quote(path));
+    }
+    return std::nullopt;
+}
+
+Problem check_mode(std::string_view mode)
+{
+    if (mode.empty()) {
+        return std::nullopt;
+    }
+    const auto bits = Link{.mode = std::string(mode)}.mode_bits();
+    if (!bits || *bits > 0777) {
+        return fmt::format("mode {} must be octal permission bits such as \"0750\" (no "
+                           "setuid, setgid or sticky bit)",
+                           quote(mode));
+    }
+    if ((*bits & 0700) != 0700) {
+        return fmt::format("mode {} must leave the owner rwx (0700), or git cannot update the "
+                           "directory",
+                           quote(mode));
+    }
+    return std::nullopt;
+}
+
+constexpr std::monostate kByEntry{};
+
+// Order: as the README lists them, a table's keys together.
+const auto kFields = std::to_array<Field>({
+    {.name = "global",
+     .scope = Scope::top,
+     .target = kByEntry,
+     .type = "table",
+     .meaning = "defaults for every service, and the daemon's own settings"},
+    {.name = "services",
+     .scope = Scope::top,
+     .target = kByEntry,
+     .type = "array of tables",
+     .meaning = "one `[[services]]` table per service and host"},
+
+    {.name = "machine",
+     .scope = Scope::service,
+     .target = &Service::machine,
+     .type = "string",
+     .required = true,
+     .rule = check_machine,
+     .meaning = "the host that runs this service: its host name or a `-h` alias"},
+    {.name = "service",
+     .scope = Scope::service,
+     .target = &Service::name,
+     .type = "string",
+     .required = true,
+     .rule = check_service_name,
+     .meaning = "the service's name; the systemd unit that `action` acts on"},
+    {.name = "branch",
+     .scope = Scope::service,
+     .target = &Service::branch,
+     .type = "string",
+     .fallback = "main",
+     .rule = check_branch,
+     .meaning = "the branch deployed; per service for canarying"},
+    {.name = "user",
+     .scope = Scope::service,
+     .target = &Service::user,
+     .type = "string",
+     .unset = "root",
+     .rule = check_user,
+     .meaning = "who owns the service's tree and runs git for it"},
+    {.name = "package",
+     .scope = Scope::service,
+     .target = &Service::package,
+     .type = "string",
+     .unset = "none",
+     .rule = check_package,
+     .meaning = "a Debian package installed if missing (never upgraded)"},
+    {.name = "action",
+     .scope = Scope::service,
+     .target = &Service::action,
+     .type = "string",
+     .unset = "none",
+     .rule = check_action,
+     .meaning = "`systemctl ACTION SERVICE` after a change: `reload`, `restart`, `try-restart`, "
+                "`reload-or-restart`, `try-reload-or-restart`, `start`, `stop`"},
+    {.name = "mount",
+     .scope = Scope::service,
+     .target = &Service::mount,
+     .type = "string",
+     .required = true,
+     .rule = check_mount,
+     .meaning = "the mount base: the service's tree is `MOUNT/SERVICE`"},
+    {.name = "upstream",
+     .scope = Scope::service,
+     .target = &Service::upstream,
+     .type = "string",
+     .required = true,
+     .rule = check_upstream,
+     .meaning = "the git URL: `https://`, `ssh://`, `git://`, `file://` or `user@host:path`"},
+    {.name = "dirs",
+     .scope = Scope::service,
+     .target = kByEntry,
+     .type = "array of tables",
+     .meaning = "what is mounted where: one `{ local, link }` table per bind mount"},
+    {.name = "max_file_size",
+     .scope = Scope::service,
+     .target = &Service::max_file_size,
+     .type = "size string",
+     .fallback = "100MiB",
+     .rule = check_file_size,
+     .meaning = "a commit with a larger file in the service's links is refused before it is "
+                "checked out; `K`/`M`/`G`, `KiB`/`MiB`/`GiB`, `KB`/`MB`/`GB` or bytes"},
+
+    {.name = "keys",
+     .scope = Scope::global,
+     .target = kByEntry,
+     .type = "array of tables",
+     .unset = "no control API",
+     .meaning = "the SSH public keys allowed on the control API"},
+    {.name = "webhook_secret_file",
+     .scope = Scope::global,
+     .target = &Config::webhook_secret_file,
+     .type = "string",
+     .unset = "no webhooks",
+     .meaning = "the file holding the webhooks' shared secret (relative to the config file)"},
+    {.name = "git_timeout",
+     .scope = Scope::global,
+     .target = &Config::git_timeout,
+     .type = "duration string",
+     .fallback = "2m",
+     .rule = check_git_timeout,
+     .meaning = "a git command running longer (`1s` to `1h`) is killed and the service goes to "
+                "DIFF until the next poll"},
+
+    {.name = "local",
+     .scope = Scope::link,
+     .target = &Link::local,
+     .type = "string",
+     .required = true,
+     .rule = check_local,
+     .meaning = "the absolute path mounted onto"},
+    {.name = "link",
+     .scope = Scope::link,
+     .target = &Link::path,
+     .type = "string",
+     .required = true,
+     .rule = check_link_path,
+     .meaning = "the path in the repository mounted there"},
+    {.name = "file",
+     .scope = Scope::link,
+     .target = &Link::file,
+     .type = "boolean",
+     .fallback = "false",
+     .meaning = "`link` is a single file, not a directory"},
+    {.name = "mode",
+     .scope = Scope::link,
+     .target = &Link::mode,
+     .type = "string",
+     .unset = "git's",
+     .rule = check_mode,
+     .meaning =
+         "the mounted directory's permission bits (`\"0750\"`, owner rwx); directories only"},
+
+    {.name = "path",
+     .scope = Scope::key,
+     .target = &Key::path,
+     .type = "string",
+     .required = true,
+     .meaning = "a key file in authorized_keys format (relative to the config file)"},
+    {.name = "ro",
+     .scope = Scope::key,
+     .target = &Key::ro,
+     .type = "boolean",
+     .fallback = "false",
+     .meaning = "read-only: `/list/*` only"},
+});
+
+bool in_scope(const Field& field, Scope scope)
+{
+    return field.scope == scope || (scope == Scope::global && field.scope == Scope::service);
+}
+
+std::string_view scope_text(Scope scope)
+{
+    switch (scope) {
+    case Scope::top:
+        return "top level";
+    case Scope::service:
+        return "`[[services]]`, `[global]`";
+    case Scope::global:
+        return "`[global]`";
+    case Scope::link:
+        return "a `dirs` entry";
+    case Scope::key:
+        return "a `keys` entry";
+    }
+    return "";
+}
+
+} // namespace
+
+std::span<const Field> config_fields()
+{
+    return kFields;
+}
+
+const Field* find_field(Scope scope, std::string_view name)
+{
+    const auto found = std::find_if(kFields.begin(), kFields.end(), [&](const Field& field) {
+        return field.name == name && in_scope(field, scope);
+    });
+    return found == kFields.end() ? nullptr : &*found;
+}
+
+std::vector<std::string_view> field_names(Scope scope)
+{
+    std::vector<std::string_view> names;
+    for (const auto& field : kFields) {
+        if (in_scope(field, scope)) {
+            names.push_back(field.name);
+        }
+    }
+    return names;
+}
+
+std::string field_reference()
+{
+    std::string out = "| key | in | type | default | meaning |\n|---|---|---|---|---|\n";
+    for (const auto& field : kFields) {
+        const auto fallback = field.required            ? std::string("required")
+                              : !field.fallback.empty() ? fmt::format("`{}`", field.fallback)
+                                                        : std::string(field.unset);
+        out += fmt::format("| `{}` | {} | {} | {} | {} |\n", field.name, scope_text(field.scope),
+                           field.type, fallback, field.meaning);
+    }
+    return out;
+}
+
+} // namespace gitopper
