@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "util/names.hpp"
+
 namespace gitopper {
 namespace {
 
@@ -41,22 +43,12 @@ constexpr std::array kRules{
 
 std::string_view state_name(State state)
 {
-    for (const auto& [value, name] : kNames) {
-        if (value == state) {
-            return name;
-        }
-    }
-    return "UNKNOWN";
+    return name_of(kNames, state, "UNKNOWN");
 }
 
 std::optional<State> state_from_name(std::string_view name)
 {
-    for (const auto& [value, text] : kNames) {
-        if (text == name) {
-            return value;
-        }
-    }
-    return std::nullopt;
+    return value_named(kNames, name);
 }
 
 int state_number(State state)

@@ -14,14 +14,6 @@
 namespace gitopper {
 namespace {
 
-bool strings_equal_nocase(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
-
 bool all_of_chars(std::string_view text, std::string_view extra)
 {
     return std::all_of(text.begin(), text.end(), [&](char c) {
@@ -221,7 +213,7 @@ Problem check_link_path(std::string_view path)
         if (part == "..") {
             return fmt::format("link {} must not leave the repository (\"..\")", quote(path));
         }
-        if (strings_equal_nocase(part, ".git")) {
+        if (equal_nocase(part, ".git")) {
             return fmt::format("link {} must not point into .git", quote(path));
         }
         inside = inside || (!part.empty() && part != ".");

@@ -14,15 +14,6 @@
 namespace gitopper {
 namespace {
 
-// Host names compare case-insensitively (RFC 4343).
-bool same_host(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
-
 std::string normal(const std::string& path)
 {
     auto normalised = std::filesystem::path(path).lexically_normal().string();
@@ -218,7 +209,7 @@ private:
     std::vector<Service> selected;
     for (const auto& service : config.services) {
         if (std::any_of(hosts.begin(), hosts.end(), [&](const std::string& host) {
-                return same_host(host, service.machine);
+                return equal_nocase(host, service.machine); // RFC 4343
             })) {
             selected.push_back(service);
         }

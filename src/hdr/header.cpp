@@ -24,12 +24,10 @@ constexpr std::array kLanguages{
 [[nodiscard]] Result<std::string> git_line(std::vector<std::string> args)
 {
     args.insert(args.begin(), "git");
-    auto output = run(Command{.argv = args, .timeout = std::chrono::seconds(10)});
+    auto output =
+        run_checked(Command{.argv = std::move(args), .timeout = std::chrono::seconds(10)});
     if (!output) {
         return std::unexpected(output.error());
-    }
-    if (!output->ok()) {
-        return fail("{}: {}", printable(args), output->describe());
     }
     return std::string(trim(output->out));
 }

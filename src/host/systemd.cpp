@@ -10,12 +10,10 @@ namespace {
 {
     args.insert(args.begin(), "systemctl");
     log::debug("running {}", printable(args));
-    auto output = run(Command{.argv = args, .timeout = std::chrono::seconds(90)});
+    auto output =
+        run_checked(Command{.argv = std::move(args), .timeout = std::chrono::seconds(90)});
     if (!output) {
         return std::unexpected(output.error());
-    }
-    if (!output->ok()) {
-        return fail("{}: {}", printable(args), output->describe());
     }
     return {};
 }

@@ -1,6 +1,5 @@
 #include "server/http_listener.hpp"
 
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <cstdint>
@@ -47,8 +46,7 @@ private:
 };
 
 HttpListener::HttpListener(const ConnectionLimits& limits)
-    : m_limits(limits), m_admission(limits.per_source, limits.connections),
-      m_stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+    : m_limits(limits), m_admission(limits.per_source, limits.connections)
 {
     new_task_queue = [this] { return new Queue(*this); };
 }
@@ -93,7 +91,7 @@ bool HttpListener::process_and_close_socket(socket_t sock)
 void HttpListener::serve(Fd socket, Clock::time_point accepted)
 {
     DeadlineStream stream(
-        socket.get(), m_stop.get(),
+        socket.get(), m_stop.fd(),
         {accepted + m_limits.read, accepted + m_limits.write, m_limits.header_bytes});
     try {
         bool closed = false;
@@ -132,8 +130,7 @@ void HttpListener::refuse(Fd socket, const Error& why)
 
 void HttpListener::end_connections()
 {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(m_stop.get(), &one, sizeof one);
+    m_stop.signal();
     m_admission.wait_until_idle();
 }
 

@@ -15,6 +15,7 @@
 #include "server/deadline_stream.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
+#include "util/wake.hpp"
 
 namespace gitopper {
 
@@ -50,7 +51,7 @@ private:
 
     const ConnectionLimits m_limits;
     Admission m_admission;
-    Fd m_stop; // an eventfd, readable once the server stops: ends every connection's wait
+    Wake m_stop; // signalled once the server stops: ends every connection's wait
     // Refusals are logged at most once per interval (listener thread only).
     Clock::time_point m_refusal_logged{};
     std::size_t m_refusals_unlogged = 0;

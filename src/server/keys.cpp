@@ -25,19 +25,6 @@ bool is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
-std::string lowercase(std::string_view text)
-{
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b)
-{
-    return lowercase(a) == lowercase(b);
-}
-
 std::string_view first_word(std::string_view text)
 {
     return text.substr(0, std::min(text.find_first_of(" \t"), text.size()));
@@ -205,7 +192,7 @@ std::unexpected<Error> host_name_refused(std::string_view pattern)
         if (!is_address_wildcard(entry)) {
             return host_name_refused(entry);
         }
-        p.wildcard = lowercase(entry);
+        p.wildcard = to_lower(entry);
         return p;
     }
     auto network = parse_network(entry);
@@ -417,8 +404,9 @@ constexpr OptionRule kOptions[] = {
 
 const OptionRule* find_rule(std::string_view name)
 {
-    const auto* rule = std::find_if(std::begin(kOptions), std::end(kOptions),
-                                    [&](const OptionRule& r) { return iequals(r.name, name); });
+    const auto* rule =
+        std::find_if(std::begin(kOptions), std::end(kOptions),
+                     [&](const OptionRule& r) { return equal_nocase(r.name, name); });
     return rule == std::end(kOptions) ? nullptr : rule;
 }
 

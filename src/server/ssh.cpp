@@ -5,7 +5,6 @@
 #include <libssh/callbacks.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -342,7 +341,7 @@ void SshServer::give_back(const std::string& group)
 // ---- start and stop ----------------------------------------------------------------------
 
 SshServer::SshServer(const Router& router, std::vector<AuthorizedKey> keys)
-    : m_router(router), m_keys(std::move(keys)), m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+    : m_router(router), m_keys(std::move(keys))
 {
 }
 
@@ -394,8 +393,7 @@ void SshServer::stop()
         std::lock_guard lock(m_mutex);
         m_stopping = true;
     }
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(m_wake.get(), &one, sizeof one);
+    m_wake.signal();
     if (m_acceptor.joinable()) {
         m_acceptor.join();
     }
@@ -413,8 +411,7 @@ void SshServer::accept_loop()
             log::error("ssh: poll: {}", errno_message(errno));
             return;
         }
-        std::uint64_t count = 0;
-        [[maybe_unused]] auto n = ::read(m_wake.get(), &count, sizeof count); // drain it
+        m_wake.drain();
         const auto what = escaped_exception([&] {
             handle_pending(fds);
             expire_pending(Clock::now());
@@ -437,7 +434,7 @@ std::vector<pollfd> SshServer::poll_set()
     // A pending socket is watched for data only while a session thread is free; hang-ups
     // and errors are reported always.
     const short pending_events = session_free() ? POLLIN : 0;
-    std::vector<pollfd> fds{{m_wake.get(), POLLIN, 0}, {ssh_bind_get_fd(m_bind), listen_events, 0}};
+    std::vector<pollfd> fds{{m_wake.fd(), POLLIN, 0}, {ssh_bind_get_fd(m_bind), listen_events, 0}};
     for (const auto& p : m_pending) {
         fds.push_back({p.fd.get(), pending_events, 0});
     }
@@ -594,8 +591,7 @@ void SshServer::finished()
     --m_active;
     // The acceptor may hold readable sockets until a thread is free. Woken under the lock:
     // once it is released, stop() may return and the eventfd be gone.
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(m_wake.get(), &one, sizeof one);
+    m_wake.signal();
     m_idle.notify_all();
 }
 

@@ -32,6 +32,7 @@
 #include "server/keys.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
+#include "util/wake.hpp"
 
 namespace gitopper {
 
@@ -110,7 +111,7 @@ private:
     std::vector<AuthorizedKey> m_keys;
     ssh_bind m_bind = nullptr;
     int m_port = 0;
-    Fd m_wake; // stop, or a session thread ended
+    Wake m_wake; // stop, or a session thread ended
     std::atomic<bool> m_stopping{false};
     std::thread m_acceptor;
     std::vector<Pending> m_pending; // the acceptor's alone, oldest first

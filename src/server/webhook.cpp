@@ -19,15 +19,6 @@ bool same(std::string_view a, std::string_view b)
     return !a.empty() && a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string lower(std::string_view text)
-{
-    std::string out(text);
-    for (auto& c : out) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
-
 } // namespace
 
 std::string hmac_sha256_hex(std::string_view secret, std::string_view body)
@@ -53,10 +44,10 @@ bool verify_webhook(std::string_view secret, std::string_view body, const Webhoo
     }
     if (!headers.github.empty()) {
         return headers.github.starts_with("sha256=") &&
-               same(lower(headers.github.substr(7)), hmac_sha256_hex(secret, body));
+               same(to_lower(headers.github.substr(7)), hmac_sha256_hex(secret, body));
     }
     if (!headers.gitea.empty()) {
-        return same(lower(headers.gitea), hmac_sha256_hex(secret, body));
+        return same(to_lower(headers.gitea), hmac_sha256_hex(secret, body));
     }
     return same(headers.gitlab, secret);
 }

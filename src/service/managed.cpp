@@ -17,6 +17,7 @@
 #include "host/mount.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
+#include "util/names.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
 #include "util/user.hpp"
@@ -114,12 +115,7 @@ BindMount bind_mount_of(const Link& link, const std::string& tree)
 
 std::string_view trigger_name(Trigger trigger)
 {
-    for (const auto& [value, name] : kTriggers) {
-        if (value == trigger) {
-            return name;
-        }
-    }
-    return "unknown";
+    return name_of(kTriggers, trigger, "unknown");
 }
 
 ManagedService::ManagedService(Service config, HostTools& host, Store& store, SavedService saved)

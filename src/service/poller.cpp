@@ -1,7 +1,6 @@
 #include "service/poller.hpp"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,8 +49,7 @@ Histogram& sync_durations()
 PollGroup::PollGroup(Store& store, std::vector<ManagedService*> services, Duration interval)
     : m_store(store), m_services(std::move(services)), m_interval(interval),
       m_scan_interval(std::min<std::chrono::milliseconds>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(interval), kMaxScanInterval)),
-      m_wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+          std::chrono::duration_cast<std::chrono::milliseconds>(interval), kMaxScanInterval))
 {
     std::set<std::string> branches;
     for (const auto* service : m_services) {
@@ -76,8 +74,7 @@ void PollGroup::stop()
         std::lock_guard lock(m_mutex);
         m_stop = true;
     }
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(m_wake.get(), &one, sizeof one);
+    m_wake.signal();
     if (m_thread.joinable()) {
         m_thread.join();
     }
@@ -89,8 +86,7 @@ void PollGroup::request(Request request)
         std::lock_guard lock(m_mutex);
         m_requests.push_back(std::move(request));
     }
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(m_wake.get(), &one, sizeof one);
+    m_wake.signal();
 }
 
 bool PollGroup::stopping()
@@ -467,13 +463,12 @@ void PollGroup::wait(Clock::time_point until)
     const int timeout = until == Clock::time_point::max()
                             ? -1
                             : static_cast<int>(std::clamp<long>(left.count(), 0, 3'600'000));
-    std::array<pollfd, 2> fds{{{m_wake.get(), POLLIN, 0}, {m_drift.fd(), POLLIN, 0}}};
+    std::array<pollfd, 2> fds{{{m_wake.fd(), POLLIN, 0}, {m_drift.fd(), POLLIN, 0}}};
     if (::poll(fds.data(), fds.size(), timeout) <= 0) {
         return;
     }
     if (fds[0].revents != 0) {
-        std::uint64_t count = 0;
-        [[maybe_unused]] auto n = ::read(m_wake.get(), &count, sizeof count);
+        m_wake.drain();
     }
     if (fds[1].revents != 0) {
         const auto touched = m_drift.drain();

@@ -25,8 +25,8 @@
 #include "service/drift.hpp"
 #include "service/managed.hpp"
 #include "util/duration.hpp"
-#include "util/fd.hpp"
 #include "util/prometheus.hpp"
+#include "util/wake.hpp"
 
 namespace gitopper {
 
@@ -91,7 +91,7 @@ private:
     Clock::time_point m_scan_due = Clock::time_point::max();
     int m_failures = 0;
 
-    Fd m_wake;
+    Wake m_wake;
     std::mutex m_mutex; // guards m_requests and m_stop
     std::deque<Request> m_requests;
     bool m_stop = false;

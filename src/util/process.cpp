@@ -4,7 +4,6 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +26,7 @@ extern "C" {
 #include "util/duration.hpp"
 #include "util/fd.hpp"
 #include "util/strings.hpp"
+#include "util/wake.hpp"
 
 namespace gitopper {
 
@@ -408,10 +408,10 @@ int milliseconds_until(Clock::time_point deadline)
 }
 
 // Readable once cancel_running_processes() was called; never read, so it stays readable.
-int cancel_fd()
+const Wake& cancel()
 {
-    static const Fd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    return fd.get();
+    static const Wake wake;
+    return wake;
 }
 
 // The child's pipes, its pidfd, then the cancel eventfd. Closed pipes are -1, which poll()
@@ -422,7 +422,7 @@ std::array<pollfd, 5> poll_set(const Child& child)
              {child.err.fd(), POLLIN, 0},
              {child.report.fd(), POLLIN, 0},
              {child.pidfd.get(), POLLIN, 0},
-             {cancel_fd(), POLLIN, 0}}};
+             {cancel().fd(), POLLIN, 0}}};
 }
 
 void read_ready(Child& child, const std::array<pollfd, 5>& fds)
@@ -693,10 +693,18 @@ std::string Output::describe() const
     return finish(*child, command, *program, deadline);
 }
 
+Result<Output> run_checked(const Command& command)
+{
+    auto output = run(command);
+    if (output && !output->ok()) {
+        return fail("{}: {}", printable(command.argv), output->describe());
+    }
+    return output;
+}
+
 void cancel_running_processes()
 {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(cancel_fd(), &one, sizeof one);
+    cancel().signal();
 }
 
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides)

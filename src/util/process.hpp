@@ -64,6 +64,9 @@ struct Output {
 // program, fork failed); a program that ran and failed is an Output with !ok().
 [[nodiscard]] Result<Output> run(const Command& command);
 
+// run(), and a program that ran and failed is an Error too: "systemctl reload x: exited 1: ...".
+[[nodiscard]] Result<Output> run_checked(const Command& command);
+
 // Kills every running and future child of run() (at shutdown): they end as cancelled.
 void cancel_running_processes();
 

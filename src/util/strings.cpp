@@ -204,6 +204,28 @@ std::uint64_t fnv1a(std::string_view text)
     return hash;
 }
 
+namespace {
+
+char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+} // namespace
+
+std::string to_lower(std::string_view text)
+{
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(), ascii_lower);
+    return out;
+}
+
+bool equal_nocase(std::string_view a, std::string_view b)
+{
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+}
+
 bool is_commit_hash(std::string_view text)
 {
     return text.size() >= 4 && text.size() <= 40 &&
@@ -239,9 +261,7 @@ std::string normalize_repository_url(std::string_view url)
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
         authority.remove_prefix(at + 1); // the user is not the repository
     }
-    std::string host(authority);
-    std::transform(host.begin(), host.end(), host.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const auto host = to_lower(authority);
     std::string tail(path);
     while (!tail.empty() && tail.front() == '/') {
         tail.erase(0, 1);

@@ -22,6 +22,10 @@ std::string errno_message(int error);
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
+// ASCII case, whatever the locale: for host names, option names and hex digits.
+std::string to_lower(std::string_view text);
+bool equal_nocase(std::string_view a, std::string_view b);
+
 bool is_commit_hash(std::string_view text); // 4..40 lowercase or uppercase hex digits
 
 // The same repository however it is spelled: "https://Host/a/b.git", "ssh://git@host:22/a/b",

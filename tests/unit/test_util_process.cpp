@@ -1,6 +1,7 @@
 #include "util/process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "util/fd.hpp"
+#include "util/wake.hpp"
 
 using namespace gitopper;
 using namespace std::chrono_literals;
@@ -508,4 +510,30 @@ TEST(ProcessDescribe, TheErrorLineWinsOverTheAdviceAfterIt)
               "exited 128: fatal: Unable to create '/x/.git/index.lock': File exists.; "
               "Another git process seems to be running in this repository, e.g.; "
               "an editor opened by 'git commit'. Please make sure all processes");
+}
+
+TEST_F(ProcessTest, RunCheckedTurnsAFailedProgramIntoAnError)
+{
+    auto failed = run_checked(Command{.argv = {"sh", "-c", "echo broken >&2; exit 3"}});
+    ASSERT_FALSE(failed);
+    EXPECT_NE(failed.error().message.find("sh -c"), std::string::npos) << failed.error().message;
+    EXPECT_NE(failed.error().message.find("exited 3"), std::string::npos) << failed.error().message;
+    EXPECT_NE(failed.error().message.find("broken"), std::string::npos) << failed.error().message;
+    auto ok = run_checked(Command{.argv = {"sh", "-c", "echo fine"}});
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(ok->out, "fine\n");
+}
+
+TEST(Wake, ASignalStaysUntilDrained)
+{
+    const Wake wake;
+    pollfd fd{wake.fd(), POLLIN, 0};
+    EXPECT_EQ(::poll(&fd, 1, 0), 0);
+    wake.signal();
+    wake.signal();
+    EXPECT_EQ(::poll(&fd, 1, 0), 1);
+    EXPECT_EQ(::poll(&fd, 1, 0), 1); // poll alone does not take it
+    wake.drain();
+    EXPECT_EQ(::poll(&fd, 1, 0), 0);
+    wake.drain(); // nothing there: no block, no error
 }

@@ -84,3 +84,13 @@ TEST(Strings, ErrnoMessageNamesKnownAndUnknownValues)
     EXPECT_EQ(errno_message(ENOENT), "No such file or directory");
     EXPECT_EQ(errno_message(99999), "Unknown error 99999");
 }
+
+TEST(Strings, CaseIsAsciiOnly)
+{
+    EXPECT_EQ(to_lower("Web1.Example.ORG"), "web1.example.org");
+    EXPECT_EQ(to_lower("\xc3\x89t\xc3\xa9"), "\xc3\x89t\xc3\xa9"); // bytes above ASCII stay
+    EXPECT_TRUE(equal_nocase("GRAFANA.atoom.net", "grafana.ATOOM.net"));
+    EXPECT_FALSE(equal_nocase("grafana", "grafana1"));
+    EXPECT_FALSE(equal_nocase("grafana1", "grafana"));
+    EXPECT_TRUE(equal_nocase("", ""));
+}
