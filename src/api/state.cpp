@@ -46,11 +46,6 @@ std::string_view state_name(State state)
     return name_of(kNames, state, "UNKNOWN");
 }
 
-std::optional<State> state_from_name(std::string_view name)
-{
-    return value_named(kNames, name);
-}
-
 int state_number(State state)
 {
     return static_cast<int>(state);

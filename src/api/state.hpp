@@ -20,7 +20,6 @@ enum class Event {
 
 // "OK", "FREEZE", … as shown in logs, metrics, JSON and the state file.
 std::string_view state_name(State state);
-std::optional<State> state_from_name(std::string_view name);
 // The value of the gitopper_service_state metric: 0 OK … 4 DIFF.
 int state_number(State state);
 

@@ -22,23 +22,6 @@
 namespace gitopper {
 namespace {
 
-// Sparse-checkout patterns (non-cone mode, gitignore syntax): "/dir/" for a directory,
-// "/file" for a file, with pattern characters escaped so a path means only itself.
-std::string sparse_pattern(const Link& link)
-{
-    std::string pattern = "/";
-    for (const char c : link.path) {
-        if (std::string_view("*?[]\\!# ").find(c) != std::string_view::npos) {
-            pattern += '\\';
-        }
-        pattern += c;
-    }
-    while (pattern.size() > 1 && pattern.back() == '/') {
-        pattern.pop_back();
-    }
-    return link.file ? pattern : pattern + "/";
-}
-
 // Pathspecs that match exactly these paths and everything below them, never as globs.
 std::vector<std::string> pathspecs(std::span<const Link> links)
 {
@@ -201,24 +184,6 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
     return output;
 }
 
-Result<std::string> Git::remote_head(const std::string& url, const std::string& branch) const
-{
-    auto output = run_git(
-        {"ls-remote", "--end-of-options", public_url(url), "refs/heads/" + branch}, false, &url);
-    if (!output) {
-        return std::unexpected(output.error());
-    }
-    // ls-remote matches patterns against the tail of each ref ("x/refs/heads/main" too).
-    const auto ref = "\trefs/heads/" + branch;
-    for (const auto& line : split(output->out, '\n')) {
-        auto hash = line.substr(0, 40);
-        if (line.size() == 40 + ref.size() && line.ends_with(ref) && is_commit_hash(hash)) {
-            return hash;
-        }
-    }
-    return fail("branch {} not found in {}", quote(branch), public_url(url));
-}
-
 Result<std::map<std::string, std::string>>
 Git::remote_heads(const std::string& url, const std::vector<std::string>& branches) const
 {
@@ -329,34 +294,6 @@ Result<std::string> Git::worktree_git_dir() const
     return std::string(named);
 }
 
-Result<> Git::clone(const std::string& url, const std::string& branch, std::span<const Link> links,
-                    const std::function<Result<>(const std::string& commit)>& vet) const
-{
-    // Clone into the existing (empty) directory: it already has the right owner and mode.
-    if (auto r = run_git({"clone", "--quiet", "--filter=blob:none", "--no-checkout", "--branch",
-                          branch, "--end-of-options", public_url(url), m_dir},
-                         false, &url);
-        !r) {
-        return std::unexpected(r.error());
-    }
-    if (auto r = protect_config(); !r) {
-        return r;
-    }
-    if (vet) {
-        auto head = resolve("origin/" + branch);
-        if (!head) {
-            return std::unexpected(head.error());
-        }
-        if (auto r = vet(*head); !r) {
-            return r;
-        }
-    }
-    if (auto r = set_sparse(links); !r) {
-        return r;
-    }
-    return checkout("origin/" + branch);
-}
-
 Result<> Git::protect_config() const
 {
     auto dir = open_no_symlinks(m_dir, O_PATH | O_DIRECTORY);
@@ -405,48 +342,6 @@ Result<bool> Git::is_repository() const
 {
     auto output = run_git({"rev-parse", "--is-inside-work-tree"});
     return output.has_value() && trim(output->out) == "true";
-}
-
-Result<std::string> Git::remote_url() const
-{
-    auto output = run_git({"config", "--get", "remote.origin.url"});
-    if (!output) {
-        return std::unexpected(output.error());
-    }
-    return std::string(trim(output->out));
-}
-
-Result<> Git::set_remote_url(const std::string& url) const
-{
-    auto output = run_git({"remote", "set-url", "--end-of-options", "origin", public_url(url)});
-    return output ? protect_config() : std::unexpected(output.error());
-}
-
-std::string sparse_patterns(std::span<const Link> links)
-{
-    std::string text;
-    for (const auto& link : links) {
-        text += sparse_pattern(link) + "\n";
-    }
-    return links.empty() ? "!/*\n" : text; // nothing of the repository in the work tree
-}
-
-Result<> Git::set_sparse(std::span<const Link> links) const
-{
-    const auto wanted = sparse_patterns(links);
-    // Unchanged links (every restart): the file git wrote last time says so, no process needed.
-    const auto current = read_git_file("info/sparse-checkout");
-    if (current && *current == wanted) {
-        return {};
-    }
-    std::vector<std::string> args{"sparse-checkout", "set", "--no-cone", "--end-of-options"};
-    for (auto& pattern : split(wanted, '\n')) {
-        if (!pattern.empty()) {
-            args.push_back(std::move(pattern));
-        }
-    }
-    auto output = run_git(std::move(args));
-    return output ? Result<>{} : std::unexpected(output.error());
 }
 
 Result<> Git::fetch(const std::string& branch) const
@@ -509,11 +404,6 @@ Result<std::string> Git::resolve(const std::string& commit) const
     return found ? Result<std::string>(**found) : std::unexpected(found.error());
 }
 
-Result<std::string> Git::head() const
-{
-    return resolve("HEAD");
-}
-
 Result<std::optional<std::string>> Git::checked_out() const
 {
     if (auto text = read_git_file("HEAD")) {
@@ -532,37 +422,6 @@ Result<std::string> Git::detached_head() const
         return fail("no commit is checked out in {}", m_dir);
     }
     return found ? Result<std::string>(**found) : std::unexpected(found.error());
-}
-
-Result<std::vector<std::string>> Git::changed_paths(const std::string& from, const std::string& to,
-                                                    std::span<const Link> links) const
-{
-    if (links.empty()) {
-        return std::vector<std::string>{};
-    }
-    // --no-renames: rename detection would fetch blobs in a partial clone.
-    std::vector<std::string> args{
-        "diff", "--name-only", "-z", "--no-renames", "--end-of-options", from, to, "--"};
-    for (auto& spec : pathspecs(links)) {
-        args.push_back(std::move(spec));
-    }
-    // A commit touching a hundred thousand files is still a commit, not an error.
-    auto output = run_git(std::move(args), RunOptions{.max_output = std::size_t(64) << 20});
-    if (!output) {
-        return std::unexpected(output.error());
-    }
-    return split_nul(output->out);
-}
-
-Result<> Git::checkout(const std::string& commit) const
-{
-    // No --end-of-options: checkout --detach rejects it. `commit` is a validated hash or
-    // "origin/<validated branch>", never option-like.
-    if (commit.starts_with('-')) {
-        return fail("refusing to check out {}", quote(commit));
-    }
-    auto output = run_git({"checkout", "--quiet", "--force", "--detach", commit});
-    return output ? Result<>{} : std::unexpected(output.error());
 }
 
 namespace {

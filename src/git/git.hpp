@@ -40,9 +40,6 @@ struct TreeEntry {
 };
 using TreeListing = std::map<std::string, TreeEntry>; // by path
 
-// The sparse-checkout file (non-cone patterns) that checks out exactly these links.
-std::string sparse_patterns(std::span<const Link> links);
-
 class Git {
 public:
     // `dir` is the work tree; `user` is who git runs as (nullopt: ourselves); `upstream` the
@@ -75,18 +72,13 @@ public:
     // atomically): changed files rewritten, files `to` no longer has removed.
     [[nodiscard]] Result<> move_plain(const std::string& to);
 
-    // The commit `branch` points to upstream; an error when the branch does not exist.
-    [[nodiscard]] Result<std::string> remote_head(const std::string& url,
-                                                  const std::string& branch) const;
-
     // The commits these branches point to upstream, in one ls-remote; a branch that does not
     // exist there is missing from the answer.
     [[nodiscard]] Result<std::map<std::string, std::string>>
     remote_heads(const std::string& url, const std::vector<std::string>& branches) const;
 
     // An object store: a partial clone (blobs on demand, full history) of `branch` into the
-    // (empty) directory, with no work tree of its own: its services' work trees are git
-    // worktrees of it, each with its own sparse checkout (extensions.worktreeConfig).
+    // (empty) directory, with no work tree of its own: its services' trees are plain trees.
     [[nodiscard]] Result<> clone_store(const std::string& url, const std::string& branch) const;
     // `git worktree prune`: forgets worktrees whose directories are gone.
     [[nodiscard]] Result<> prune_worktrees() const;
@@ -116,13 +108,6 @@ public:
                                                                 std::span<const Link> links,
                                                                 std::uint64_t max_file_size) const;
 
-    // A partial clone (blobs on demand, full history) of `branch` into the (empty) work tree,
-    // checked out sparsely: only `links` are written. `vet`, when given, sees the branch head
-    // before anything is checked out; its error ends the clone there.
-    [[nodiscard]] Result<>
-    clone(const std::string& url, const std::string& branch, std::span<const Link> links,
-          const std::function<Result<>(const std::string& commit)>& vet = {}) const;
-
     // Removes what a killed git leaves in .git (lock files, half-written packs), running as
     // the user: root never walks a tree the user can change. Logged per file.
     void remove_leftovers(const std::string& service) const;
@@ -130,9 +115,6 @@ public:
     [[nodiscard]] Result<> protect_config() const;
 
     [[nodiscard]] Result<bool> is_repository() const;
-    [[nodiscard]] Result<std::string> remote_url() const;
-    [[nodiscard]] Result<> set_remote_url(const std::string& url) const;
-    [[nodiscard]] Result<> set_sparse(std::span<const Link> links) const;
 
     // Brings `branch` from upstream, also after a force-push.
     [[nodiscard]] Result<> fetch(const std::string& branch) const;
@@ -146,19 +128,11 @@ public:
     [[nodiscard]] Result<std::optional<std::string>> find_commit(const std::string& commit) const;
     // The same, with "not found" as an error too.
     [[nodiscard]] Result<std::string> resolve(const std::string& commit) const;
-    [[nodiscard]] Result<std::string> head() const;
     // After our own detached checkout .git/HEAD holds the commit: read without a process.
     // nullopt when no commit is checked out (not a work tree of ours); an error when git
     // could not tell, which is no reason to give up on the tree.
     [[nodiscard]] Result<std::optional<std::string>> checked_out() const;
     [[nodiscard]] Result<std::string> detached_head() const; // the same, "none" as an error
-
-    // Paths under `links` that differ between the two commits (exact path prefixes).
-    [[nodiscard]] Result<std::vector<std::string>> changed_paths(const std::string& from,
-                                                                 const std::string& to,
-                                                                 std::span<const Link> links) const;
-    // Moves the work tree to `commit`, discarding local changes to tracked files.
-    [[nodiscard]] Result<> checkout(const std::string& commit) const;
 
     // Files anywhere in the work tree that differ from HEAD (modified, added, deleted or
     // untracked, inside the sparse paths or not): how many, and the first `listed` of them.

@@ -1,8 +1,7 @@
 #pragma once
-// Looking up an enum's name in its one table of {value, name} pairs, and back.
+// Looking up an enum's name in its one table of {value, name} pairs.
 
 #include <array>
-#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -18,18 +17,6 @@ constexpr std::string_view name_of(const std::array<std::pair<E, std::string_vie
         }
     }
     return unknown;
-}
-
-template <typename E, std::size_t N>
-constexpr std::optional<E> value_named(const std::array<std::pair<E, std::string_view>, N>& table,
-                                       std::string_view name)
-{
-    for (const auto& [value, each] : table) {
-        if (each == name) {
-            return value;
-        }
-    }
-    return std::nullopt;
 }
 
 } // namespace gitopper

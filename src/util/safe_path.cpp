@@ -139,17 +139,6 @@ std::vector<std::string> path_components(std::string_view path)
     return open_below(dir, relative, flags, "");
 }
 
-[[nodiscard]] Result<Fd> create_beneath(int dir, std::string_view relative, mode_t mode)
-{
-    const std::string path(relative);
-    const int fd = openat2_fd(dir, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY,
-                              RESOLVE_BENEATH | kNoSymlinks, mode);
-    if (fd < 0) {
-        return open_error(dir, path_components(relative), errno, "");
-    }
-    return Fd(fd);
-}
-
 [[nodiscard]] Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags)
 {
     auto found = find_below(dir, relative, flags, "", RESOLVE_NO_XDEV);

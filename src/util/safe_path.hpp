@@ -26,8 +26,6 @@ namespace gitopper {
 // As open_beneath, and the path may not cross into another mount either (RESOLVE_NO_XDEV):
 // for sources inside a checkout, where the user could mount a FUSE tree of its own.
 [[nodiscard]] Result<Fd> open_beneath_same_mount(int dir, std::string_view relative, int flags);
-// A new file beneath `dir` (O_EXCL: never an existing one), open for writing.
-[[nodiscard]] Result<Fd> create_beneath(int dir, std::string_view relative, mode_t mode);
 
 // As open_beneath, but a missing path (ENOENT) is nullopt rather than an error.
 [[nodiscard]] Result<std::optional<Fd>> find_beneath(int dir, std::string_view relative, int flags);
