@@ -72,6 +72,36 @@ scenario_control() {
     local seq50 seq95
     seq50=$(pct_ms 50 "$CUR/seq.ns")
     seq95=$(pct_ms 95 "$CUR/seq.ns")
+
+    # The reference: OpenSSH's ssh asking the same, with the same key, no agent and no config,
+    # its known-hosts file filled before timing as gitopperctl's is. It prints the JSON alone.
+    local ssh50=n/a ssh95=n/a ssh_bad=0
+    : >"$CUR/ssh.ns"
+    ossh() {
+        env -u SSH_AUTH_SOCK -u SSH_AGENT_PID HOME="$CUR/home" ssh -F none -o BatchMode=yes \
+            -o IdentitiesOnly=yes -i "$CUR/rw" -o GlobalKnownHostsFile=/dev/null \
+            -o UserKnownHostsFile="$CUR/ssh_known_hosts" -o StrictHostKeyChecking=accept-new \
+            -p "$SSH_PORT" 127.0.0.1 /list/service
+    }
+    if command -v ssh >/dev/null; then
+        ossh >/dev/null 2>"$CUR/ssh.err" || log "$name: first ssh: $(cat "$CUR/ssh.err")"
+        for ((i = 1; i <= runs; i++)); do
+            rc=0
+            stamp
+            t0=$STAMP
+            ossh >"$CUR/ssh.out" 2>"$CUR/ssh.err" || rc=$?
+            stamp
+            echo $((STAMP - t0)) >>"$CUR/ssh.ns"
+            if [ "$rc" != 0 ] || ! grep -q '"service"' "$CUR/ssh.out"; then
+                ssh_bad=$((ssh_bad + 1))
+                log "$name: ssh run $i: exit $rc: $(cat "$CUR/ssh.err")"
+            fi
+        done
+        ssh50=$(pct_ms 50 "$CUR/ssh.ns")
+        ssh95=$(pct_ms 95 "$CUR/ssh.ns")
+    else
+        log "$name: no OpenSSH ssh: no reference round trip"
+    fi
     sleep 3 # the server keeps a session up to 2 s after its reply unless the client closes first
     local rss_b anon_b thr_b fd_b
     rss_b=$(status_kb "$pid" VmRSS)
@@ -149,11 +179,12 @@ scenario_control() {
     log "$name: VmRSS/RssAnon kB after start $rss0/$anon0, before the burst $rss_b/$anon_b, right after $rss1/$anon1 (VmHWM $hwm1), 5 s later $rss2/$anon2"
     log "$name: burst: $ok of $clients clients succeeded in $wall_s s (all started within $(ns_to_s $((b_spawned - b0))) s); the daemon refused $refused connections; TCP listen queue overflows $((ov1 - ov0)), listen drops $((dr1 - dr0)), SYN retransmits $((syn1 - syn0))"
     [ "$DAEMON_EXIT" = 0 ] || log "$name: daemon exited with status $DAEMON_EXIT after SIGTERM"
-    CONTROL_ROWS+=("$(printf '%-17s %8s  %-21s  %-9s  %8s  %-19s  %-21s' "$name" "$n" \
-        "$seq50/$seq95 ($runs)" "$ok/$clients" "$wall_s" "$rss0/$rss1" "$anon0/$anon1")")
-    json_add "$(printf '{"scenario":"%s","kind":"control","services":%d,"interval_s":10,"list_runs":%d,"list_failed":%d,"list_p50_ms":%s,"list_p95_ms":%s,"list_ms":[%s],"burst_clients":%d,"burst_ok":%d,"burst_failed":%d,"burst_wall_s":%s,"burst_spawn_s":%s,"burst_client_errors":%s,"burst_daemon_refused":%d,"burst_tcp_listen_overflows":%d,"burst_tcp_listen_drops":%d,"burst_tcp_syn_retransmits":%d,"burst_daemon_warnings":%s,"vmrss_kb":{"start":%d,"before_burst":%d,"after_burst":%d,"after_5s":%d},"rssanon_kb":{"start":%d,"before_burst":%d,"after_burst":%d,"after_5s":%d},"vmhwm_kb_after_burst":%d,"threads":{"start":%d,"before_burst":%d,"after_burst":%d,"after_5s":%d},"fds":{"start":%d,"before_burst":%d,"after_burst":%d,"after_5s":%d},"daemon_log_warnings":%d,"daemon_log_errors":%d,"exit_status":%d,"loadavg1_end":%s}' \
+    CONTROL_ROWS+=("$(printf '%-17s %8s  %-21s  %-21s  %-9s  %8s  %-19s  %-21s' "$name" "$n" \
+        "$seq50/$seq95 ($runs)" "$ssh50/$ssh95" "$ok/$clients" "$wall_s" "$rss0/$rss1" "$anon0/$anon1")")
+    json_add "$(printf '{"scenario":"%s","kind":"control","services":%d,"interval_s":10,"list_runs":%d,"list_failed":%d,"list_p50_ms":%s,"list_p95_ms":%s,"list_ms":[%s],"openssh_list_failed":%d,"openssh_list_p50_ms":%s,"openssh_list_p95_ms":%s,"openssh_list_ms":[%s],"burst_clients":%d,"burst_ok":%d,"burst_failed":%d,"burst_wall_s":%s,"burst_spawn_s":%s,"burst_client_errors":%s,"burst_daemon_refused":%d,"burst_tcp_listen_overflows":%d,"burst_tcp_listen_drops":%d,"burst_tcp_syn_retransmits":%d,"burst_daemon_warnings":%s,"vmrss_kb":{"start":%d,"before_burst":%d,"after_burst":%d,"after_5s":%d},"rssanon_kb":{"start":%d,"before_burst":%d,"after_burst":%d,"after_5s":%d},"vmhwm_kb_after_burst":%d,"threads":{"start":%d,"before_burst":%d,"after_burst":%d,"after_5s":%d},"fds":{"start":%d,"before_burst":%d,"after_burst":%d,"after_5s":%d},"daemon_log_warnings":%d,"daemon_log_errors":%d,"exit_status":%d,"loadavg1_end":%s}' \
         "$name" "$n" "$runs" "$seq_bad" "$(json_num "$seq50")" "$(json_num "$seq95")" \
-        "$(ms_list "$CUR/seq.ns")" "$clients" "$ok" "$failed" "$wall_s" "$(ns_to_s $((b_spawned - b0)))" "$(json_str "$errs")" "$refused" "$((ov1 - ov0))" "$((dr1 - dr0))" "$((syn1 - syn0))" "$(json_str "$burst_warnings")" \
+        "$(ms_list "$CUR/seq.ns")" "$ssh_bad" "$(json_num "$ssh50")" "$(json_num "$ssh95")" \
+        "$(ms_list "$CUR/ssh.ns")" "$clients" "$ok" "$failed" "$wall_s" "$(ns_to_s $((b_spawned - b0)))" "$(json_str "$errs")" "$refused" "$((ov1 - ov0))" "$((dr1 - dr0))" "$((syn1 - syn0))" "$(json_str "$burst_warnings")" \
         "$rss0" "$rss_b" "$rss1" "$rss2" "$anon0" "$anon_b" "$anon1" "$anon2" "$hwm1" \
         "$thr0" "$thr_b" "$thr1" "$thr2" "$fd0" "$fd_b" "$fd1" "$fd2" "$w" "$e2" \
         "$DAEMON_EXIT" "$(loadavg1)")"
