@@ -43,6 +43,8 @@ struct Status {
     std::uint64_t drift_events = 0;               // local edits reverted
     std::uint64_t actions_ok = 0;                 // systemctl daemon-reload/<action> runs
     std::uint64_t actions_failed = 0;
+    std::uint64_t checks_passed = 0; // `check` runs on a staged commit
+    std::uint64_t checks_failed = 0;
 };
 
 // What the routes act on; the Engine implements it.

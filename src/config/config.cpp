@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <filesystem>
 #include <optional>
 
@@ -16,27 +17,18 @@
 
 #include "config/fields.hpp"
 #include "util/atomic_file.hpp"
+#include "util/command_line.hpp"
 #include "util/duration.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
 namespace {
 
-template <typename T> struct Located {
-    T value;
-    Position position;
-};
-
-// The service fields one table ([global] or one [[services]]) sets; absent fields stay absent.
+// The service fields one table ([global] or one [[services]]) sets, read into a Service, and
+// where each was written; a field it does not set is absent from `set`.
 struct Layer {
-    std::map<std::string, Located<std::string>, std::less<>> strings;
-    std::optional<Located<std::vector<Link>>> dirs;
-
-    const Located<std::string>* find(std::string_view name) const
-    {
-        const auto found = strings.find(name);
-        return found == strings.end() ? nullptr : &found->second;
-    }
+    Service values;
+    std::map<std::string, Position, std::less<>> set;
 };
 
 Position position_of(const toml::source_region& source)
@@ -130,6 +122,32 @@ public:
         return std::nullopt;
     }
 
+    std::optional<std::int64_t> integer(const toml::node& node, std::string_view name,
+                                        const std::string& where)
+    {
+        if (const auto* value = node.as_integer()) {
+            return value->get();
+        }
+        wrong_type(node, name, "an integer", where);
+        return std::nullopt;
+    }
+
+    // A command: an array of strings, or one string split into words (util/command_line).
+    std::optional<Argv> command(const toml::node& node, std::string_view name,
+                                const std::string& where)
+    {
+        auto argv = command_words(node, name, where);
+        if (!argv) {
+            return std::nullopt;
+        }
+        if (auto known = check_placeholders(*argv, kCommandPlaceholders); !known) {
+            problem(position_of(node.source()),
+                    fmt::format("{} in {}: {}", name, where, known.error().message));
+            return std::nullopt;
+        }
+        return argv;
+    }
+
     const toml::table* table(const toml::node& node, std::string_view name,
                              const std::string& where)
     {
@@ -151,6 +169,32 @@ public:
     }
 
 private:
+    std::optional<Argv> command_words(const toml::node& node, std::string_view name,
+                                      const std::string& where)
+    {
+        if (const auto* text = node.as_string()) {
+            auto words = split_command(text->get());
+            if (!words) {
+                problem(position_of(node.source()),
+                        fmt::format("{} in {}: {}", name, where, words.error().message));
+                return std::nullopt;
+            }
+            return std::move(*words);
+        }
+        const auto* list = node.as_array();
+        if (list == nullptr || list->empty() ||
+            !std::all_of(list->begin(), list->end(),
+                         [](const toml::node& n) { return n.is_string(); })) {
+            wrong_type(node, name, "a non-empty array of strings or a string", where);
+            return std::nullopt;
+        }
+        Argv argv;
+        for (const auto& word : *list) {
+            argv.push_back(word.as_string()->get());
+        }
+        return argv;
+    }
+
     void wrong_type(const toml::node& node, std::string_view name, std::string_view expected,
                     const std::string& where)
     {
@@ -172,13 +216,22 @@ struct Into {
 
     template <typename T> T& as()
     {
-        if constexpr (std::is_same_v<T, Config>) {
+        if constexpr (std::is_same_v<T, Service>) {
+            return layer->values;
+        } else if constexpr (std::is_same_v<T, Config>) {
             return *config;
         } else if constexpr (std::is_same_v<T, Link>) {
             return *link;
         } else {
             static_assert(std::is_same_v<T, Key>);
             return *key;
+        }
+    }
+
+    void mark(std::string_view name, Position at) const
+    {
+        if (layer != nullptr) {
+            layer->set.insert_or_assign(std::string(name), at);
         }
     }
 };
@@ -208,7 +261,7 @@ void read_link_entries(Reader& reader, const toml::node& node, const std::string
             dirs.push_back(std::move(link));
         }
     }
-    layer.dirs = Located<std::vector<Link>>{std::move(dirs), position_of(node.source())};
+    layer.values.dirs = std::move(dirs);
 }
 
 void read_key_entries(Reader& reader, const toml::node& node, Config& config)
@@ -229,42 +282,63 @@ void read_key_entries(Reader& reader, const toml::node& node, Config& config)
     }
 }
 
+// A value checked by its rule where it is read: durations and numbers, whose text is gone
+// once converted. Strings are checked on the merged service (validate.cpp).
+bool passes(Reader& reader, const Field& field, const toml::node& node, std::string_view text)
+{
+    if (field.rule == nullptr) {
+        return true;
+    }
+    auto problem = field.rule(text);
+    if (problem) {
+        reader.problem(position_of(node.source()), *problem);
+    }
+    return !problem;
+}
+
 // One value, by the type of the member it goes into.
 void read_value(Reader& reader, const Field& field, const toml::node& node,
                 const std::string& where, Into into)
 {
     const auto name = field.name;
+    const auto at = position_of(node.source());
     std::visit(Overloaded{
-                   [&](std::string Service::*) {
-                       if (auto value = reader.string(node, name, where)) {
-                           into.layer->strings.emplace(
-                               name, Located<std::string>{*value, position_of(node.source())});
-                       }
-                   },
-                   [&](Duration Config::*member) {
-                       const auto text = reader.string(node, name, where);
-                       if (!text) {
-                           return;
-                       }
-                       if (auto problem = field.rule(*text)) {
-                           reader.problem(position_of(node.source()), *problem);
-                       } else {
-                           into.config->*member = parse_duration(*text).value_or(Duration{});
-                       }
-                   },
                    [&]<typename T>(std::string T::*member) {
                        if (auto value = reader.string(node, name, where)) {
                            into.as<T>().*member = *value;
+                           into.mark(name, at);
                        }
                    },
                    [&]<typename T>(bool T::*member) {
                        if (auto value = reader.boolean(node, name, where)) {
                            into.as<T>().*member = *value;
+                           into.mark(name, at);
+                       }
+                   },
+                   [&]<typename T>(Duration T::*member) {
+                       const auto text = reader.string(node, name, where);
+                       if (text && passes(reader, field, node, *text)) {
+                           into.as<T>().*member = parse_duration(*text).value_or(Duration{});
+                           into.mark(name, at);
+                       }
+                   },
+                   [&]<typename T>(std::int64_t T::*member) {
+                       const auto number = reader.integer(node, name, where);
+                       if (number && passes(reader, field, node, std::to_string(*number))) {
+                           into.as<T>().*member = *number;
+                           into.mark(name, at);
+                       }
+                   },
+                   [&]<typename T>(Argv T::*member) {
+                       if (auto argv = reader.command(node, name, where)) {
+                           into.as<T>().*member = std::move(*argv);
+                           into.mark(name, at);
                        }
                    },
                    [&](std::monostate) {
                        if (name == "dirs") {
                            read_link_entries(reader, node, where, *into.layer);
+                           into.mark(name, at);
                        } else if (name == "keys") {
                            read_key_entries(reader, node, *into.config);
                        }
@@ -287,30 +361,65 @@ void read_table(Reader& reader, const toml::table& table, Scope scope, const std
     }
 }
 
+// The member `target` names, of `to`, takes its value in `from`.
+void copy_field(const FieldTarget& target, std::string_view name, const Service& from, Service& to)
+{
+    std::visit(Overloaded{
+                   [&]<typename M, typename T>(M T::*member) {
+                       if constexpr (std::is_same_v<T, Service>) {
+                           to.*member = from.*member;
+                       }
+                   },
+                   [&](std::monostate) {
+                       if (name == "dirs") {
+                           to.dirs = from.dirs;
+                       }
+                   },
+               },
+               target);
+}
+
+// A field nobody set takes the table's fallback, converted as a value in the file would be.
+void take_fallback(const Field& field, Service& service)
+{
+    if (field.fallback.empty()) {
+        return;
+    }
+    const auto text = field.fallback;
+    std::visit(
+        Overloaded{
+            [&](std::string Service::*member) { service.*member = text; },
+            [&](Duration Service::*member) {
+                service.*member = parse_duration(text).value_or(Duration{});
+            },
+            [&](std::int64_t Service::*member) {
+                std::from_chars(text.data(), text.data() + text.size(), service.*member);
+            },
+            [&](Argv Service::*member) { service.*member = split_command(text).value_or(Argv{}); },
+            [](auto) {},
+        },
+        field.target);
+}
+
 // A service's own value wins over [global]; unset fields take their fallback ("main").
 Service merge(const Layer& global, const Layer& own, std::size_t index, Position position)
 {
-    Service service;
+    Service service = own.values;
     service.index = index;
     service.position = position;
     for (const auto& field : config_fields()) {
-        const auto* member = std::get_if<std::string Service::*>(&field.target);
-        if (member == nullptr) {
+        if (field.scope != Scope::service) {
             continue;
         }
-        const auto* value = own.find(field.name);
-        value = value != nullptr ? value : global.find(field.name);
-        if (value != nullptr) {
-            service.** member = value->value;
-            service.where.emplace(std::string(field.name), value->position);
+        const auto name = std::string(field.name);
+        if (const auto mine = own.set.find(name); mine != own.set.end()) {
+            service.where.emplace(name, mine->second);
+        } else if (const auto shared = global.set.find(name); shared != global.set.end()) {
+            copy_field(field.target, field.name, global.values, service);
+            service.where.emplace(name, shared->second);
         } else {
-            service.** member = field.fallback;
+            take_fallback(field, service);
         }
-    }
-    const auto& dirs = own.dirs ? own.dirs : global.dirs;
-    if (dirs) {
-        service.dirs = dirs->value;
-        service.where.emplace("dirs", dirs->position);
     }
     return service;
 }

@@ -2,6 +2,7 @@
 // The configuration file as plain structs: [global] defaults merged into every [[services]].
 // Loading parses, merges and validates; nothing else in gitopper reads TOML.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -16,6 +17,12 @@
 #include "util/link.hpp"
 
 namespace gitopper {
+
+// A command from the config: argv, never run by a shell (util/command_line).
+using Argv = std::vector<std::string>;
+// What a command's words may hold, filled in when it runs: the root of the tree it is about
+// (for `check` the staged new tree), the commit, the service's name.
+inline constexpr std::array<std::string_view, 3> kCommandPlaceholders{"dir", "commit", "service"};
 
 // An SSH public key file allowed on the control API.
 struct Key {
@@ -35,6 +42,11 @@ struct Service {
     std::string upstream;
     std::vector<Link> dirs;
     std::string max_file_size; // "100MiB" (the default when empty): larger files are refused
+
+    // The gates around a deploy and how it is carried out (SPEC §1 "beyond", §6); the
+    // defaults are the field table's (config/fields.cpp).
+    Argv check; // run on the staged new tree before it goes live; empty: none
+    Duration check_timeout = std::chrono::seconds(60);
 
     std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
     Position position;                                  // of the [[services]] header

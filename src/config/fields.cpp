@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <type_traits>
 
 #include <fmt/format.h>
 
+#include "util/process.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -185,6 +187,25 @@ Problem check_git_timeout(std::string_view text)
     return std::nullopt;
 }
 
+Problem duration_between(std::string_view name, std::string_view text, Duration least,
+                         Duration most)
+{
+    const auto duration = parse_duration(text);
+    if (!duration) {
+        return fmt::format("{}: {}", name, duration.error().message);
+    }
+    if (*duration < least || *duration > most) {
+        return fmt::format("{} {} is out of range ({} to {})", name, quote(text),
+                           format_duration(least), format_duration(most));
+    }
+    return std::nullopt;
+}
+
+Problem check_check_timeout(std::string_view text)
+{
+    return duration_between("check_timeout", text, std::chrono::seconds(1), std::chrono::hours(1));
+}
+
 Problem check_local(std::string_view local)
 {
     if (!local.starts_with('/')) {
@@ -250,7 +271,7 @@ Problem check_mode(std::string_view mode)
 constexpr std::monostate kByEntry{};
 
 // Order: as the README lists them, a table's keys together.
-const auto kFields = std::to_array<Field>({
+const Field kFieldRows[] = {
     {.name = "global",
      .scope = Scope::top,
      .target = kByEntry,
@@ -268,35 +289,40 @@ const auto kFields = std::to_array<Field>({
      .type = "string",
      .required = true,
      .rule = check_machine,
-     .meaning = "the host that runs this service: its host name or a `-h` alias"},
+     .meaning = "the host that runs this service: its host name or a `-h` alias",
+     .example = R"(`"web1.example.org"`)"},
     {.name = "service",
      .scope = Scope::service,
      .target = &Service::name,
      .type = "string",
      .required = true,
      .rule = check_service_name,
-     .meaning = "the service's name; the systemd unit that `action` acts on"},
+     .meaning = "the service's name; the systemd unit that `action` acts on",
+     .example = R"(`"grafana-server"`)"},
     {.name = "branch",
      .scope = Scope::service,
      .target = &Service::branch,
      .type = "string",
      .fallback = "main",
      .rule = check_branch,
-     .meaning = "the branch deployed; per service for canarying"},
+     .meaning = "the branch deployed; per service for canarying",
+     .example = R"(`"canary"`)"},
     {.name = "user",
      .scope = Scope::service,
      .target = &Service::user,
      .type = "string",
      .unset = "root",
      .rule = check_user,
-     .meaning = "who owns the service's tree and runs git for it"},
+     .meaning = "who owns the service's tree and runs git for it",
+     .example = R"(`"grafana"`)"},
     {.name = "package",
      .scope = Scope::service,
      .target = &Service::package,
      .type = "string",
      .unset = "none",
      .rule = check_package,
-     .meaning = "a Debian package installed if missing (never upgraded)"},
+     .meaning = "a Debian package installed if missing (never upgraded)",
+     .example = R"(`"grafana"`)"},
     {.name = "action",
      .scope = Scope::service,
      .target = &Service::action,
@@ -304,26 +330,30 @@ const auto kFields = std::to_array<Field>({
      .unset = "none",
      .rule = check_action,
      .meaning = "`systemctl ACTION SERVICE` after a change: `reload`, `restart`, `try-restart`, "
-                "`reload-or-restart`, `try-reload-or-restart`, `start`, `stop`"},
+                "`reload-or-restart`, `try-reload-or-restart`, `start`, `stop`",
+     .example = R"(`"reload"`)"},
     {.name = "mount",
      .scope = Scope::service,
      .target = &Service::mount,
      .type = "string",
      .required = true,
      .rule = check_mount,
-     .meaning = "the mount base: the service's tree is `MOUNT/SERVICE`"},
+     .meaning = "the mount base: the service's tree is `MOUNT/SERVICE`",
+     .example = R"(`"/var/lib/gitopper"`)"},
     {.name = "upstream",
      .scope = Scope::service,
      .target = &Service::upstream,
      .type = "string",
      .required = true,
      .rule = check_upstream,
-     .meaning = "the git URL: `https://`, `ssh://`, `git://`, `file://` or `user@host:path`"},
+     .meaning = "the git URL: `https://`, `ssh://`, `git://`, `file://` or `user@host:path`",
+     .example = R"(`"https://example.org/ops/config"`)"},
     {.name = "dirs",
      .scope = Scope::service,
      .target = kByEntry,
      .type = "array of tables",
-     .meaning = "what is mounted where: one `{ local, link }` table per bind mount"},
+     .meaning = "what is mounted where: one `{ local, link }` table per bind mount",
+     .example = R"(`[ { local = "/etc/grafana", link = "grafana/etc" } ]`)"},
     {.name = "max_file_size",
      .scope = Scope::service,
      .target = &Service::max_file_size,
@@ -331,20 +361,42 @@ const auto kFields = std::to_array<Field>({
      .fallback = "100MiB",
      .rule = check_file_size,
      .meaning = "a commit with a larger file in the service's links is refused before it is "
-                "checked out; `K`/`M`/`G`, `KiB`/`MiB`/`GiB`, `KB`/`MB`/`GB` or bytes"},
+                "checked out; `K`/`M`/`G`, `KiB`/`MiB`/`GiB`, `KB`/`MB`/`GB` or bytes",
+     .example = R"(`"20MiB"`)"},
+
+    {.name = "check",
+     .scope = Scope::service,
+     .target = &Service::check,
+     .type = "command",
+     .unset = "none",
+     .meaning = "run on the new commit's staged tree before anything live moves (`{dir}` its "
+                "root, `{commit}`, `{service}`; as `user` when set, else root); not exit 0: the "
+                "live tree stays, no action, BROKEN with its output, the commit not checked "
+                "again until upstream moves or a pull",
+     .example = R"(`["nginx", "-t", "-c", "{dir}/nginx/nginx.conf"]`)"},
+    {.name = "check_timeout",
+     .scope = Scope::service,
+     .target = &Service::check_timeout,
+     .type = "duration string",
+     .fallback = "60s",
+     .rule = check_check_timeout,
+     .meaning = "a `check` running longer (`1s` to `1h`) is killed with its children and fails",
+     .example = R"(`"2m"`)"},
 
     {.name = "keys",
      .scope = Scope::global,
      .target = kByEntry,
      .type = "array of tables",
      .unset = "no control API",
-     .meaning = "the SSH public keys allowed on the control API"},
+     .meaning = "the SSH public keys allowed on the control API",
+     .example = R"(`[ { path = "keys/alice.pub" } ]`)"},
     {.name = "webhook_secret_file",
      .scope = Scope::global,
      .target = &Config::webhook_secret_file,
      .type = "string",
      .unset = "no webhooks",
-     .meaning = "the file holding the webhooks' shared secret (relative to the config file)"},
+     .meaning = "the file holding the webhooks' shared secret (relative to the config file)",
+     .example = R"(`"webhook.secret"`)"},
     {.name = "git_timeout",
      .scope = Scope::global,
      .target = &Config::git_timeout,
@@ -352,7 +404,8 @@ const auto kFields = std::to_array<Field>({
      .fallback = "2m",
      .rule = check_git_timeout,
      .meaning = "a git command running longer (`1s` to `1h`) is killed and the service goes to "
-                "DIFF until the next poll"},
+                "DIFF until the next poll",
+     .example = R"(`"5m"`)"},
 
     {.name = "local",
      .scope = Scope::link,
@@ -360,42 +413,48 @@ const auto kFields = std::to_array<Field>({
      .type = "string",
      .required = true,
      .rule = check_local,
-     .meaning = "the absolute path mounted onto"},
+     .meaning = "the absolute path mounted onto",
+     .example = R"(`"/etc/grafana"`)"},
     {.name = "link",
      .scope = Scope::link,
      .target = &Link::path,
      .type = "string",
      .required = true,
      .rule = check_link_path,
-     .meaning = "the path in the repository mounted there"},
+     .meaning = "the path in the repository mounted there",
+     .example = R"(`"grafana/etc"`)"},
     {.name = "file",
      .scope = Scope::link,
      .target = &Link::file,
      .type = "boolean",
      .fallback = "false",
-     .meaning = "`link` is a single file, not a directory"},
+     .meaning = "`link` is a single file, not a directory",
+     .example = R"(`true`)"},
     {.name = "mode",
      .scope = Scope::link,
      .target = &Link::mode,
      .type = "string",
      .unset = "git's",
      .rule = check_mode,
-     .meaning =
-         "the mounted directory's permission bits (`\"0750\"`, owner rwx); directories only"},
+     .meaning = "the mounted directory's permission bits (`\"0750\"`, owner rwx); directories only",
+     .example = R"(`"0750"`)"},
 
     {.name = "path",
      .scope = Scope::key,
      .target = &Key::path,
      .type = "string",
      .required = true,
-     .meaning = "a key file in authorized_keys format (relative to the config file)"},
+     .meaning = "a key file in authorized_keys format (relative to the config file)",
+     .example = R"(`"keys/alice.pub"`)"},
     {.name = "ro",
      .scope = Scope::key,
      .target = &Key::ro,
      .type = "boolean",
      .fallback = "false",
-     .meaning = "read-only: `/list/*` only"},
-});
+     .meaning = "read-only: `/list/*` only",
+     .example = R"(`true`)"},
+};
+const std::span<const Field> kFields(kFieldRows);
 
 bool in_scope(const Field& field, Scope scope)
 {
@@ -445,15 +504,36 @@ std::vector<std::string_view> field_names(Scope scope)
     return names;
 }
 
+std::optional<std::string> field_text(const Service& service, const Field& field)
+{
+    return std::visit(
+        [&]<typename M>(const M& target) -> std::optional<std::string> {
+            if constexpr (std::is_same_v<M, std::string Service::*>) {
+                return service.*target;
+            } else if constexpr (std::is_same_v<M, Duration Service::*>) {
+                return format_duration(service.*target);
+            } else if constexpr (std::is_same_v<M, std::int64_t Service::*>) {
+                return std::to_string(service.*target);
+            } else if constexpr (std::is_same_v<M, Argv Service::*>) {
+                return printable(service.*target);
+            } else {
+                return std::nullopt;
+            }
+        },
+        field.target);
+}
+
 std::string field_reference()
 {
-    std::string out = "| key | in | type | default | meaning |\n|---|---|---|---|---|\n";
+    std::string out =
+        "| key | in | type | default | meaning | example |\n|---|---|---|---|---|---|\n";
     for (const auto& field : kFields) {
         const auto fallback = field.required            ? std::string("required")
                               : !field.fallback.empty() ? fmt::format("`{}`", field.fallback)
                                                         : std::string(field.unset);
-        out += fmt::format("| `{}` | {} | {} | {} | {} |\n", field.name, scope_text(field.scope),
-                           field.type, fallback, field.meaning);
+        out +=
+            fmt::format("| `{}` | {} | {} | {} | {} | {} |\n", field.name, scope_text(field.scope),
+                        field.type, fallback, field.meaning, field.example);
     }
     return out;
 }

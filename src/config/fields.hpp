@@ -24,9 +24,10 @@ using Problem = std::optional<std::string>;
 // Where a value goes; the member's type is the value's TOML type (a Duration is written as a
 // string). std::monostate: an array or table that the parser reads entry by entry
 // (`global`, `services`, `dirs`, `keys`).
-using FieldTarget =
-    std::variant<std::monostate, std::string Service::*, std::string Config::*, Duration Config::*,
-                 std::string Link::*, bool Link::*, std::string Key::*, bool Key::*>;
+using FieldTarget = std::variant<std::monostate, std::string Service::*, Duration Service::*,
+                                 std::int64_t Service::*, Argv Service::*, std::string Config::*,
+                                 Duration Config::*, std::string Link::*, bool Link::*,
+                                 std::string Key::*, bool Key::*>;
 
 struct Field {
     std::string_view name;
@@ -36,8 +37,11 @@ struct Field {
     bool required = false;     // a service's, after [global] is merged in
     std::string_view fallback; // the value when unset, as it would be written
     std::string_view unset;    // what leaving it unset means, where there is no fallback
-    Problem (*rule)(std::string_view value) = nullptr; // one value alone; nullptr: any
-    std::string_view meaning;                          // for the reference (Markdown, one line)
+    // One value alone, as written (a number as its digits); nullptr: any. Strings are checked
+    // on the merged service, other types where they are read.
+    Problem (*rule)(std::string_view value) = nullptr;
+    std::string_view meaning; // for the reference (Markdown, one line)
+    std::string_view example; // for the reference: a value as written in the file, Markdown
 };
 
 std::span<const Field> config_fields();
@@ -47,6 +51,10 @@ const Field* find_field(Scope scope, std::string_view name);
 
 // The names a table of `scope` may hold, for "did you mean".
 std::vector<std::string_view> field_names(Scope scope);
+
+// A service field's value as text, for --check ("60s", a command's words quoted where
+// needed); nullopt for a field that is not the service's or has no text form (dirs).
+std::optional<std::string> field_text(const Service& service, const Field& field);
 
 // The README's field reference: a Markdown table, one row per field.
 std::string field_reference();

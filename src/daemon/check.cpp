@@ -23,14 +23,13 @@ void print_service(const Config& config, const Service& service)
         fmt::print("  {:<13} {}\n", name, value);
     };
     for (const auto& field : config_fields()) {
-        const auto* member = std::get_if<std::string Service::*>(&field.target);
-        if (field.scope != Scope::service || member == nullptr || *member == &Service::name) {
+        const auto text = field_text(service, field);
+        if (field.scope != Scope::service || !text || field.name == "service") {
             continue;
         }
-        const auto& value = service.**member;
-        row(field.name, value.empty()
+        row(field.name, text->empty()
                             ? fmt::format("({})", field.unset.empty() ? "unset" : field.unset)
-                            : redact_credentials(value));
+                            : redact_credentials(*text));
     }
     row("checkout", service.checkout_dir());
     for (const auto& link : service.dirs) {

@@ -77,6 +77,15 @@ std::string render_metrics(const Control& control, const Router& router,
                                {{"service", s.service}, {"result", "error"}},
                                static_cast<double>(s.actions_failed));
                 });
+    per_service(
+        out, statuses, "gitopper_service_check_total", "counter",
+        "`check` runs on a staged commit before it went live, by result.", [&](const Status& s) {
+            out.sample("gitopper_service_check_total", {{"service", s.service}, {"result", "ok"}},
+                       static_cast<double>(s.checks_passed));
+            out.sample("gitopper_service_check_total",
+                       {{"service", s.service}, {"result", "failed"}},
+                       static_cast<double>(s.checks_failed));
+        });
     out.family("gitopper_service_sync_duration_seconds", "histogram",
                "Duration of a poll cycle: ls-remote and the reconciles it caused.");
     sync_durations().write(out, "gitopper_service_sync_duration_seconds");

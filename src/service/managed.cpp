@@ -15,9 +15,11 @@
 #include <fmt/format.h>
 
 #include "host/mount.hpp"
+#include "util/command_line.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
 #include "util/names.hpp"
+#include "util/process.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
 #include "util/user.hpp"
@@ -360,6 +362,11 @@ ManagedService::Outcome ManagedService::first_tree(int mount_fd)
         return git_failure(tree.error());
     }
     m_cloned = true;
+    if (auto checked = check_staged(*head, tree->dir()); !checked) {
+        (void)discard_staged(*head);
+        add_history("", *head, Trigger::start, checked.error().message);
+        return host_failure(checked.error().message);
+    }
     return use_new_tree(mount_fd, std::move(*tree), *head, "ok");
 }
 
@@ -507,6 +514,11 @@ ManagedService::Outcome ManagedService::switch_store(int mount_fd, const std::st
     auto tree = build_tree(trees->get(), *head);
     if (!tree) {
         return git_failure(tree.error());
+    }
+    if (auto checked = check_staged(*head, tree->dir()); !checked) {
+        (void)discard_staged(*head);
+        add_history(old_commit, *head, Trigger::start, checked.error().message);
+        return host_failure(checked.error().message);
     }
     retire(old, fmt::format("its commit {} is not in the object store of {}",
                             short_hash(old_commit), public_url(m_config.upstream)));
@@ -1131,12 +1143,21 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     force_action = force_action || *reverted; // the service's files changed back
     const auto changed = survey->changed.size();
     Outcome outcome;
-    // The new files go into a tree nobody reads, then every mount switches to it at once. (A
-    // rollback to the commit whose files the live tree holds has nothing to write.)
+    // The new files go into a tree nobody reads, are checked there, then every mount switches
+    // to them at once. (A rollback to the commit whose files the live tree holds has nothing
+    // to write.)
     if (m_layout.tree_name(commit) != m_tree) {
+        const bool in_place = !mount_beneath_supported() && !m_tree.empty();
+        if (auto checked = in_place ? check_in_scratch_tree(commit) : Result<>{}; !checked) {
+            return failed({Event::host_failed, checked.error().message});
+        }
         auto staged = stage(commit);
         if (!staged) {
             return failed({Event::git_failed, staged.error().message});
+        }
+        if (auto checked = in_place ? Result<>{} : check_staged(commit, staged->dir()); !checked) {
+            (void)discard_staged(commit);
+            return failed({Event::host_failed, checked.error().message});
         }
         log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.name, short_hash(from),
                   short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
@@ -1202,6 +1223,73 @@ Result<Git> ManagedService::stage(const std::string& commit)
         return fail("rename {} to {}: {}", live_dir(), name, errno_message(errno));
     }
     return plain_tree(m_layout.tree(commit), commit);
+}
+
+// The `check` (SPEC §6) on the staged tree of `commit`, before it goes live. It runs as the
+// service's user when there is one: root never works in a tree the user controls (SPEC §11),
+// and the user owns the staged tree. Without a user it runs as root.
+Result<> ManagedService::check_staged(const std::string& commit, const std::string& dir)
+{
+    if (m_config.check.empty()) {
+        return {};
+    }
+    const std::array<std::pair<std::string_view, std::string>, 3> values{
+        {{"dir", dir}, {"commit", commit}, {"service", m_config.name}}};
+    const std::vector<std::string> ours{"GITOPPER_DIR=" + dir, "GITOPPER_COMMIT=" + commit,
+                                        "GITOPPER_SERVICE=" + m_config.name};
+    static constexpr std::array<std::string_view, 5> kKept{"PATH", "LANG", "LC_ALL", "LC_CTYPE",
+                                                           "TZ"};
+    Command command{
+        .argv = fill_placeholders(m_config.check, values),
+        .timeout = std::chrono::duration_cast<std::chrono::milliseconds>(m_config.check_timeout),
+        .as_user = m_user,
+        .env = m_user ? environment_of(kKept, ours) : environment_with(ours),
+        .cwd = "/"};
+    log::info("[{}] checking {}: {}", m_config.name, short_hash(commit), printable(command.argv));
+    auto output = run(command);
+    const bool passed = output && output->ok();
+    {
+        std::lock_guard lock(m_mutex);
+        ++(passed ? m_status.checks_passed : m_status.checks_failed);
+    }
+    if (!output) {
+        return fail("check of {} could not run: {}", short_hash(commit), output.error().message);
+    }
+    if (!passed) {
+        return fail("check failed for {}: {}", short_hash(commit), output->describe());
+    }
+    return {};
+}
+
+// Where the live tree's files are moved in place (a kernel before 6.5), `commit` is first written
+// into a tree of its own to be checked, and removed again: the live files move only once the
+// check passed.
+Result<> ManagedService::check_in_scratch_tree(const std::string& commit)
+{
+    if (m_config.check.empty()) {
+        return {};
+    }
+    auto trees = open_trees();
+    if (!trees) {
+        return std::unexpected(trees.error());
+    }
+    auto tree = build_tree(trees->get(), commit);
+    auto checked =
+        tree ? check_staged(commit, tree->dir()) : Result<>(std::unexpected(tree.error()));
+    if (auto removed = discard_staged(commit); !removed && checked) {
+        return removed;
+    }
+    return checked;
+}
+
+// A staged tree that will not go live: what the user wrote there is saved, the tree removed.
+Result<> ManagedService::discard_staged(const std::string& commit)
+{
+    auto trees = open_trees();
+    if (!trees) {
+        return std::unexpected(trees.error());
+    }
+    return discard_tree(trees->get(), m_layout.tree_name(commit), "", commit);
 }
 
 // take_drift() in another tree than the live one (the spare, an old clone); what it finds

@@ -172,6 +172,9 @@ private:
     void retry_at_head();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
     [[nodiscard]] Result<Git> stage(const std::string& commit);
+    [[nodiscard]] Result<> check_staged(const std::string& commit, const std::string& dir);
+    [[nodiscard]] Result<> check_in_scratch_tree(const std::string& commit);
+    [[nodiscard]] Result<> discard_staged(const std::string& commit);
     Outcome publish(const std::string& commit, Git tree);
     Outcome act(); // systemctl daemon-reload, then the action
     void mark_applied(const std::string& commit);

@@ -31,7 +31,8 @@ for name in gitopper_service_info gitopper_service_state gitopper_service_change
             gitopper_machine_git_ops_total gitopper_machine_git_errors_total \
             gitopper_service_upstream_info gitopper_service_last_sync_timestamp_seconds \
             gitopper_service_sync_duration_seconds_bucket gitopper_service_drift_events_total \
-            gitopper_service_actions_total gitopper_api_requests_total gitopper_build_info; do
+            gitopper_service_actions_total gitopper_service_check_total \
+            gitopper_api_requests_total gitopper_build_info; do
     expect_in "$T/body" "# TYPE ${name%_bucket} "
 done
 first=$(git -C "$T/up" rev-parse HEAD)

@@ -597,3 +597,34 @@ mount = "/srv/x"
     auto usual = parse_ok(service());
     EXPECT_TRUE(services_for_host(usual, hosts, "/var/lib/gitopper"));
 }
+
+TEST(Config, CheckIsACommandAsAnArrayOrAString)
+{
+    const auto as_string = parse_ok(service(R"(check = "nginx -t -c '{dir}/nginx conf'")"));
+    EXPECT_EQ(as_string.services[0].check, (Argv{"nginx", "-t", "-c", "{dir}/nginx conf"}));
+    const auto as_array = parse_ok(service(R"(check = ["nginx", "-t", "-c", "{dir}/a b"])"));
+    EXPECT_EQ(as_array.services[0].check, (Argv{"nginx", "-t", "-c", "{dir}/a b"}));
+    EXPECT_EQ(as_array.services[0].check_timeout, std::chrono::seconds(60));
+    // From [global], like every service field; a service's own wins.
+    const auto shared = parse_ok(kGlobal + "check = \"true\"\ncheck_timeout = \"5s\"\n" +
+                                 service().substr(kGlobal.size()));
+    EXPECT_EQ(shared.services[0].check, (Argv{"true"}));
+    EXPECT_EQ(shared.services[0].check_timeout, std::chrono::seconds(5));
+}
+
+TEST(Config, ABadCheckIsAnErrorWhereItIsWritten)
+{
+    EXPECT_CONTAINS(parse_error(service(R"(check = "nginx -t && reload")")),
+                    "config.toml:9:9: check in [[services]] #1: column 10: \"&\" would be a "
+                    "command list in a shell");
+    EXPECT_CONTAINS(parse_error(service(R"(check = ["a", 1])")),
+                    "\"check\" in [[services]] #1 must be a non-empty array of strings or a "
+                    "string, not an array");
+    EXPECT_CONTAINS(parse_error(service(R"(check = [])")), "must be a non-empty array");
+    EXPECT_CONTAINS(parse_error(service(R"(check = "")")), "the command is empty");
+    EXPECT_CONTAINS(parse_error(service(R"(check = ["test", "-f", "{comit}"])")),
+                    "unknown placeholder {comit} (did you mean {commit}?)");
+    EXPECT_CONTAINS(parse_error(service(R"(check_timeout = "0s")")),
+                    "config.toml:9:17: check_timeout \"0s\" is out of range (1s to 1h)");
+    EXPECT_CONTAINS(parse_error(service(R"(check_timeout = "soon")")), "check_timeout: ");
+}

@@ -80,3 +80,30 @@ TEST(ConfigFields, FallbacksPassTheirOwnRuleAndMatchTheStructs)
     EXPECT_EQ(Service{.max_file_size = std::string(size->fallback)}.file_size_limit(),
               Service{}.file_size_limit());
 }
+
+TEST(ConfigFields, AServiceThatSetsNothingHasTheTablesFallbacks)
+{
+    auto config = parse_config(R"([[services]]
+machine = "m"
+service = "s"
+upstream = "https://example.org/x"
+mount = "/srv/x"
+)",
+                               "config.toml");
+    ASSERT_TRUE(config) << config.error().message;
+    const auto& parsed = config->services.at(0);
+    const Service blank;
+    for (const auto& field : config_fields()) {
+        const auto text = field_text(parsed, field);
+        if (field.scope != Scope::service || field.required || !text) {
+            continue;
+        }
+        // A hand-made Service{} (the tests make them) agrees with the table, but for the two
+        // strings whose fallback is applied by the parser alone.
+        const bool parser_only = field.name == "branch" || field.name == "max_file_size";
+        EXPECT_EQ(*text, parser_only ? std::string(field.fallback) : *field_text(blank, field))
+            << field.name;
+    }
+    EXPECT_EQ(parsed.branch, "main");
+    EXPECT_EQ(parsed.check_timeout, std::chrono::seconds(60));
+}
