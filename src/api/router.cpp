@@ -37,22 +37,6 @@ Reply error(int status, std::string text)
     return {status, std::move(text)};
 }
 
-std::vector<std::string> words(std::string_view request)
-{
-    std::vector<std::string> out;
-    std::size_t at = 0;
-    while (at < request.size()) {
-        const auto start = request.find_first_not_of(" \t", at);
-        if (start == std::string_view::npos) {
-            break;
-        }
-        const auto end = std::min(request.find_first_of(" \t", start), request.size());
-        out.emplace_back(request.substr(start, end - start));
-        at = end;
-    }
-    return out;
-}
-
 // What the engine publishes comes from git's output, which need not be UTF-8; JSON must be, so
 // bad bytes become U+FFFD instead of an exception that would end the connection's thread.
 std::string dump(const json& value)
@@ -118,7 +102,7 @@ Reply Router::dispatch(std::string_view request, Role role, std::string& route_n
     if (request.size() > kMaxRequest || has_control_characters(request)) {
         return error(400, "bad request");
     }
-    const auto args = words(request);
+    const auto args = split_blanks(request);
     if (args.empty()) {
         return error(400, "empty request; try /list/service");
     }

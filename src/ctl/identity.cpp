@@ -72,7 +72,7 @@ Identity::Identity(std::optional<std::string> file, const std::string& home)
     std::error_code ignored;
     m_agent = agent != nullptr && std::filesystem::is_socket(agent, ignored);
     auto fallback = home + "/.ssh/id_ed25519";
-    if (std::filesystem::exists(fallback)) {
+    if (std::filesystem::exists(fallback, ignored)) {
         m_file = std::move(fallback);
     }
 }

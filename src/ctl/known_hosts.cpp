@@ -9,18 +9,6 @@
 namespace gitopper::ctl {
 namespace {
 
-std::vector<std::string_view> fields(std::string_view line)
-{
-    std::vector<std::string_view> out;
-    std::size_t at = 0;
-    while ((at = line.find_first_not_of(" \t", at)) != std::string_view::npos) {
-        const auto end = std::min(line.find_first_of(" \t", at), line.size());
-        out.push_back(line.substr(at, end - at));
-        at = end;
-    }
-    return out;
-}
-
 bool names_host(std::string_view hosts, std::string_view name)
 {
     const auto names = split(hosts, ',');
@@ -41,7 +29,7 @@ std::vector<std::size_t> known_hosts_lines(std::string_view text, std::string_vi
     std::size_t number = 0;
     for (const auto& line : split(text, '\n')) {
         ++number;
-        const auto f = fields(line);
+        const auto f = split_blanks(line);
         // Comments and marker lines (@cert-authority, @revoked) are never the stale entry.
         if (f.size() < 3 || f[0].starts_with('#') || f[0].starts_with('@')) {
             continue;

@@ -338,10 +338,21 @@ Result<std::string> Git::read_git_file(const std::string& name) const
     return read_beneath(store->get(), name, kLimit);
 }
 
+// "Not a repository" is an answer; a git that could not tell (a timeout, a broken .git, a
+// directory it refuses to trust) is an error, which is no reason to move a checkout aside.
 Result<bool> Git::is_repository() const
 {
-    auto output = run_git({"rev-parse", "--is-inside-work-tree"});
-    return output.has_value() && trim(output->out) == "true";
+    auto output = run_git({"rev-parse", "--is-inside-work-tree"}, RunOptions{.answer_exit = 128});
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    if (output->exit_code == 128) {
+        if (output->err.find("not a git repository") != std::string::npos) {
+            return false;
+        }
+        return fail("git rev-parse: {}", output->describe());
+    }
+    return trim(output->out) == "true";
 }
 
 Result<> Git::fetch(const std::string& branch) const
@@ -366,12 +377,6 @@ Result<> Git::fetch(const std::vector<std::string>& branches) const
     return output ? Result<>{} : std::unexpected(output.error());
 }
 
-Result<bool> Git::has_commit(const std::string& hash) const
-{
-    const auto output = run_git({"cat-file", "-e", "--end-of-options", hash + "^{commit}"});
-    return output.has_value();
-}
-
 Result<bool> Git::is_ancestor(const std::string& commit, const std::string& of) const
 {
     // Exit 0: an ancestor; 1: not one; anything else is an error.
@@ -393,15 +398,6 @@ Result<std::optional<std::string>> Git::find_commit(const std::string& commit) c
         return std::nullopt;
     }
     return std::string(trim(output->out));
-}
-
-Result<std::string> Git::resolve(const std::string& commit) const
-{
-    auto found = find_commit(commit);
-    if (found && !*found) {
-        return fail("commit {} not found", quote(commit));
-    }
-    return found ? Result<std::string>(**found) : std::unexpected(found.error());
 }
 
 Result<std::optional<std::string>> Git::checked_out() const

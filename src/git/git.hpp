@@ -63,7 +63,6 @@ public:
     };
     static Git plain_tree(std::string dir, std::optional<Credentials> user,
                           std::chrono::milliseconds timeout, std::string upstream, Plain plain);
-    bool is_plain() const { return m_plain.has_value(); }
     // Writes the files of the plain tree's commit under its links into its (empty) directory,
     // in one process whatever the size of the repository; with `keep_index`, also the index of
     // what it wrote, for written_changes().
@@ -120,14 +119,11 @@ public:
     [[nodiscard]] Result<> fetch(const std::string& branch) const;
     // The same for several branches, in one fetch, with the new commits' blobs under 1 MiB.
     [[nodiscard]] Result<> fetch(const std::vector<std::string>& branches) const;
-    [[nodiscard]] Result<bool> has_commit(const std::string& hash) const;
     // `commit` is `of` or one of its ancestors.
     [[nodiscard]] Result<bool> is_ancestor(const std::string& commit, const std::string& of) const;
     // The full hash of a commit given by a (possibly abbreviated) hash or ref; nullopt when
     // there is none such, an error when git could not tell (a timeout, a broken store).
     [[nodiscard]] Result<std::optional<std::string>> find_commit(const std::string& commit) const;
-    // The same, with "not found" as an error too.
-    [[nodiscard]] Result<std::string> resolve(const std::string& commit) const;
     // After our own detached checkout .git/HEAD holds the commit: read without a process.
     // nullopt when no commit is checked out (not a work tree of ours); an error when git
     // could not tell, which is no reason to give up on the tree.

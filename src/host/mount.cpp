@@ -35,6 +35,7 @@
 #include <fmt/format.h>
 
 #include "util/fd.hpp"
+#include "util/last_resort.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
 
@@ -306,7 +307,11 @@ bool stacked(const Fd& target)
 [[nodiscard]] Result<std::vector<FileInfo>> mount_stack(const std::string& target)
 {
     Result<std::vector<FileInfo>> stack;
-    std::thread([&] { stack = unmount_privately(target); }).join();
+    std::thread([&] {
+        if (auto what = escaped_exception([&] { stack = unmount_privately(target); })) {
+            stack = fail("{}", *what);
+        }
+    }).join();
     return with_context(std::move(stack), "looking beneath the mounts on {}", target);
 }
 

@@ -147,15 +147,11 @@ std::optional<PackageManager> package_manager_for(std::string_view os_release)
     }
     const auto argv = manager.install(package);
     log::info("installing package {} with {}", quote(package), printable(argv));
-    auto install = run(Command{.argv = argv,
-                               .timeout = std::chrono::minutes(15),
-                               .env = environment_with(manager.environment)});
+    auto install = run_checked(Command{.argv = argv,
+                                       .timeout = std::chrono::minutes(15),
+                                       .env = environment_with(manager.environment)});
     if (!install) {
-        return std::unexpected(install.error());
-    }
-    if (!install->ok()) {
-        return fail("installing package {} with {}: {}", quote(package), manager.name,
-                    install->describe());
+        return fail("installing package {}: {}", quote(package), install.error().message);
     }
     return true;
 }

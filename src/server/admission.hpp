@@ -41,6 +41,7 @@ public:
 
     // A slot for a connection from `source` (see source_of), or why there is none.
     [[nodiscard]] Result<Ticket> admit(const std::string& source);
+    // How many are open, in all and from `source`: for tests.
     std::size_t open() const;
     std::size_t open_from(const std::string& source) const;
     // Blocks until every ticket is gone.

@@ -11,6 +11,7 @@
 #include "server/address.hpp"
 #include "server/http_listener.hpp"
 #include "server/webhook.hpp"
+#include "util/last_resort.hpp"
 #include "util/log.hpp"
 
 namespace gitopper {
@@ -277,7 +278,11 @@ Result<> HttpServer::start(const std::string& address)
     }
     m_server->widen_backlog();
     log::info("http: metrics and read-only API listening on {}:{}", where->host, m_port);
-    m_thread = std::thread([this] { m_server->listen_after_bind(); });
+    m_thread = std::thread([this] {
+        if (auto what = escaped_exception([this] { m_server->listen_after_bind(); })) {
+            log::error("http: the listener stopped: {}", *what);
+        }
+    });
     return {};
 }
 

@@ -63,7 +63,6 @@ public:
 
     [[nodiscard]] Result<> start(const std::string& address);
     void stop();
-    int port() const { return m_port; }
     // Webhook requests by result (ok, unauthorized, bad_request, too_large), for the metrics.
     std::map<std::string, std::uint64_t> webhook_results() const;
 

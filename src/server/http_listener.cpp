@@ -8,6 +8,7 @@
 #include <system_error>
 #include <thread>
 
+#include "util/last_resort.hpp"
 #include "util/log.hpp"
 
 namespace gitopper {
@@ -79,7 +80,9 @@ bool HttpListener::process_and_close_socket(socket_t sock)
         // The thread owns the socket and the slot; both go when it ends, the socket first.
         std::thread([this, accepted, socket = std::move(socket),
                      ticket = std::move(*ticket)]() mutable {
-            serve(std::move(socket), accepted);
+            if (auto what = escaped_exception([&] { serve(std::move(socket), accepted); })) {
+                log::warn("http: a connection failed: {}", *what);
+            }
         }).detach();
     } catch (const std::system_error& e) {
         log::warn("http: cannot start a thread for a connection: {}", e.what());

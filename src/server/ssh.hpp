@@ -57,7 +57,6 @@ public:
     // Creates the host key on first use (mode 0600) and listens; the acceptor starts too.
     [[nodiscard]] Result<> start(const std::string& address, const std::string& host_key_path);
     void stop();
-    int port() const { return m_port; }
 
     // Holds one unauthenticated place of a source address; given back when authenticated
     // or destroyed. Move-only.

@@ -35,7 +35,7 @@ constexpr std::size_t kDefaultWatchBudget = 4096;
 // How a checkout's local edits are noticed.
 enum class WatchMode {
     inotify, // at once, through its watches
-    scan,    // by a periodic `git status`: over its budget, or the host is out of watches
+    scan,    // by a periodic look with git: over its budget, or the host is out of watches
 };
 
 class DriftWatcher {
@@ -51,7 +51,7 @@ public:
     WatchMode watch(std::size_t id, const Service& service, const std::string& dir);
 
     bool scanned(std::size_t id) const { return m_scanned.contains(id); }
-    std::size_t watches(std::size_t id) const; // held by service `id`
+    std::size_t watches(std::size_t id) const; // held by service `id`; for tests
 
     // Reads every pending event; returns the services touched, leaving out `ignore` (whose
     // events were caused by our own git run).

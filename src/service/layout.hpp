@@ -33,7 +33,6 @@ public:
     // `links`: the id of the service's links in its trees' names (links_id()).
     Layout(std::string mount, std::string service, std::string links = "00000000");
 
-    const std::string& mount() const { return m_mount; }
     std::string stores() const;                             // M/.gitopper/stores
     std::string trees() const;                              // M/.gitopper/trees
     std::string tree_name(const std::string& commit) const; // <service>.<links>.<commit>

@@ -550,7 +550,11 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std
     auto info = entry ? file_info(entry->get()) : Result<FileInfo>(fail("gone"));
     const uid_t uid = m_user ? m_user->uid : ::geteuid();
     Git old(source, m_user, m_host.git_timeout, m_config.upstream, m_store.dir());
-    if (!info || info->uid != uid || !old.is_repository().value_or(false)) {
+    auto repository = info && info->uid == uid ? old.is_repository() : Result<bool>(false);
+    if (!repository) {
+        return git_failure(repository.error()); // git could not tell: kept, tried again
+    }
+    if (!*repository) {
         return replace_tree(mount_fd, path,
                             info && info->uid != uid
                                 ? fmt::format("it belongs to uid {}, not {}", info->uid, uid)
@@ -561,7 +565,12 @@ ManagedService::Outcome ManagedService::migrate_checkout(int mount_fd, const std
     m_tree.clear();
     m_tree_commit.clear();
     auto commit = old.detached_head();
-    if (!commit || !m_store.git().has_commit(*commit).value_or(false)) {
+    auto known = commit ? m_store.git().find_commit(*commit)
+                        : Result<std::optional<std::string>>(std::nullopt);
+    if (!known) {
+        return git_failure(known.error());
+    }
+    if (!*known) {
         log::warn("[{}] the commit of {} is not upstream's any more: taking the branch head",
                   m_config.name, path);
         commit = m_store.tracking_head(m_config.branch);

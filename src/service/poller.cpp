@@ -7,6 +7,8 @@
 #include <atomic>
 #include <map>
 #include <random>
+#include <system_error>
+#include <thread>
 
 #include "util/last_resort.hpp"
 #include "util/log.hpp"
@@ -23,7 +25,8 @@ using namespace std::chrono_literals;
 constexpr auto kDriftSettle = 200ms;
 constexpr auto kFirstRetry = 5s;
 // How often a checkout without inotify (over its watch budget), or with edits whose patch
-// could not be saved yet, is looked at with `git status`; as often as upstream when polls
+// could not be saved yet, is looked at with git (a throw-away index reset to its commit, then
+// `ls-files`); as often as upstream when polls
 // are more frequent. A local edit there lives at most this long, and a big tree costs one
 // status walk per period.
 constexpr auto kMaxScanInterval = 30s;
@@ -176,14 +179,17 @@ void PollGroup::for_each_service(std::string_view what,
             guarded(service, what, [&] { step(service); });
         }
     };
-    std::vector<std::thread> helpers;
-    for (std::size_t i = 1; i < std::min(kStartWorkers, m_services.size()); ++i) {
-        helpers.emplace_back(worker);
+    // jthreads: should starting one fail, those already running are joined, not terminated.
+    std::vector<std::jthread> helpers;
+    try {
+        for (std::size_t i = 1; i < std::min(kStartWorkers, m_services.size()); ++i) {
+            helpers.emplace_back(worker);
+        }
+    } catch (const std::system_error& e) {
+        log::warn("cannot start a helper thread ({}); going on with {}", e.what(),
+                  helpers.size() + 1);
     }
     worker();
-    for (auto& helper : helpers) {
-        helper.join();
-    }
 }
 
 // One survey per branch for all the services without a tree: one diff that fetches their

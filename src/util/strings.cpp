@@ -23,6 +23,18 @@ std::vector<std::string> split(std::string_view text, char separator)
     }
 }
 
+std::vector<std::string_view> split_blanks(std::string_view text)
+{
+    std::vector<std::string_view> words;
+    for (auto at = text.find_first_not_of(" \t"); at != std::string_view::npos;
+         at = text.find_first_not_of(" \t", at)) {
+        const auto end = std::min(text.find_first_of(" \t", at), text.size());
+        words.push_back(text.substr(at, end - at));
+        at = end;
+    }
+    return words;
+}
+
 std::string join(std::span<const std::string> parts, std::string_view separator)
 {
     std::string joined;

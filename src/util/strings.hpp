@@ -12,6 +12,8 @@
 namespace gitopper {
 
 std::vector<std::string> split(std::string_view text, char separator);
+// The words of `text` between runs of blanks (spaces and tabs); none for a blank text.
+std::vector<std::string_view> split_blanks(std::string_view text);
 std::string join(std::span<const std::string> parts, std::string_view separator);
 std::string_view trim(std::string_view text);
 

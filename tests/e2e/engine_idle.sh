@@ -44,7 +44,7 @@ idle_window() {
 }
 idle_window 5
 
-# A push costs more only where it is needed: after it, back to one process per cycle.
+# Once a push is deployed, idle again: back to one process per cycle.
 commit s7/conf "service 7 v2" >/dev/null
 wait_until 20 grep -qx "service 7 v2" "$T/etc/s7/conf"
 wait_cycles 2

@@ -20,6 +20,17 @@
 #include "util/strings.hpp"
 
 using namespace gitopper;
+
+namespace {
+
+// The commit `rev` names in `git`'s repository, "<none>" or "<error: ...>" otherwise.
+std::string resolved(const Git& git, const std::string& rev)
+{
+    const auto found = git.find_commit(rev);
+    return !found ? "<error: " + found.error().message + ">" : found->value_or("<none>");
+}
+
+} // namespace
 using namespace std::chrono_literals;
 
 namespace {
@@ -320,18 +331,18 @@ TEST_F(GitTest, FetchFollowsAForcePush)
     const auto git = cloned({dir_link("a/b")});
     const auto second = commit({{"a/b/one.txt", "second\n"}}, "second");
     ASSERT_TRUE(git.fetch("main"));
-    EXPECT_EQ(git.resolve("origin/main").value_or("<error>"), second);
+    EXPECT_EQ(resolved(git, "origin/main"), second);
 
     // Upstream rewrites history: "second" is gone, "rewritten" replaces it.
     upstream_git({"reset", "--quiet", "--hard", "HEAD~1"});
     const auto rewritten = commit({{"a/b/one.txt", "rewritten\n"}}, "rewritten");
     ASSERT_NE(rewritten, second);
-    EXPECT_EQ(git.resolve("origin/main").value_or("<error>"), second);
+    EXPECT_EQ(resolved(git, "origin/main"), second);
 
     const auto fetched = git.fetch("main");
     ASSERT_TRUE(fetched) << fetched.error().message;
-    EXPECT_EQ(git.has_commit(rewritten).value_or(false), true);
-    EXPECT_EQ(git.resolve("origin/main").value_or("<error>"), rewritten);
+    EXPECT_EQ(resolved(git, rewritten), rewritten);
+    EXPECT_EQ(resolved(git, "origin/main"), rewritten);
 }
 
 TEST_F(GitTest, FetchOfAMissingBranchFails)
@@ -342,25 +353,19 @@ TEST_F(GitTest, FetchOfAMissingBranchFails)
     EXPECT_NE(result.error().message.find("fetch"), std::string::npos) << result.error().message;
 }
 
-TEST_F(GitTest, ResolveExpandsAbbreviatedHashes)
+TEST_F(GitTest, FindCommitExpandsAbbreviatedHashes)
 {
     const auto git = cloned({dir_link("a/b")});
-    const auto full = git.resolve(m_first.substr(0, 7));
-    ASSERT_TRUE(full) << full.error().message;
-    EXPECT_EQ(*full, m_first);
-    EXPECT_EQ(git.resolve(m_first).value_or("<error>"), m_first);
-    EXPECT_TRUE(git.has_commit(m_first).value_or(false));
+    EXPECT_EQ(resolved(git, m_first.substr(0, 7)), m_first);
+    EXPECT_EQ(resolved(git, m_first), m_first);
 }
 
-TEST_F(GitTest, ResolveOfAnUnknownCommitFails)
+TEST_F(GitTest, FindCommitOfAnUnknownOrOptionLikeCommitIsNone)
 {
     const auto git = cloned({dir_link("a/b")});
-    const auto missing = git.resolve("deadbeef");
-    ASSERT_FALSE(missing);
-    EXPECT_NE(missing.error().message.find("deadbeef"), std::string::npos)
-        << missing.error().message;
-    EXPECT_FALSE(git.resolve("--all"));
-    EXPECT_EQ(git.has_commit(std::string(40, 'e')).value_or(true), false);
+    EXPECT_EQ(git.find_commit("deadbeef").value_or("<error>"), std::nullopt);
+    EXPECT_EQ(git.find_commit(std::string(40, 'e')).value_or("<error>"), std::nullopt);
+    EXPECT_EQ(git.find_commit("--all").value_or("<error>"), std::nullopt);
 }
 
 // "There is no such commit" and "git could not tell" are different answers: only the first
@@ -386,6 +391,18 @@ TEST_F(GitTest, FindCommitTellsNotFoundFromAFailure)
 TEST_F(GitTest, AnEmptyDirectoryIsNoRepository)
 {
     EXPECT_EQ(work_git().is_repository().value_or(true), false);
+}
+
+// A git that could not tell is no answer: migration would move a good checkout aside on it.
+TEST_F(GitTest, IsRepositoryTellsNoFromAFailure)
+{
+    const auto git = cloned({dir_link("a/b")});
+    EXPECT_EQ(git.is_repository().value_or(false), true);
+    const Git hurried(m_work.string(), std::nullopt, 1ms);
+    const auto unsure = hurried.is_repository();
+    ASSERT_FALSE(unsure) << "answered " << *unsure;
+    EXPECT_NE(unsure.error().message.find("timed out"), std::string::npos)
+        << unsure.error().message;
 }
 
 TEST_F(GitTest, LocalChangesListsEditsAdditionsAndDeletions)
@@ -431,7 +448,7 @@ TEST_F(GitTest, TakeLocalChangesWritesAPatchAndReverts)
     EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/new.txt"));
     EXPECT_FALSE(std::filesystem::exists(m_work / "a/b/deep"));
     EXPECT_EQ(work_files(), (Paths{"a/b/one.txt", "a/b/sub/two.txt", "c/file.txt"}));
-    EXPECT_EQ(git.resolve("HEAD").value_or("<error>"), m_first);
+    EXPECT_EQ(resolved(git, "HEAD"), m_first);
 
     // The patch brings the changes back.
     git_in(m_work, {"apply", (m_root / "drift.patch").string()});
@@ -810,7 +827,7 @@ TEST_F(GitTest, CountersCountOperationsAndErrors)
 
     const auto ops = counters.ops.load();
     const auto errors = counters.errors.load();
-    ASSERT_TRUE(git.resolve("HEAD"));
+    ASSERT_TRUE(git.find_commit("HEAD"));
     EXPECT_EQ(counters.ops.load(), ops + 1);
     EXPECT_EQ(counters.errors.load(), errors);
 
@@ -818,7 +835,7 @@ TEST_F(GitTest, CountersCountOperationsAndErrors)
     EXPECT_EQ(counters.ops.load(), ops + 2);
     EXPECT_EQ(counters.errors.load(), errors);
 
-    ASSERT_FALSE(git.resolve("deadbeef")); // an answer ("none such"), not a failure of git
+    ASSERT_EQ(git.find_commit("deadbeef").value_or("<error>"), std::nullopt); // an answer
     EXPECT_EQ(counters.ops.load(), ops + 3);
     EXPECT_EQ(counters.errors.load(), errors);
 
