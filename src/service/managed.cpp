@@ -329,6 +329,22 @@ ManagedService::Outcome ManagedService::prepare_tree()
     return replace_tree(mount_fd, m_layout.link(), found.why);
 }
 
+// Whether `commit` may be checked out for the links at all (SPEC §11); a refusal is in the
+// history, from `from`.
+ManagedService::Outcome ManagedService::vet_at_start(const std::string& from,
+                                                     const std::string& commit)
+{
+    auto survey = m_store.survey("", commit, m_config.dirs, m_config.file_size_limit());
+    if (!survey) {
+        return git_failure(survey.error());
+    }
+    if (survey->refusal) {
+        add_history(from, commit, Trigger::start, *survey->refusal);
+        return host_failure(*survey->refusal);
+    }
+    return {};
+}
+
 // A fresh service: a work tree at the branch head, vetted before anything is checked out.
 ManagedService::Outcome ManagedService::first_tree(int mount_fd)
 {
@@ -342,13 +358,8 @@ ManagedService::Outcome ManagedService::first_tree(int mount_fd)
     if (!head) {
         return git_failure(head.error());
     }
-    auto survey = m_store.survey("", *head, m_config.dirs, m_config.file_size_limit());
-    if (!survey) {
-        return git_failure(survey.error());
-    }
-    if (survey->refusal) {
-        add_history("", *head, Trigger::start, *survey->refusal);
-        return host_failure(*survey->refusal);
+    if (auto vetted = vet_at_start("", *head); !vetted) {
+        return vetted;
     }
     auto trees = m_layout.open_trees(mount_fd);
     if (!trees) {
@@ -497,13 +508,8 @@ ManagedService::Outcome ManagedService::switch_store(int mount_fd, const std::st
     if (!head) {
         return git_failure(head.error());
     }
-    auto survey = m_store.survey("", *head, m_config.dirs, m_config.file_size_limit());
-    if (!survey) {
-        return git_failure(survey.error());
-    }
-    if (survey->refusal) {
-        add_history(old_commit, *head, Trigger::start, *survey->refusal);
-        return host_failure(*survey->refusal);
+    if (auto vetted = vet_at_start(old_commit, *head); !vetted) {
+        return vetted;
     }
     auto trees = m_layout.open_trees(mount_fd);
     if (!trees) {

@@ -144,6 +144,7 @@ private:
     };
     std::optional<Unusable> unusable_tree(int trees_fd, const std::string& name) const;
     Outcome switch_store(int mount_fd, const std::string& old);
+    Outcome vet_at_start(const std::string& from, const std::string& commit);
     // `keep_index`: git's index of what it wrote stays for Git::written_changes().
     [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit,
                                          bool keep_index = false);
