@@ -45,6 +45,9 @@ struct Status {
     std::uint64_t actions_failed = 0;
     std::uint64_t checks_passed = 0; // `check` runs on a staged commit
     std::uint64_t checks_failed = 0;
+    std::uint64_t health_passed = 0; // `health` after an action, by its outcome (all tries)
+    std::uint64_t health_failed = 0;
+    std::uint64_t rollbacks = 0; // automatic, after a failed health
 };
 
 // What the routes act on; the Engine implements it.

@@ -47,6 +47,10 @@ struct Service {
     // defaults are the field table's (config/fields.cpp).
     Argv check; // run on the staged new tree before it goes live; empty: none
     Duration check_timeout = std::chrono::seconds(60);
+    Argv health; // after the action; empty: `systemctl is-active --quiet SERVICE` with an action
+    Duration health_timeout = std::chrono::seconds(10);
+    std::int64_t health_retries = 3;
+    Duration health_interval = std::chrono::seconds(2);
 
     std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
     Position position;                                  // of the [[services]] header

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <filesystem>
 #include <type_traits>
 
@@ -206,6 +207,26 @@ Problem check_check_timeout(std::string_view text)
     return duration_between("check_timeout", text, std::chrono::seconds(1), std::chrono::hours(1));
 }
 
+Problem check_health_timeout(std::string_view text)
+{
+    return duration_between("health_timeout", text, std::chrono::seconds(1), std::chrono::hours(1));
+}
+
+Problem check_health_interval(std::string_view text)
+{
+    return duration_between("health_interval", text, Duration{0}, std::chrono::minutes(10));
+}
+
+Problem check_health_retries(std::string_view text)
+{
+    std::int64_t tries = 0;
+    std::from_chars(text.data(), text.data() + text.size(), tries);
+    if (tries < 1 || tries > 100) {
+        return fmt::format("health_retries {} is out of range (1 to 100)", text);
+    }
+    return std::nullopt;
+}
+
 Problem check_local(std::string_view local)
 {
     if (!local.starts_with('/')) {
@@ -382,6 +403,40 @@ const Field kFieldRows[] = {
      .rule = check_check_timeout,
      .meaning = "a `check` running longer (`1s` to `1h`) is killed with its children and fails",
      .example = R"(`"2m"`)"},
+
+    {.name = "health",
+     .scope = Scope::service,
+     .target = &Service::health,
+     .type = "command",
+     .unset = "`systemctl is-active --quiet SERVICE` when `action` is set, else none",
+     .meaning = "run after the action (`{dir}` the live tree; as `user` when set); every try "
+                "failing: the previous commit goes back live and is told again, BROKEN, and "
+                "the failed commit is quarantined: polls never deploy it again, a pull may",
+     .example = R"(`"curl -fsS http://127.0.0.1:3000/api/health"`)"},
+    {.name = "health_timeout",
+     .scope = Scope::service,
+     .target = &Service::health_timeout,
+     .type = "duration string",
+     .fallback = "10s",
+     .rule = check_health_timeout,
+     .meaning = "one `health` try running longer (`1s` to `1h`) is killed and fails",
+     .example = R"(`"30s"`)"},
+    {.name = "health_retries",
+     .scope = Scope::service,
+     .target = &Service::health_retries,
+     .type = "integer",
+     .fallback = "3",
+     .rule = check_health_retries,
+     .meaning = "how many times `health` is tried (1 to 100) before the commit counts as failed",
+     .example = "`5`"},
+    {.name = "health_interval",
+     .scope = Scope::service,
+     .target = &Service::health_interval,
+     .type = "duration string",
+     .fallback = "2s",
+     .rule = check_health_interval,
+     .meaning = "the pause between two `health` tries (`0s` to `10m`)",
+     .example = R"(`"5s"`)"},
 
     {.name = "keys",
      .scope = Scope::global,

@@ -86,6 +86,21 @@ std::string render_metrics(const Control& control, const Router& router,
                        {{"service", s.service}, {"result", "failed"}},
                        static_cast<double>(s.checks_failed));
         });
+    per_service(out, statuses, "gitopper_service_health_total", "counter",
+                "`health` after an action, by its outcome over all tries.", [&](const Status& s) {
+                    out.sample("gitopper_service_health_total",
+                               {{"service", s.service}, {"result", "ok"}},
+                               static_cast<double>(s.health_passed));
+                    out.sample("gitopper_service_health_total",
+                               {{"service", s.service}, {"result", "failed"}},
+                               static_cast<double>(s.health_failed));
+                });
+    per_service(out, statuses, "gitopper_service_rollbacks_total", "counter",
+                "Automatic rollbacks, by reason.", [&](const Status& s) {
+                    out.sample("gitopper_service_rollbacks_total",
+                               {{"service", s.service}, {"reason", "health"}},
+                               static_cast<double>(s.rollbacks));
+                });
     out.family("gitopper_service_sync_duration_seconds", "histogram",
                "Duration of a poll cycle: ls-remote and the reconciles it caused.");
     sync_durations().write(out, "gitopper_service_sync_duration_seconds");

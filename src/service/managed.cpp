@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <utility>
 
 #include <fmt/chrono.h>
@@ -35,7 +36,7 @@ constexpr std::string_view kMissing = "missing";
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::pair<Trigger, std::string_view>, 7> kTriggers{{
+constexpr std::array<std::pair<Trigger, std::string_view>, 8> kTriggers{{
     {Trigger::start, "start"},
     {Trigger::poll, "poll"},
     {Trigger::pull, "pull"},
@@ -43,6 +44,7 @@ constexpr std::array<std::pair<Trigger, std::string_view>, 7> kTriggers{{
     {Trigger::drift, "drift"},
     {Trigger::rollback, "rollback"},
     {Trigger::unfreeze, "unfreeze"},
+    {Trigger::health, "health"},
 }};
 
 bool is_manual(Trigger trigger)
@@ -1047,6 +1049,9 @@ bool ManagedService::wants(const std::string& head, Trigger trigger) const
     if (!tracks_upstream(now.state) && m_ready) {
         return false;
     }
+    if (quarantined(head, trigger)) {
+        return false;
+    }
     if (now.state == State::broken) {
         return is_manual(trigger) || head != m_failed_head;
     }
@@ -1090,6 +1095,15 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
             record(Event::succeeded, "");
         } else if (now.state == State::broken && is_manual(trigger)) {
             retry_at_head();
+        }
+        return;
+    }
+    if (quarantined(head, trigger)) {
+        std::lock_guard lock(m_mutex);
+        if (m_status.state == State::ok) {
+            m_status.info = fmt::format("{} quarantined: its health check failed; a pull tries it "
+                                        "again",
+                                        short_hash(head));
         }
         return;
     }
@@ -1163,14 +1177,20 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     // to write.)
     if (m_layout.tree_name(commit) != m_tree) {
         const bool in_place = !mount_beneath_supported() && !m_tree.empty();
-        if (auto checked = in_place ? check_in_scratch_tree(commit) : Result<>{}; !checked) {
+        if (auto checked =
+                in_place && trigger != Trigger::health ? check_in_scratch_tree(commit) : Result<>{};
+            !checked) {
             return failed({Event::host_failed, checked.error().message});
         }
         auto staged = stage(commit);
         if (!staged) {
             return failed({Event::git_failed, staged.error().message});
         }
-        if (auto checked = in_place ? Result<>{} : check_staged(commit, staged->dir()); !checked) {
+        // A rollback goes back to a commit that passed its check when it went live.
+        const bool checked_before = trigger == Trigger::health;
+        if (auto checked =
+                in_place || checked_before ? Result<>{} : check_staged(commit, staged->dir());
+            !checked) {
             (void)discard_staged(commit);
             return failed({Event::host_failed, checked.error().message});
         }
@@ -1183,15 +1203,24 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         m_status.hash = commit;
         m_status.change = std::chrono::system_clock::now();
     }
-    // The service is told, by its action.
+    // The service is told, by its action, and must be healthy after it (a rollback's own
+    // commit was healthy before: it is not tried again, so a rollback never loops).
     if (outcome && (force_action || changed != 0)) {
         outcome = act();
+        auto healthy = outcome && trigger != Trigger::health ? check_health(commit) : Result<>{};
+        if (!healthy) {
+            return roll_back_unhealthy(from, commit, trigger, healthy.error().message);
+        }
     }
     if (outcome) {
         mark_applied(commit);
+        clear_quarantine(commit);
         (void)retire_trees(); // after the action: its removal is no part of the deploy's time
     }
-    add_history(from, commit, trigger, outcome ? "ok" : outcome.error().message);
+    const auto result = !outcome                     ? outcome.error().message
+                        : trigger == Trigger::health ? "automatic rollback"
+                                                     : std::string("ok");
+    add_history(from, commit, trigger, result);
     return outcome;
 }
 
@@ -1240,6 +1269,105 @@ Result<Git> ManagedService::stage(const std::string& commit)
     return plain_tree(m_layout.tree(commit), commit);
 }
 
+// A `check` or `health` command: its placeholders filled, GITOPPER_* set, killed at
+// `timeout`. It runs as the service's user when there is one: root never works in a tree the
+// user controls (SPEC §11), and the user owns the trees. Without a user it runs as root.
+Command ManagedService::gate_command(const Argv& argv, const std::string& dir,
+                                     const std::string& commit, Duration timeout) const
+{
+    const std::array<std::pair<std::string_view, std::string>, 3> values{
+        {{"dir", dir}, {"commit", commit}, {"service", m_config.name}}};
+    const std::vector<std::string> ours{"GITOPPER_DIR=" + dir, "GITOPPER_COMMIT=" + commit,
+                                        "GITOPPER_SERVICE=" + m_config.name};
+    static constexpr std::array<std::string_view, 5> kKept{"PATH", "LANG", "LC_ALL", "LC_CTYPE",
+                                                           "TZ"};
+    return Command{.argv = fill_placeholders(argv, values),
+                   .timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout),
+                   .as_user = m_user,
+                   .env = m_user ? environment_of(kKept, ours) : environment_with(ours),
+                   .cwd = "/"};
+}
+
+// The `health` (SPEC §6) after the action: tried health_retries times, health_interval apart.
+// Without one, a service with an action is asked about through systemd (`is-active`).
+Result<> ManagedService::check_health(const std::string& commit)
+{
+    if (m_config.health.empty() && m_config.action.empty()) {
+        return {};
+    }
+    Result<> tried;
+    for (std::int64_t attempt = 1; attempt <= m_config.health_retries; ++attempt) {
+        if (attempt > 1) {
+            std::this_thread::sleep_for(m_config.health_interval);
+        }
+        tried = health_try(commit);
+        if (tried) {
+            break;
+        }
+        log::warn("[{}] health of {}, try {} of {}: {}", m_config.name, short_hash(commit), attempt,
+                  m_config.health_retries, tried.error().message);
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        ++(tried ? m_status.health_passed : m_status.health_failed);
+    }
+    if (!tried) {
+        return fail("health failed for {}: {}", short_hash(commit), tried.error().message);
+    }
+    return {};
+}
+
+Result<> ManagedService::health_try(const std::string& commit)
+{
+    if (m_config.health.empty()) {
+        return m_host.systemd.run("is-active", m_config.name);
+    }
+    auto output =
+        run(gate_command(m_config.health, m_layout.link(), commit, m_config.health_timeout));
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    return output->ok() ? Result<>{} : fail("{}", output->describe());
+}
+
+// Every health try failed: `commit` is quarantined, and the commit before it goes back live
+// and is told again. The service ends BROKEN either way, still tracking upstream.
+ManagedService::Outcome ManagedService::roll_back_unhealthy(const std::string& from,
+                                                            const std::string& commit,
+                                                            Trigger trigger, const std::string& why)
+{
+    add_history(from, commit, trigger, why);
+    {
+        std::lock_guard lock(m_mutex);
+        m_saved.quarantined = commit;
+    }
+    if (from.empty()) {
+        persist();
+        return host_failure(why + "; no earlier commit to roll back to");
+    }
+    log::warn("[{}] {}; {} quarantined, rolling back to {}", m_config.name, why, short_hash(commit),
+              short_hash(from));
+    auto back = deploy(from, Trigger::health, true);
+    {
+        std::lock_guard lock(m_mutex);
+        ++m_status.rollbacks;
+    }
+    persist();
+    if (!back) {
+        return host_failure(fmt::format("{}; rolling back to {} failed: {}", why, short_hash(from),
+                                        back.error().message));
+    }
+    return host_failure(fmt::format("{}; rolled back to {}, {} quarantined", why, short_hash(from),
+                                    short_hash(commit)));
+}
+
+// A commit whose health failed is deployed again only when an operator pulls it.
+bool ManagedService::quarantined(const std::string& commit, Trigger trigger) const
+{
+    std::lock_guard lock(m_mutex);
+    return trigger != Trigger::pull && !commit.empty() && commit == m_saved.quarantined;
+}
+
 // The `check` (SPEC §6) on the staged tree of `commit`, before it goes live. It runs as the
 // service's user when there is one: root never works in a tree the user controls (SPEC §11),
 // and the user owns the staged tree. Without a user it runs as root.
@@ -1248,18 +1376,7 @@ Result<> ManagedService::check_staged(const std::string& commit, const std::stri
     if (m_config.check.empty()) {
         return {};
     }
-    const std::array<std::pair<std::string_view, std::string>, 3> values{
-        {{"dir", dir}, {"commit", commit}, {"service", m_config.name}}};
-    const std::vector<std::string> ours{"GITOPPER_DIR=" + dir, "GITOPPER_COMMIT=" + commit,
-                                        "GITOPPER_SERVICE=" + m_config.name};
-    static constexpr std::array<std::string_view, 5> kKept{"PATH", "LANG", "LC_ALL", "LC_CTYPE",
-                                                           "TZ"};
-    Command command{
-        .argv = fill_placeholders(m_config.check, values),
-        .timeout = std::chrono::duration_cast<std::chrono::milliseconds>(m_config.check_timeout),
-        .as_user = m_user,
-        .env = m_user ? environment_of(kKept, ours) : environment_with(ours),
-        .cwd = "/"};
+    const auto command = gate_command(m_config.check, dir, commit, m_config.check_timeout);
     log::info("[{}] checking {}: {}", m_config.name, short_hash(commit), printable(command.argv));
     auto output = run(command);
     const bool passed = output && output->ok();
@@ -1357,6 +1474,14 @@ void ManagedService::owe_action()
 {
     std::lock_guard lock(m_mutex);
     m_saved.owed = true;
+}
+
+void ManagedService::clear_quarantine(const std::string& commit)
+{
+    std::lock_guard lock(m_mutex);
+    if (m_saved.quarantined == commit) {
+        m_saved.quarantined.clear();
+    }
 }
 
 void ManagedService::mark_applied(const std::string& commit)

@@ -28,7 +28,8 @@
 
 namespace gitopper {
 
-enum class Trigger { start, poll, pull, webhook, drift, rollback, unfreeze };
+// `health`: the automatic rollback after a failed health check.
+enum class Trigger { start, poll, pull, webhook, drift, rollback, unfreeze, health };
 std::string_view trigger_name(Trigger trigger);
 
 // The machine-wide things a service uses; one instance shared by all services.
@@ -174,11 +175,19 @@ private:
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
     [[nodiscard]] Result<Git> stage(const std::string& commit);
     [[nodiscard]] Result<> check_staged(const std::string& commit, const std::string& dir);
+    [[nodiscard]] Result<> check_health(const std::string& commit);
+    [[nodiscard]] Result<> health_try(const std::string& commit);
+    Command gate_command(const Argv& argv, const std::string& dir, const std::string& commit,
+                         Duration timeout) const;
+    Outcome roll_back_unhealthy(const std::string& from, const std::string& commit, Trigger trigger,
+                                const std::string& why);
+    bool quarantined(const std::string& commit, Trigger trigger) const;
     [[nodiscard]] Result<> check_in_scratch_tree(const std::string& commit);
     [[nodiscard]] Result<> discard_staged(const std::string& commit);
     Outcome publish(const std::string& commit, Git tree);
     Outcome act(); // systemctl daemon-reload, then the action
     void mark_applied(const std::string& commit);
+    void clear_quarantine(const std::string& commit); // it went live and is healthy
     void owe_action(); // its files changed back: act_if_owed() acts, after a crash too
     Taken take_drift();
     Taken take_drift_of(const Git& tree);

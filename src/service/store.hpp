@@ -32,6 +32,9 @@ struct SavedService {
     std::string applied;
     // Its files changed back (local edits saved and reverted) and it was not told yet.
     bool owed = false;
+    // A commit whose health check failed and was rolled back: polls never deploy it again,
+    // a pull may. "" when none.
+    std::string quarantined;
     std::deque<HistoryEntry> history; // oldest first, at most kHistoryLimit saved
 };
 

@@ -410,8 +410,9 @@ TEST_F(ManagedServiceTest, ACommitToItsPathsReloadsAndRunsTheAction)
         EXPECT_EQ(read_text(local() / "app.conf"), "v2\n");
         const auto deployed = app->service.status().change;
         EXPECT_GT(deployed, started) << "SINCE is the time its files changed";
-        EXPECT_EQ(m_systemd.calls,
-                  (Calls{"daemon-reload", "start app", "daemon-reload", "reload app"}));
+        // After the action, the default health: systemd says whether the unit is active.
+        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app", "daemon-reload",
+                                          "reload app", "is-active app"}));
         const auto history = app->service.history();
         ASSERT_EQ(history.size(), 2u);
         EXPECT_EQ(history[1].from, m_first);
@@ -425,7 +426,7 @@ TEST_F(ManagedServiceTest, ACommitToItsPathsReloadsAndRunsTheAction)
         app->poll();
         EXPECT_EQ(app->hash(), third);
         EXPECT_EQ(app->service.status().change, deployed);
-        EXPECT_EQ(m_systemd.calls.size(), 4u);
+        EXPECT_EQ(m_systemd.calls.size(), 5u);
         EXPECT_EQ(read_text(local() / "app.conf"), "v2\n");
     });
 }
@@ -535,7 +536,7 @@ TEST_F(ManagedServiceTest, AFailedActionIsRetriedAtANewHeadOutsideItsPaths)
         m_systemd.failing.clear();
         const auto fourth = commit({{"other/x", "3\n"}}, "elsewhere again");
         app->poll();
-        EXPECT_EQ(new_calls(), action);
+        EXPECT_EQ(new_calls(), (Calls{"daemon-reload", "reload app", "is-active app"}));
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), fourth);
         EXPECT_EQ(read_text(local() / "app.conf"), "v2\n");
@@ -905,5 +906,60 @@ TEST_F(ManagedServiceTest, AnExceptionInOneServiceBreaksItAloneAndThePollThreadG
         group.stop();
         EXPECT_NE(std::find(m_systemd.calls.begin(), m_systemd.calls.end(), "start app"),
                   m_systemd.calls.end());
+    });
+}
+
+// (5) The health after the action fails every try: the commit before goes back live and is
+// told again, the service is BROKEN, and the failed commit is quarantined (saved): polls
+// leave it, a restart too, a pull tries it again, and the next commit is deployed as usual.
+TEST_F(ManagedServiceTest, AFailedHealthRollsBackAndQuarantinesTheCommit)
+{
+    isolated(Needs::mounts, [&] {
+        auto config = service(true);
+        config.health_retries = 2;
+        config.health_interval = Duration{0};
+        auto app = instance(config);
+        app->start();
+        ASSERT_EQ(app->state_now(), State::ok) << app->service.status().info;
+        new_calls();
+
+        m_systemd.failing = {"is-active app"};
+        const auto bad = commit({{"app/conf/app.conf", "v2\n"}}, "breaks the service");
+        app->poll();
+        EXPECT_EQ(new_calls(), (Calls{"daemon-reload", "reload app", "is-active app",
+                                      "is-active app", "daemon-reload", "reload app"}));
+        EXPECT_EQ(app->state_now(), State::broken);
+        const auto info = app->service.status().info;
+        EXPECT_NE(info.find("health failed for " + bad.substr(0, 8)), std::string::npos) << info;
+        EXPECT_NE(info.find("rolled back to " + m_first.substr(0, 8)), std::string::npos) << info;
+        EXPECT_EQ(app->hash(), m_first);
+        EXPECT_EQ(read_text(local() / "app.conf"), "v1\n");
+        EXPECT_EQ(saved().quarantined, bad);
+        EXPECT_EQ(saved().applied, m_first);
+        const auto history = app->service.history();
+        ASSERT_GE(history.size(), 2u);
+        EXPECT_EQ(history[history.size() - 2].to, bad);
+        EXPECT_NE(history[history.size() - 2].result.find("health failed"), std::string::npos);
+        EXPECT_EQ(history.back().to, m_first);
+        EXPECT_EQ(history.back().trigger, "health");
+        EXPECT_EQ(history.back().result, "automatic rollback");
+
+        m_systemd.failing.clear();
+        app->poll();
+        EXPECT_EQ(new_calls(), Calls{}) << "a poll deployed the quarantined commit";
+        app.reset();
+        auto again = instance(config);
+        again->start();
+        new_calls();
+        again->poll();
+        EXPECT_EQ(read_text(local() / "app.conf"), "v1\n") << "deployed after a restart";
+        EXPECT_NE(again->service.status().info.find("quarantined"), std::string::npos)
+            << again->service.status().info;
+
+        const auto next = commit({{"app/conf/app.conf", "v3\n"}}, "fixed");
+        again->poll();
+        EXPECT_EQ(again->state_now(), State::ok) << again->service.status().info;
+        EXPECT_EQ(again->hash(), next);
+        EXPECT_EQ(read_text(local() / "app.conf"), "v3\n");
     });
 }
