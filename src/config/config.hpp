@@ -51,6 +51,7 @@ struct Service {
     Duration health_timeout = std::chrono::seconds(10);
     std::int64_t health_retries = 3;
     Duration health_interval = std::chrono::seconds(2);
+    Argv exec; // run instead of `systemctl ACTION SERVICE`; with it no systemctl runs at all
 
     std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
     Position position;                                  // of the [[services]] header

@@ -438,6 +438,16 @@ const Field kFieldRows[] = {
      .meaning = "the pause between two `health` tries (`0s` to `10m`)",
      .example = R"(`"5s"`)"},
 
+    {.name = "exec",
+     .scope = Scope::service,
+     .target = &Service::exec,
+     .type = "command",
+     .unset = "`systemctl ACTION SERVICE`",
+     .meaning = "run after a change instead of the `action`, as root (`{dir}` the live tree), "
+                "for hosts without systemd: gitopper then runs no systemctl at all for the "
+                "service (no daemon-reload, start or enable); not with `action`",
+     .example = R"(`"/usr/sbin/nginx -s reload"`)"},
+
     {.name = "keys",
      .scope = Scope::global,
      .target = kByEntry,

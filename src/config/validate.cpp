@@ -45,6 +45,10 @@ void check_service(const Config& config, const Service& service, std::vector<std
             report(service.position_of(field.name), *problem);
         }
     }
+    if (!service.exec.empty() && !service.action.empty()) {
+        report(service.position_of("exec"),
+               "action and exec exclude each other: exec runs instead of systemctl");
+    }
     for (const auto& link : service.dirs) {
         for (const auto& field : fields) {
             const auto* member = std::get_if<std::string Link::*>(&field.target);

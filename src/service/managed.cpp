@@ -993,6 +993,9 @@ bool ManagedService::save_migrated_edits()
 
 ManagedService::Outcome ManagedService::start_unit()
 {
+    if (!m_config.exec.empty()) {
+        return {}; // no systemd here: the service is started by whatever runs it
+    }
     if (is_template_instance(m_config.name)) {
         if (auto r = m_host.systemd.run("enable", m_config.name); !r) {
             return host_failure(r.error().message);
@@ -1273,8 +1276,10 @@ Result<Git> ManagedService::stage(const std::string& commit)
 // `timeout`. It runs as the service's user when there is one: root never works in a tree the
 // user controls (SPEC §11), and the user owns the trees. Without a user it runs as root.
 Command ManagedService::gate_command(const Argv& argv, const std::string& dir,
-                                     const std::string& commit, Duration timeout) const
+                                     const std::string& commit, Duration timeout,
+                                     bool as_user) const
 {
+    const auto& user = as_user ? m_user : std::nullopt;
     const std::array<std::pair<std::string_view, std::string>, 3> values{
         {{"dir", dir}, {"commit", commit}, {"service", m_config.name}}};
     const std::vector<std::string> ours{"GITOPPER_DIR=" + dir, "GITOPPER_COMMIT=" + commit,
@@ -1283,8 +1288,8 @@ Command ManagedService::gate_command(const Argv& argv, const std::string& dir,
                                                            "TZ"};
     return Command{.argv = fill_placeholders(argv, values),
                    .timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout),
-                   .as_user = m_user,
-                   .env = m_user ? environment_of(kKept, ours) : environment_with(ours),
+                   .as_user = user,
+                   .env = user ? environment_of(kKept, ours) : environment_with(ours),
                    .cwd = "/"};
 }
 
@@ -1453,6 +1458,9 @@ ManagedService::Outcome ManagedService::publish(const std::string& commit, Git t
 ManagedService::Outcome ManagedService::act()
 {
     auto outcome = [&]() -> Outcome {
+        if (!m_config.exec.empty()) {
+            return run_exec();
+        }
         if (auto r = m_host.systemd.daemon_reload(); !r) {
             return std::unexpected(Failure{Event::host_failed, r.error().message});
         }
@@ -1468,6 +1476,22 @@ ManagedService::Outcome ManagedService::act()
     std::lock_guard lock(m_mutex);
     ++(outcome ? m_status.actions_ok : m_status.actions_failed);
     return outcome;
+}
+
+// `exec` instead of systemctl, as root like the systemctl it replaces, killed after 90 s.
+ManagedService::Outcome ManagedService::run_exec()
+{
+    const auto command = gate_command(m_config.exec, m_layout.link(), status().hash,
+                                      std::chrono::seconds(90), false);
+    log::info("[{}] running {}", m_config.name, printable(command.argv));
+    auto output = run(command);
+    if (!output) {
+        return host_failure(fmt::format("exec: {}", output.error().message));
+    }
+    if (!output->ok()) {
+        return host_failure(fmt::format("exec: {}", output->describe()));
+    }
+    return {};
 }
 
 void ManagedService::owe_action()

@@ -178,14 +178,15 @@ private:
     [[nodiscard]] Result<> check_health(const std::string& commit);
     [[nodiscard]] Result<> health_try(const std::string& commit);
     Command gate_command(const Argv& argv, const std::string& dir, const std::string& commit,
-                         Duration timeout) const;
+                         Duration timeout, bool as_user = true) const;
     Outcome roll_back_unhealthy(const std::string& from, const std::string& commit, Trigger trigger,
                                 const std::string& why);
     bool quarantined(const std::string& commit, Trigger trigger) const;
     [[nodiscard]] Result<> check_in_scratch_tree(const std::string& commit);
     [[nodiscard]] Result<> discard_staged(const std::string& commit);
     Outcome publish(const std::string& commit, Git tree);
-    Outcome act(); // systemctl daemon-reload, then the action
+    Outcome act(); // systemctl daemon-reload, then the action; or `exec`
+    Outcome run_exec();
     void mark_applied(const std::string& commit);
     void clear_quarantine(const std::string& commit); // it went live and is healthy
     void owe_action(); // its files changed back: act_if_owed() acts, after a crash too
