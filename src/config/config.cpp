@@ -501,6 +501,9 @@ std::string Config::resolve(const std::string& file) const
     if (const auto* node = root.get("services")) {
         read_services(reader, *node, global, config);
     }
+    for (auto& service : config.services) {
+        service.allowed_signers = config.resolve(service.allowed_signers);
+    }
     if (reader.problems().empty()) {
         reader.problems() = validate(config);
     }

@@ -52,6 +52,7 @@ struct Service {
     std::int64_t health_retries = 3;
     Duration health_interval = std::chrono::seconds(2);
     Argv exec; // run instead of `systemctl ACTION SERVICE`; with it no systemctl runs at all
+    std::string allowed_signers; // deploy only commits signed by its keys; absolute once loaded
 
     std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
     Position position;                                  // of the [[services]] header

@@ -448,6 +448,16 @@ const Field kFieldRows[] = {
                 "service (no daemon-reload, start or enable); not with `action`",
      .example = R"(`"/usr/sbin/nginx -s reload"`)"},
 
+    {.name = "allowed_signers",
+     .scope = Scope::service,
+     .target = &Service::allowed_signers,
+     .type = "string",
+     .unset = "any commit",
+     .meaning = "an OpenSSH allowed_signers file (relative to the config file; root's, not "
+                "writable by others): only commits with a good SSH signature by one of its keys "
+                "are deployed, and no rollback goes behind the last verified one unless forced",
+     .example = R"(`"signers/ops"`)"},
+
     {.name = "keys",
      .scope = Scope::global,
      .target = kByEntry,

@@ -18,6 +18,27 @@
 namespace gitopper {
 namespace {
 
+// The keys that decide what may be deployed: root's, and nobody else may change them.
+std::optional<std::string> check_signers_file(const std::string& path)
+{
+    if (path.empty()) {
+        return std::nullopt;
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return fmt::format("allowed_signers {}: {}", quote(path), errno_message(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return fmt::format("allowed_signers {} is not a regular file", quote(path));
+    }
+    if (st.st_uid != 0 || (st.st_mode & 022) != 0) {
+        return fmt::format("allowed_signers {} must be root's and writable by root alone (it is "
+                           "uid {}, mode {})",
+                           quote(path), st.st_uid, mode_text(st.st_mode));
+    }
+    return std::nullopt;
+}
+
 void check_service(const Config& config, const Service& service, std::vector<std::string>& out)
 {
     const auto report = [&](Position at, const std::string& what) {
@@ -44,6 +65,9 @@ void check_service(const Config& config, const Service& service, std::vector<std
         if (auto problem = field.rule(service.**member)) {
             report(service.position_of(field.name), *problem);
         }
+    }
+    if (auto problem = check_signers_file(service.allowed_signers)) {
+        report(service.position_of("allowed_signers"), *problem);
     }
     if (!service.exec.empty() && !service.action.empty()) {
         report(service.position_of("exec"),

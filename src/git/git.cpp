@@ -377,6 +377,21 @@ Result<> Git::fetch(const std::vector<std::string>& branches) const
     return output ? Result<>{} : std::unexpected(output.error());
 }
 
+// Every setting that decides the verdict is given here: the store's own config is the user's,
+// who must not be able to name another program or file.
+Result<char> Git::signature_status(const std::string& commit,
+                                   const std::string& allowed_signers) const
+{
+    auto output = run_git({"-c", "gpg.format=ssh", "-c", "gpg.ssh.program=ssh-keygen", "-c",
+                           "gpg.ssh.allowedSignersFile=" + allowed_signers, "log", "-1",
+                           "--format=%G?", "--end-of-options", commit, "--"});
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    const auto verdict = trim(output->out);
+    return verdict.size() == 1 ? verdict[0] : 'E';
+}
+
 Result<bool> Git::is_ancestor(const std::string& commit, const std::string& of) const
 {
     // Exit 0: an ancestor; 1: not one; anything else is an error.

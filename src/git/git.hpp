@@ -119,6 +119,10 @@ public:
     [[nodiscard]] Result<> fetch(const std::string& branch) const;
     // The same for several branches, in one fetch, with the new commits' blobs under 1 MiB.
     [[nodiscard]] Result<> fetch(const std::vector<std::string>& branches) const;
+    // git's verdict on the SSH signature of `commit` (%G?): 'G' good and by a key of
+    // `allowed_signers`, 'U' good by another key, 'N' none, 'B' bad, ...
+    [[nodiscard]] Result<char> signature_status(const std::string& commit,
+                                                const std::string& allowed_signers) const;
     // `commit` is `of` or one of its ancestors.
     [[nodiscard]] Result<bool> is_ancestor(const std::string& commit, const std::string& of) const;
     // The full hash of a commit given by a (possibly abbreviated) hash or ref; nullopt when

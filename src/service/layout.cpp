@@ -95,6 +95,11 @@ std::string Layout::link() const
     return m_mount + "/" + m_service;
 }
 
+std::string Layout::signers() const
+{
+    return fmt::format("{}/{}/signers-{}", m_mount, kBase, m_service);
+}
+
 std::string Layout::migrated() const
 {
     return fmt::format("{}/{}/migrated-{}", m_mount, kBase, m_service);

@@ -41,6 +41,7 @@ public:
     // whatever its links, or nullopt.
     std::optional<std::string> commit_of(std::string_view name) const;
     std::string link() const;     // M/<service>
+    std::string signers() const;  // M/.gitopper/signers-<service>: root's copy the user reads
     std::string migrated() const; // an old checkout of M/<service> until its mounts moved off it
 
     // What M/<service> is now.

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "host/mount.hpp"
+#include "util/atomic_file.hpp"
 #include "util/command_line.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
@@ -148,6 +149,7 @@ const ManagedService::Step ManagedService::kOpen[] = {
     {&ManagedService::install_package, "the package may bring the unit and its user"},
     {&ManagedService::find_user, "git and the work trees are the service user's"},
     {&ManagedService::open_store, "one object store serves every service of the upstream"},
+    {&ManagedService::copy_signers, "git reads the trusted keys as the user, from root's copy"},
 };
 const ManagedService::Step ManagedService::kStart[] = {
     {&ManagedService::prepare_tree, "a live tree at a vetted commit"},
@@ -331,11 +333,58 @@ ManagedService::Outcome ManagedService::prepare_tree()
     return replace_tree(mount_fd, m_layout.link(), found.why);
 }
 
+// allowed_signers is root's and may be unreadable to the user git runs as: a copy goes where
+// the user can read it and nobody but root can change it (M/.gitopper is root's, 0711).
+ManagedService::Outcome ManagedService::copy_signers()
+{
+    if (m_config.allowed_signers.empty()) {
+        return {};
+    }
+    auto text = read_file(m_config.allowed_signers);
+    if (!text) {
+        return host_failure(text.error().message);
+    }
+    auto base = open_mount_base(m_config.mount);
+    auto dir = base ? open_beneath(base->first.get(), ".gitopper", O_PATH | O_DIRECTORY)
+                    : std::unexpected(base.error());
+    if (!dir) {
+        return host_failure(dir.error().message);
+    }
+    const auto name = "signers-" + m_config.name;
+    if (auto r = write_file_atomic_at(dir->get(), name, *text, 0644, m_layout.signers()); !r) {
+        return host_failure(r.error().message);
+    }
+    return {};
+}
+
+// With allowed_signers, `commit` must carry a good SSH signature by one of its keys (SPEC §6);
+// the newest so verified is remembered, for rollbacks.
+Result<> ManagedService::verify_signature(const std::string& commit)
+{
+    if (m_config.allowed_signers.empty()) {
+        return {};
+    }
+    auto verdict = m_store.git().signature_status(commit, m_layout.signers());
+    if (!verdict) {
+        return std::unexpected(verdict.error());
+    }
+    if (*verdict != 'G') {
+        return fail("commit {} not signed by a trusted key", short_hash(commit));
+    }
+    std::lock_guard lock(m_mutex);
+    m_saved.verified = commit;
+    return {};
+}
+
 // Whether `commit` may be checked out for the links at all (SPEC §11); a refusal is in the
 // history, from `from`.
 ManagedService::Outcome ManagedService::vet_at_start(const std::string& from,
                                                      const std::string& commit)
 {
+    if (auto verified = verify_signature(commit); !verified) {
+        add_history(from, commit, Trigger::start, verified.error().message);
+        return git_failure(verified.error());
+    }
     auto survey = m_store.survey("", commit, m_config.dirs, m_config.file_size_limit());
     if (!survey) {
         return git_failure(survey.error());
@@ -1052,7 +1101,7 @@ bool ManagedService::wants(const std::string& head, Trigger trigger) const
     if (!tracks_upstream(now.state) && m_ready) {
         return false;
     }
-    if (quarantined(head, trigger)) {
+    if (quarantined(head, trigger) || (head == m_unverified && trigger != Trigger::pull)) {
         return false;
     }
     if (now.state == State::broken) {
@@ -1111,6 +1160,12 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
         return;
     }
     if (!wants(head, trigger)) {
+        return;
+    }
+    // An unsigned head moves nothing: DIFF, until upstream moves or an operator pulls.
+    if (auto verified = verify_signature(head); !verified) {
+        m_unverified = head;
+        record(Event::git_failed, verified.error().message);
         return;
     }
     // A BROKEN service retries what failed: its action runs even if nothing of it changed
@@ -1734,6 +1789,9 @@ Completion ManagedService::check_rollback_target(const std::string& hash, bool f
     if (!in_history) {
         return {500, in_history.error().message};
     }
+    if (auto refused = check_signed_target(full, force); refused.status != 0) {
+        return refused;
+    }
     if (*in_history) {
         return {};
     }
@@ -1744,6 +1802,39 @@ Completion ManagedService::check_rollback_target(const std::string& hash, bool f
     }
     log::warn("[{}] forced rollback to {}, which is not in the history of branch {}", m_config.name,
               short_hash(full), quote(m_config.branch));
+    return {};
+}
+
+// With allowed_signers, a rollback goes only to a signed commit and never behind the last
+// verified one, unless forced.
+Completion ManagedService::check_signed_target(const std::string& full, bool force)
+{
+    const auto verified = [&] {
+        std::lock_guard lock(m_mutex);
+        return m_saved.verified;
+    }();
+    if (m_config.allowed_signers.empty() || force) {
+        return {};
+    }
+    if (auto signed_ok = verify_signature(full); !signed_ok) {
+        return {404, signed_ok.error().message + " (add \"force\" to roll back to it anyway)"};
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        m_saved.verified = verified; // a rollback target is not newer than what was verified
+    }
+    if (verified.empty() || verified == full) {
+        return {};
+    }
+    auto older = m_store.git().is_ancestor(full, verified);
+    if (!older) {
+        return {500, older.error().message};
+    }
+    if (*older) {
+        return {404, fmt::format("commit {} is older than {}, the last verified commit (add "
+                                 "\"force\" to roll back to it anyway)",
+                                 short_hash(full), short_hash(verified))};
+    }
     return {};
 }
 

@@ -146,6 +146,8 @@ private:
     std::optional<Unusable> unusable_tree(int trees_fd, const std::string& name) const;
     Outcome switch_store(int mount_fd, const std::string& old);
     Outcome vet_at_start(const std::string& from, const std::string& commit);
+    Outcome copy_signers();
+    [[nodiscard]] Result<> verify_signature(const std::string& commit);
     // `keep_index`: git's index of what it wrote stays for Git::written_changes().
     [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit,
                                          bool keep_index = false);
@@ -171,6 +173,7 @@ private:
     }
 
     Completion check_rollback_target(const std::string& hash, bool force, std::string& full);
+    Completion check_signed_target(const std::string& full, bool force);
     void retry_at_head();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
     [[nodiscard]] Result<Git> stage(const std::string& commit);
@@ -229,6 +232,7 @@ private:
     bool m_watched_clean = false;
     std::uint64_t m_generation = 0;
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
+    std::string m_unverified;  // upstream head whose signature failed (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last
 
     mutable std::mutex m_mutex; // guards the members below

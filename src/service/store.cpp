@@ -63,6 +63,9 @@ void put_fields(ordered_json& out, const SavedService& saved)
     out["pin"] = saved.pin;
     out["info"] = saved.info;
     out["applied"] = saved.applied;
+    if (!saved.verified.empty()) {
+        out["verified"] = saved.verified;
+    }
     if (!saved.quarantined.empty()) {
         out["quarantined"] = saved.quarantined; // absent when none, as "owed"
     }
@@ -92,6 +95,7 @@ SavedService from_json(const json& object)
     saved.applied = object.value("applied", "");
     saved.owed = object.value("owed", false);
     saved.quarantined = object.value("quarantined", std::string());
+    saved.verified = object.value("verified", std::string());
     for (const auto& entry : object.value("history", json::array())) {
         saved.history.push_back({entry.value("time", std::int64_t{0}), entry.value("from", ""),
                                  entry.value("to", ""), entry.value("trigger", ""),

@@ -35,6 +35,9 @@ struct SavedService {
     // A commit whose health check failed and was rolled back: polls never deploy it again,
     // a pull may. "" when none.
     std::string quarantined;
+    // With allowed_signers: the newest commit whose signature was verified, which no rollback
+    // goes behind unless forced. "" when none.
+    std::string verified;
     std::deque<HistoryEntry> history; // oldest first, at most kHistoryLimit saved
 };
 
