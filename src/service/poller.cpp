@@ -231,8 +231,10 @@ void PollGroup::poll_upstream(Trigger trigger)
         const auto generation = service->generation();
         service->set_watched_clean(!m_drift.scanned(id) && !m_dirty.contains(id) &&
                                    !service->drift_kept() && service->ready());
+        const auto own =
+            trigger == Trigger::pull && !m_pulled.contains(id) ? Trigger::poll : trigger;
         guarded(*service, "reconciling",
-                [&] { service->reconcile(heads.at(service->config().branch), trigger); });
+                [&] { service->reconcile(heads.at(service->config().branch), own); });
         service->set_watched_clean(false); // true only as of this cycle's drain
         if (service->generation() != generation) {
             rewatch(id);
@@ -243,6 +245,7 @@ void PollGroup::poll_upstream(Trigger trigger)
         const auto state = service->status().state;
         failed = failed || state == State::diff || !heads.at(service->config().branch);
     }
+    m_pulled.clear();
     m_failures = failed ? m_failures + 1 : 0;
     sync_durations().observe(std::chrono::duration<double>(Clock::now() - started).count());
 }
@@ -387,6 +390,7 @@ void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
     case Request::Kind::pull:
         poll_now = true;
         trigger = Trigger::pull;
+        m_pulled.insert(request.service);
         break;
     case Request::Kind::webhook:
         poll_now = true;

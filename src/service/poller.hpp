@@ -84,6 +84,9 @@ private:
     std::vector<std::string> m_branches;
     Duration m_interval;
     DriftWatcher m_drift;
+    // Services an operator pulled since the last poll: the pull is theirs alone (it retries
+    // what failed or was quarantined for them, not for the others of the group).
+    std::set<std::size_t> m_pulled;
     std::set<std::size_t> m_dirty; // services with unexamined inotify events
     Clock::time_point m_drift_due = Clock::time_point::max();
     std::chrono::milliseconds m_scan_interval;

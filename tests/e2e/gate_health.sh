@@ -10,6 +10,7 @@ NEEDS_MOUNTS=1
 # The health check records what it saw and fails while $T/health.fail exists.
 cat >"$T/health.sh" <<SH
 #!/bin/sh
+[ "\$GITOPPER_SERVICE" = app ] || { [ ! -e "$T/health.fail.\$GITOPPER_SERVICE" ]; exit; }
 echo "commit=\$GITOPPER_COMMIT dir=\$1 live=\$(cat "$T/etc/app/conf")" >>"$T/health.log"
 if [ -e "$T/health.fail" ]; then echo "GET /health: 503" >&2; exit 1; fi
 SH
@@ -34,6 +35,7 @@ start() {
 
 make_upstream
 c1=$(commit app/conf "one")
+p1=$(commit peer/conf "peer one")
 cat >"$T/config.toml" <<TOML
 [global]
 upstream = "file://$T/up"
@@ -47,6 +49,13 @@ health = ["$T/health.sh", "{dir}"]
 health_retries = 3
 health_interval = "200ms"
 dirs = [ { local = "$T/etc/app", link = "app" } ]
+[[services]]
+machine = "testhost"
+service = "peer"
+action = "reload"
+health = ["$T/health.sh", "{dir}"]
+health_retries = 1
+dirs = [ { local = "$T/etc/peer", link = "peer" } ]
 TOML
 start
 wait_until 20 grep -qx "start app" "$T/systemctl.log"
@@ -96,5 +105,18 @@ c4=$(commit app/conf "four")
 wait_until 20 grep -qx four "$T/etc/app/conf"
 wait_until 10 checkout_at "$T/srv/app" "$c4"
 ! grep -q '"quarantined"' "$T/state/gitopper-state/app.json" || fail "still quarantined: $(cat "$T/state/gitopper-state/app.json")"
+
+# A pull is its own service's: pulling app does not retry peer's quarantined commit.
+touch "$T/health.fail.peer"
+p2=$(commit peer/conf "peer two")
+wait_until 20 grep -q "\[peer\] state OK -> BROKEN: health failed for ${p2:0:8}" "$T/gitopper.log"
+[ "$(cat "$T/etc/peer/conf")" = "peer one" ] || fail "peer not rolled back"
+rm "$T/health.fail.peer"
+api /do/pull app
+[ "$API_STATUS" = 0 ] || fail "pull: $API_STATUS $(cat "$T/err")"
+wait_cycles 3
+[ "$(cat "$T/etc/peer/conf")" = "peer one" ] || fail "a pull of app deployed peer's quarantined commit"
+api /do/pull peer
+wait_until 20 grep -qx "peer two" "$T/etc/peer/conf"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
