@@ -72,7 +72,8 @@ pull_run() {
     need_ctl
     make_upstream "$CUR/up" "$k"
     write_config "$CUR/config.toml" "$CUR/up" "$CUR/srv" "$CUR/etc" "$k" "action = \"reload\"
-keys = [ { path = \"$CUR/rw.pub\" } ]"
+keys = [ { path = \"$CUR/rw.pub\" } ]
+${PULL_EXTRA:-}"
     : >"$T/systemctl.log"
     : >"$T/systemctl.ns"
     : >"$T/git.log"

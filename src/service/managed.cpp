@@ -1438,8 +1438,12 @@ Result<> ManagedService::check_staged(const std::string& commit, const std::stri
     }
     const auto command = gate_command(m_config.check, dir, commit, m_config.check_timeout);
     log::info("[{}] checking {}: {}", m_config.name, short_hash(commit), printable(command.argv));
+    const auto started = std::chrono::steady_clock::now();
     auto output = run(command);
     const bool passed = output && output->ok();
+    log::debug("[{}] check of {} took {:.1f} ms", m_config.name, short_hash(commit),
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                   .count());
     {
         std::lock_guard lock(m_mutex);
         ++(passed ? m_status.checks_passed : m_status.checks_failed);
