@@ -408,7 +408,8 @@ const Field kFieldRows[] = {
      .scope = Scope::service,
      .target = &Service::health,
      .type = "command",
-     .unset = "`systemctl is-active --quiet SERVICE` when `action` is set, else none",
+     .unset = "`systemctl is-active SERVICE` when `action` is start, restart, reload or "
+              "reload-or-restart, else none",
      .meaning = "run after the action (`{dir}` the live tree; as `user` when set); every try "
                 "failing: the previous commit goes back live and is told again, BROKEN, and "
                 "the failed commit is quarantined: polls never deploy it again, a pull may",
@@ -445,7 +446,8 @@ const Field kFieldRows[] = {
      .unset = "`systemctl ACTION SERVICE`",
      .meaning = "run after a change instead of the `action`, as root (`{dir}` the live tree), "
                 "for hosts without systemd: gitopper then runs no systemctl at all for the "
-                "service (no daemon-reload, start or enable); not with `action`",
+                "service (no daemon-reload, start or enable); not with `action`, nor `{dir}` "
+                "with a `user`",
      .example = R"(`"/usr/sbin/nginx -s reload"`)"},
 
     {.name = "allowed_signers",

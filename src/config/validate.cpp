@@ -69,6 +69,14 @@ void check_service(const Config& config, const Service& service, std::vector<std
     if (auto problem = check_signers_file(service.allowed_signers)) {
         report(service.position_of("allowed_signers"), *problem);
     }
+    const bool exec_in_tree =
+        std::any_of(service.exec.begin(), service.exec.end(),
+                    [](const auto& w) { return w.find("{dir}") != std::string::npos; });
+    if (exec_in_tree && !service.user.empty()) {
+        report(service.position_of("exec"),
+               "exec runs as root and must not use {dir}, the tree the service's user owns "
+               "(SPEC §11)");
+    }
     if (!service.exec.empty() && !service.action.empty()) {
         report(service.position_of("exec"),
                "action and exec exclude each other: exec runs instead of systemctl");

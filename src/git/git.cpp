@@ -49,20 +49,14 @@ std::vector<std::string> split_nul(const std::string& text)
 std::vector<std::string> git_environment(const std::optional<Credentials>& user,
                                          const std::string& url)
 {
-    std::vector<std::string> overrides{"GIT_CONFIG_GLOBAL=/dev/null",
-                                       "GIT_CONFIG_SYSTEM=/dev/null",
-                                       "GIT_CONFIG_NOSYSTEM=1",
-                                       "GIT_TERMINAL_PROMPT=0",
-                                       "GIT_ASKPASS=/bin/false",
-                                       "SSH_ASKPASS=/bin/false",
-                                       "LC_ALL=C",
-                                       "GIT_DIR",
-                                       "GIT_WORK_TREE",
-                                       "GIT_INDEX_FILE",
-                                       "GIT_OBJECT_DIRECTORY",
-                                       "GIT_CONFIG_PARAMETERS",
-                                       "GIT_NAMESPACE",
-                                       "GIT_CEILING_DIRECTORIES"};
+    std::vector<std::string> overrides{
+        "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+        "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false", "LC_ALL=C",
+        // refs/replace in the store (the user's) must not make
+        // git show other objects than the commits name
+        "GIT_NO_REPLACE_OBJECTS=1", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY", "GIT_CONFIG_PARAMETERS", "GIT_NAMESPACE",
+        "GIT_CEILING_DIRECTORIES"};
     if (const auto shown = public_url(url); shown != url) {
         overrides.insert(overrides.end(),
                          {"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=url." + url + ".insteadOf",
@@ -378,11 +372,14 @@ Result<> Git::fetch(const std::vector<std::string>& branches) const
 }
 
 // Every setting that decides the verdict is given here: the store's own config is the user's,
-// who must not be able to name another program or file.
+// who must not be able to name another program or file. Git picks the verifier by the kind
+// of signature, so the OpenPGP and X.509 ones are made to fail: only SSH signatures count.
 Result<char> Git::signature_status(const std::string& commit,
                                    const std::string& allowed_signers) const
 {
     auto output = run_git({"-c", "gpg.format=ssh", "-c", "gpg.ssh.program=ssh-keygen", "-c",
+                           "gpg.program=/bin/false", "-c", "gpg.openpgp.program=/bin/false", "-c",
+                           "gpg.x509.program=/bin/false", "-c",
                            "gpg.ssh.allowedSignersFile=" + allowed_signers, "log", "-1",
                            "--format=%G?", "--end-of-options", commit, "--"});
     if (!output) {

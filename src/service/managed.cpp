@@ -357,23 +357,49 @@ ManagedService::Outcome ManagedService::copy_signers()
     return {};
 }
 
-// With allowed_signers, `commit` must carry a good SSH signature by one of its keys (SPEC §6);
-// the newest so verified is remembered, for rollbacks.
-Result<> ManagedService::verify_signature(const std::string& commit)
+// With allowed_signers, `commit` must carry a good SSH signature by one of its keys and
+// descend from the last verified commit (SPEC §6): no force-push takes the service back to an
+// older signed commit. nullopt: it may be deployed; else why not, git's verdict. An error:
+// git could not tell.
+Result<std::optional<std::string>> ManagedService::signature_refusal(const std::string& commit)
 {
     if (m_config.allowed_signers.empty()) {
-        return {};
+        return std::nullopt;
     }
     auto verdict = m_store.git().signature_status(commit, m_layout.signers());
     if (!verdict) {
         return std::unexpected(verdict.error());
     }
     if (*verdict != 'G') {
-        return fail("commit {} not signed by a trusted key", short_hash(commit));
+        return fmt::format("commit {} not signed by a trusted key", short_hash(commit));
+    }
+    const auto verified = [&] {
+        std::lock_guard lock(m_mutex);
+        return m_saved.verified;
+    }();
+    if (verified.empty() || verified == commit) {
+        return std::nullopt;
+    }
+    auto newer = m_store.git().is_ancestor(verified, commit);
+    if (!newer) {
+        return std::unexpected(newer.error());
+    }
+    if (!*newer) {
+        return fmt::format("commit {} does not descend from {}, the last verified commit (a "
+                           "rollback with \"force\" goes there)",
+                           short_hash(commit), short_hash(verified));
+    }
+    return std::nullopt;
+}
+
+// The newest commit whose signature was verified moves forward only.
+void ManagedService::note_verified(const std::string& commit)
+{
+    if (m_config.allowed_signers.empty()) {
+        return;
     }
     std::lock_guard lock(m_mutex);
     m_saved.verified = commit;
-    return {};
 }
 
 // Whether `commit` may be checked out for the links at all (SPEC §11); a refusal is in the
@@ -381,10 +407,15 @@ Result<> ManagedService::verify_signature(const std::string& commit)
 ManagedService::Outcome ManagedService::vet_at_start(const std::string& from,
                                                      const std::string& commit)
 {
-    if (auto verified = verify_signature(commit); !verified) {
-        add_history(from, commit, Trigger::start, verified.error().message);
-        return git_failure(verified.error());
+    auto refusal = signature_refusal(commit);
+    if (!refusal) {
+        return git_failure(refusal.error());
     }
+    if (*refusal) {
+        add_history(from, commit, Trigger::start, **refusal);
+        return std::unexpected(Failure{Event::git_failed, **refusal});
+    }
+    note_verified(commit);
     auto survey = m_store.survey("", commit, m_config.dirs, m_config.file_size_limit());
     if (!survey) {
         return git_failure(survey.error());
@@ -1162,12 +1193,15 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
     if (!wants(head, trigger)) {
         return;
     }
-    // An unsigned head moves nothing: DIFF, until upstream moves or an operator pulls.
-    if (auto verified = verify_signature(head); !verified) {
-        m_unverified = head;
-        record(Event::git_failed, verified.error().message);
+    // An unsigned head moves nothing: DIFF, until upstream moves or an operator pulls. (When
+    // git could not tell, the next poll asks again.)
+    auto refusal = signature_refusal(head);
+    if (!refusal || *refusal) {
+        m_unverified = refusal ? head : m_unverified;
+        record(Event::git_failed, refusal ? **refusal : refusal.error().message);
         return;
     }
+    note_verified(head);
     // A BROKEN service retries what failed: its action runs even if nothing of it changed
     // since the commit whose action failed.
     auto outcome = deploy(head, trigger, now.state == State::broken);
@@ -1266,6 +1300,12 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     if (outcome && (force_action || changed != 0)) {
         outcome = act();
         auto healthy = outcome && trigger != Trigger::health ? check_health(commit) : Result<>{};
+        if (!healthy && processes_cancelled()) {
+            // Cut short by the shutdown, which says nothing of the commit: it stays, owed its
+            // health no more than a deploy the shutdown did not reach.
+            add_history(from, commit, trigger, "stopped during the health check");
+            return host_failure("stopped during the health check");
+        }
         if (!healthy) {
             return roll_back_unhealthy(from, commit, trigger, healthy.error().message);
         }
@@ -1352,13 +1392,20 @@ Command ManagedService::gate_command(const Argv& argv, const std::string& dir,
 // Without one, a service with an action is asked about through systemd (`is-active`).
 Result<> ManagedService::check_health(const std::string& commit)
 {
-    if (m_config.health.empty() && m_config.action.empty()) {
+    // `stop` and the try-* actions may leave the unit inactive on purpose: no default there.
+    static constexpr std::array<std::string_view, 4> kRunning{"start", "restart", "reload",
+                                                              "reload-or-restart"};
+    const bool by_default =
+        std::find(kRunning.begin(), kRunning.end(), m_config.action) != kRunning.end();
+    if (m_config.health.empty() && !by_default) {
         return {};
     }
     Result<> tried;
     for (std::int64_t attempt = 1; attempt <= m_config.health_retries; ++attempt) {
-        if (attempt > 1) {
-            std::this_thread::sleep_for(m_config.health_interval);
+        if (attempt > 1 &&
+            !sleep_unless_cancelled(
+                std::chrono::duration_cast<std::chrono::milliseconds>(m_config.health_interval))) {
+            break;
         }
         tried = health_try(commit);
         if (tried) {
@@ -1809,25 +1856,25 @@ Completion ManagedService::check_rollback_target(const std::string& hash, bool f
     return {};
 }
 
-// With allowed_signers, a rollback goes only to a signed commit and never behind the last
-// verified one, unless forced.
+// With allowed_signers, a rollback goes only to a signed commit, and, unless forced, not
+// behind the last verified one.
 Completion ManagedService::check_signed_target(const std::string& full, bool force)
 {
+    if (m_config.allowed_signers.empty()) {
+        return {};
+    }
+    auto verdict = m_store.git().signature_status(full, m_layout.signers());
+    if (!verdict) {
+        return {500, verdict.error().message};
+    }
+    if (*verdict != 'G') {
+        return {404, fmt::format("commit {} not signed by a trusted key", short_hash(full))};
+    }
     const auto verified = [&] {
         std::lock_guard lock(m_mutex);
         return m_saved.verified;
     }();
-    if (m_config.allowed_signers.empty() || force) {
-        return {};
-    }
-    if (auto signed_ok = verify_signature(full); !signed_ok) {
-        return {404, signed_ok.error().message + " (add \"force\" to roll back to it anyway)"};
-    }
-    {
-        std::lock_guard lock(m_mutex);
-        m_saved.verified = verified; // a rollback target is not newer than what was verified
-    }
-    if (verified.empty() || verified == full) {
+    if (force || verified.empty() || verified == full) {
         return {};
     }
     auto older = m_store.git().is_ancestor(full, verified);

@@ -147,7 +147,8 @@ private:
     Outcome switch_store(int mount_fd, const std::string& old);
     Outcome vet_at_start(const std::string& from, const std::string& commit);
     Outcome copy_signers();
-    [[nodiscard]] Result<> verify_signature(const std::string& commit);
+    [[nodiscard]] Result<std::optional<std::string>> signature_refusal(const std::string& commit);
+    void note_verified(const std::string& commit);
     // `keep_index`: git's index of what it wrote stays for Git::written_changes().
     [[nodiscard]] Result<Git> build_tree(int trees_fd, const std::string& commit,
                                          bool keep_index = false);

@@ -707,6 +707,27 @@ void cancel_running_processes()
     cancel().signal();
 }
 
+bool processes_cancelled()
+{
+    pollfd fd{cancel().fd(), POLLIN, 0};
+    return ::poll(&fd, 1, 0) > 0;
+}
+
+bool sleep_unless_cancelled(std::chrono::milliseconds duration)
+{
+    pollfd fd{cancel().fd(), POLLIN, 0};
+    const auto until = Clock::now() + duration;
+    while (true) {
+        const int ready = ::poll(&fd, 1, milliseconds_until(until));
+        if (ready > 0) {
+            return false;
+        }
+        if (ready == 0 || (errno != EINTR) || Clock::now() >= until) {
+            return true;
+        }
+    }
+}
+
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides)
 {
     std::vector<std::string> environment;

@@ -69,6 +69,10 @@ struct Output {
 
 // Kills every running and future child of run() (at shutdown): they end as cancelled.
 void cancel_running_processes();
+// Whether cancel_running_processes() was called: what failed since may have been cut short.
+bool processes_cancelled();
+// Sleeps for `duration`, or less once processes are cancelled; false then.
+bool sleep_unless_cancelled(std::chrono::milliseconds duration);
 
 // Our environment with `overrides` ("KEY=VALUE" sets, "KEY" alone removes) applied.
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides);

@@ -72,7 +72,19 @@ wait_until 20 grep -qx four "$T/etc/app/conf"
 wait_until 10 grep -q "\[app\] state DIFF -> OK" "$T/gitopper.log"
 grep -q "\"verified\": *\"$c4\"" "$T/state/gitopper-state/app.json" || fail "the verified commit is not kept: $(cat "$T/state/gitopper-state/app.json")"
 
-# No rollback behind the last verified commit, unless forced.
+# A force-push back to an older signed commit is no way around it: DIFF, nothing moves.
+git -C "$T/up" reset -q --hard "$c1"
+wait_until 20 grep -q "\[app\] state OK -> DIFF: commit ${c1:0:8} does not descend from ${c4:0:8}, the last verified commit" "$T/gitopper.log"
+[ "$(cat "$T/etc/app/conf")" = four ] || fail "a force-push took the service back"
+recovered=$(grep -c "\[app\] state DIFF -> OK" "$T/gitopper.log")
+git -C "$T/up" reset -q --hard "$c4"
+recovered_again() { [ "$(grep -c "\[app\] state DIFF -> OK" "$T/gitopper.log")" -gt "$recovered" ]; }
+wait_until 20 recovered_again
+
+# No rollback behind the last verified commit, unless forced; never to an unsigned one.
+api /do/rollback app "$c2" force
+[ "$API_STATUS" = $((404 % 256)) ] || fail "forced rollback to an unsigned commit: $API_STATUS $(cat "$T/out")"
+expect_in "$T/out" "commit ${c2:0:8} not signed by a trusted key"
 api /do/rollback app "$c1"
 [ "$API_STATUS" = $((404 % 256)) ] || fail "rollback behind the verified commit: $API_STATUS $(cat "$T/out")"
 expect_in "$T/out" "commit ${c1:0:8} is older than ${c4:0:8}, the last verified commit"
