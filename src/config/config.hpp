@@ -53,6 +53,7 @@ struct Service {
     Duration health_interval = std::chrono::seconds(2);
     Argv exec; // run instead of `systemctl ACTION SERVICE`; with it no systemctl runs at all
     std::string allowed_signers; // deploy only commits signed by its keys; absolute once loaded
+    Duration interval{0};        // this service's poll interval; 0: the daemon's -t
 
     std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
     Position position;                                  // of the [[services]] header

@@ -227,6 +227,11 @@ Problem check_health_retries(std::string_view text)
     return std::nullopt;
 }
 
+Problem check_interval(std::string_view text)
+{
+    return duration_between("interval", text, std::chrono::seconds(1), std::chrono::hours(24));
+}
+
 Problem check_local(std::string_view local)
 {
     if (!local.starts_with('/')) {
@@ -459,6 +464,16 @@ const Field kFieldRows[] = {
                 "writable by others): only commits with a good SSH signature by one of its keys "
                 "are deployed, and no rollback goes behind the last verified one unless forced",
      .example = R"(`"signers/ops"`)"},
+
+    {.name = "interval",
+     .scope = Scope::service,
+     .target = &Service::interval,
+     .type = "duration string",
+     .unset = "`-t`",
+     .rule = check_interval,
+     .meaning = "this service's poll interval (`1s` to `24h`, with the same jitter); services "
+                "of one upstream share each `ls-remote`, run when one of them is due",
+     .example = R"(`"1h"`)"},
 
     {.name = "keys",
      .scope = Scope::global,

@@ -59,6 +59,7 @@ PollGroup::PollGroup(Store& store, std::vector<ManagedService*> services, Durati
         branches.insert(service->config().branch);
     }
     m_branches.assign(branches.begin(), branches.end());
+    m_due.assign(m_services.size(), Clock::now());
 }
 
 PollGroup::~PollGroup()
@@ -226,8 +227,14 @@ void PollGroup::poll_upstream(Trigger trigger)
         m_drift_due = std::min(m_drift_due, Clock::now() + kDriftSettle);
     }
     bool failed = false;
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    const double spread = std::uniform_real_distribution<double>(0.0, 0.5)(random);
     for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
         auto* service = m_services[id];
+        if (!due(id, trigger, started)) {
+            continue; // its own interval is longer: the answer serves the others
+        }
+        m_due[id] = due_after(id, spread, started);
         const auto generation = service->generation();
         service->set_watched_clean(!m_drift.scanned(id) && !m_dirty.contains(id) &&
                                    !service->drift_kept() && service->ready());
@@ -371,6 +378,7 @@ void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
         break;
     case Request::Kind::unfreeze:
         guarded(*service, "unfreezing", [&] { service->unfreeze(); });
+        m_due[request.service] = Clock::now(); // SPEC §3: unfreeze pulls at once
         poll_now = true;
         break;
     case Request::Kind::rollback: {
@@ -489,18 +497,35 @@ void PollGroup::wait(Clock::time_point until)
     }
 }
 
-// The interval plus up to half of it at random, so a fleet does not poll in step; after a
-// failure, sooner: 5s, 10s, 20s, … up to the interval.
+// The next poll: when the first service is due; after a failure, sooner: 5s, 10s, 20s, … up
+// to the interval.
 PollGroup::Clock::time_point PollGroup::next_poll_after(bool failed)
 {
-    thread_local std::mt19937_64 random{std::random_device{}()};
     const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(m_interval);
     if (failed) {
         const auto backoff = kFirstRetry * (1 << std::min(m_failures - 1, 10));
         return Clock::now() + std::min<std::chrono::milliseconds>(backoff, interval);
     }
-    std::uniform_int_distribution<long> jitter(0, interval.count() / 2);
-    return Clock::now() + interval + std::chrono::milliseconds(jitter(random));
+    return m_due.empty() ? Clock::now() + interval : *std::min_element(m_due.begin(), m_due.end());
+}
+
+// A service's interval (its own, else -t) plus a random part of up to half of it, so a fleet
+// does not poll in step.
+PollGroup::Clock::time_point PollGroup::due_after(std::size_t id, double spread,
+                                                  Clock::time_point from) const
+{
+    const auto own = m_services[id]->config().interval;
+    const auto interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(own.count() > 0 ? own : m_interval);
+    const auto part = static_cast<double>(interval.count()) * spread;
+    return from + interval + std::chrono::milliseconds(static_cast<long>(part));
+}
+
+// A poll reconciles the services whose time has come; an operator's pull or a webhook, all.
+// Both times are the cycle's start: services with one interval stay in step.
+bool PollGroup::due(std::size_t id, Trigger trigger, Clock::time_point now) const
+{
+    return trigger != Trigger::poll || m_failures > 0 || now >= m_due[id];
 }
 
 } // namespace gitopper

@@ -78,6 +78,10 @@ private:
     void wait(Clock::time_point until);
     bool stopping();
     Clock::time_point next_poll_after(bool failed);
+    // Its interval from now, plus `spread` (0 to 0.5) of it: one draw per cycle, so services of
+    // one interval stay in step and share each fetch.
+    Clock::time_point due_after(std::size_t id, double spread, Clock::time_point from) const;
+    bool due(std::size_t id, Trigger trigger, Clock::time_point now) const;
 
     Store& m_store;
     std::vector<ManagedService*> m_services;
@@ -93,6 +97,7 @@ private:
     std::set<std::size_t> m_unwatched; // for the scan: not watched, or edits not yet saved
     Clock::time_point m_scan_due = Clock::time_point::max();
     int m_failures = 0;
+    std::vector<Clock::time_point> m_due; // per service: when its next poll is due
 
     Wake m_wake;
     std::mutex m_mutex; // guards m_requests and m_stop
