@@ -23,19 +23,12 @@ action = "reload"
 dirs = [ { local = "$T/etc/app", link = "app" } ]
 TOML
 
-port=""
 start_api() {
     : >"$T/gitopper.log"
     start_gitopper -s 127.0.0.1:0 "$@"
-    wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
-    port=$(sed -n 's/.*control API listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
+    API_PORT=$(api_port)
 }
-api() { # KEY REQUEST...: runs one request; output in $T/out, status in $API_STATUS
-    API_STATUS=0
-    ssh -p "$port" -i "$T/$1" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 "${@:2}" \
-        >"$T/out" 2>"$T/err" || API_STATUS=$?
-}
+api() { api_as "$@"; } # KEY REQUEST...
 state_is() { api ro /list/service app; grep -q "\"state\":\"$1\"" "$T/out"; }
 
 start_api
@@ -66,7 +59,7 @@ state_is OK || fail "a read-only key changed the state"
 # 30 clients at once from 4 addresses, 8 at most from one (the server's cap on unauthenticated
 # connections per address, tested at its edge): every one answered.
 for i in $(seq 1 30); do
-    ( ssh -p "$port" -i "$T/ro" -b "127.0.0.$((10 + i % 4))" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    ( ssh -p "$API_PORT" -i "$T/ro" -b "127.0.0.$((10 + i % 4))" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 /list/service app \
         >"$T/c$i.out" 2>&1 && echo ok >"$T/c$i.status" || echo "fail $?" >"$T/c$i.status" ) &
 done

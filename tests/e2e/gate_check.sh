@@ -17,13 +17,7 @@ SH
 chmod +x "$T/check.sh"
 ssh-keygen -q -t ed25519 -N '' -f "$T/rw"
 
-port=""
-api() { # REQUEST...: output in $T/out, status in $API_STATUS
-    API_STATUS=0
-    ssh -p "$port" -i "$T/rw" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 "$@" \
-        >"$T/out" 2>"$T/err" || API_STATUS=$?
-}
+api() { api_as rw "$@"; } # REQUEST...
 checks() { [ -e "$T/check.log" ] && wc -l <"$T/check.log" || echo 0; }
 checks_are() { [ "$(checks)" = "$1" ]; }
 metric() { curl -sS "http://127.0.0.1:$(http_port)/metrics" | awk -v s="$1" '$1 == s { print $2 }'; }
@@ -50,8 +44,7 @@ check = ["$T/check.sh", "{dir}", "{commit}", "{service}"]
 dirs = [ { local = "$T/etc/app", link = "app" } ]
 TOML
     start_gitopper
-    wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
-    port=$(sed -n 's/.*control API listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
+    API_PORT=$(api_port)
     wait_until 20 grep -qx "start app" "$T/systemctl.log"
     # The first deploy is checked too, before anything is mounted.
     checks_are 1 || fail "first deploy: $(checks) checks"

@@ -16,21 +16,14 @@ if [ -e "$T/health.fail" ]; then echo "GET /health: 503" >&2; exit 1; fi
 SH
 chmod +x "$T/health.sh"
 ssh-keygen -q -t ed25519 -N '' -f "$T/rw"
-api() { # REQUEST...: output in $T/out, status in $API_STATUS
-    API_STATUS=0
-    ssh -p "$port" -i "$T/rw" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 "$@" \
-        >"$T/out" 2>"$T/err" || API_STATUS=$?
-}
+api() { api_as rw "$@"; } # REQUEST...
 tries() { [ -e "$T/health.log" ] && wc -l <"$T/health.log" || echo 0; }
 tries_are() { [ "$(tries)" = "$1" ]; }
 metric() { curl -sS "http://127.0.0.1:$(http_port)/metrics" | awk -v s="$1" '$1 == s { print $2 }'; }
-port=""
 start() {
     : >"$T/gitopper.log"
     start_gitopper
-    wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
-    port=$(sed -n 's/.*control API listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
+    API_PORT=$(api_port)
 }
 
 make_upstream

@@ -22,12 +22,7 @@ signed_commit() {
     fi
     git -C "$T/up" rev-parse HEAD
 }
-api() { # REQUEST...: output in $T/out, status in $API_STATUS
-    API_STATUS=0
-    ssh -p "$port" -i "$T/rw" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 "$@" \
-        >"$T/out" 2>"$T/err" || API_STATUS=$?
-}
+api() { api_as rw "$@"; } # REQUEST...
 
 make_upstream
 c1=$(signed_commit trusted app/conf "one")
@@ -50,8 +45,7 @@ expect_in "$T/err" "config.toml:9:19: allowed_signers \"$T/allowed_signers\" mus
 chmod 600 "$T/allowed_signers"
 
 start_gitopper
-wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
-port=$(sed -n 's/.*control API listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
+API_PORT=$(api_port)
 wait_until 20 grep -qx "start app" "$T/systemctl.log"
 [ "$(cat "$T/etc/app/conf")" = one ] || fail "the signed first commit is not live"
 

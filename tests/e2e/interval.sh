@@ -36,8 +36,7 @@ config 1h
 
 log_git_calls
 start_gitopper
-wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
-port=$(sed -n 's/.*control API listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
+API_PORT=$(api_port)
 wait_until 20 grep -qx one "$T/etc/slow/conf"
 wait_until 20 grep -qx one "$T/etc/fast/conf"
 
@@ -54,9 +53,8 @@ ran=$(($(polls) - polls_before))
 passed=$(($(cycles) - before))
 [ "$ran" -le $((passed + 1)) ] || fail "$ran ls-remote in $passed cycles"
 
-ssh -p "$port" -i "$T/rw" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 /do/pull slow >/dev/null ||
-    fail "pull"
+api_as rw /do/pull slow
+[ "$API_STATUS" = 0 ] || fail "pull: $API_STATUS $(cat "$T/err")"
 wait_until 20 grep -qx two "$T/etc/slow/conf"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"

@@ -197,6 +197,21 @@ http_port() {
     sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | tail -1
 }
 
+# api_port: the port the control API listens on (from the daemon's log; waits for the line).
+api_port() {
+    wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
+    sed -n 's/.*control API listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | tail -1
+}
+
+# api_as KEY REQUEST...: one request through OpenSSH with the key $T/KEY to $API_PORT (set it
+# from api_port); the reply in $T/out, ssh's stderr in $T/err, the exit status in $API_STATUS.
+api_as() {
+    API_STATUS=0
+    ssh -p "$API_PORT" -i "$T/$1" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR test@127.0.0.1 "${@:2}" \
+        >"$T/out" 2>"$T/err" || API_STATUS=$?
+}
+
 # log_git_calls: a git first on the daemon's PATH that appends "PPID ARGS" to $T/git.log (the
 # parent tells the daemon's own git processes from git's children), then runs the real one.
 log_git_calls() {
