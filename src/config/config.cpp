@@ -140,6 +140,15 @@ public:
         if (!argv) {
             return std::nullopt;
         }
+        const auto& program = argv->front();
+        if (program.find('/') != std::string::npos && !program.starts_with('/') &&
+            !program.starts_with('{')) {
+            problem(position_of(node.source()),
+                    fmt::format("{} in {}: the program {} must be an absolute path or a name "
+                                "found on PATH (commands run in /)",
+                                name, where, quote(program)));
+            return std::nullopt;
+        }
         if (auto known = check_placeholders(*argv, kCommandPlaceholders); !known) {
             problem(position_of(node.source()),
                     fmt::format("{} in {}: {}", name, where, known.error().message));

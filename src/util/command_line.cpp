@@ -12,7 +12,7 @@ namespace {
 
 bool is_blank(char c)
 {
-    return c == ' ' || c == '\t' || c == '\n';
+    return c == ' ' || c == '\t';
 }
 
 // What a shell would do with an unquoted character that is not plain text; nullptr: nothing.
@@ -23,6 +23,7 @@ const char* unquoted_meaning(char c, bool word_start)
         return "a pipe";
     case '&':
     case ';':
+    case '\n':
         return "a command list";
     case '<':
     case '>':
@@ -46,6 +47,20 @@ const char* unquoted_meaning(char c, bool word_start)
     }
 }
 
+// "NAME=value" before the command is an environment assignment to a shell.
+bool is_assignment(std::string_view word)
+{
+    const auto equals = word.find('=');
+    if (equals == std::string_view::npos || equals == 0) {
+        return false;
+    }
+    return std::all_of(word.begin(), word.begin() + static_cast<std::ptrdiff_t>(equals),
+                       [](char c) {
+                           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                  (c >= '0' && c <= '9') || c == '_';
+                       });
+}
+
 // Splits words: one pass, a state per kind of quoting.
 class Splitter {
 public:
@@ -61,6 +76,10 @@ public:
         end_word();
         if (m_words.empty()) {
             return fail("the command is empty");
+        }
+        if (is_assignment(m_words.front())) {
+            return fail("{} would set a variable in a shell; commands run without one",
+                        quote(m_words.front()));
         }
         return std::move(m_words);
     }

@@ -621,6 +621,9 @@ TEST(Config, ABadCheckIsAnErrorWhereItIsWritten)
                     "\"check\" in [[services]] #1 must be a non-empty array of strings or a "
                     "string, not an array");
     EXPECT_CONTAINS(parse_error(service(R"(check = [])")), "must be a non-empty array");
+    EXPECT_CONTAINS(parse_error(service(R"(check = "./check.sh {dir}")")),
+                    "the program \"./check.sh\" must be an absolute path or a name found on PATH");
+    parse_ok(service(R"(check = ["{dir}/bin/check", "x"])"));
     EXPECT_CONTAINS(parse_error(service(R"(check = "")")), "the command is empty");
     EXPECT_CONTAINS(parse_error(service(R"(check = ["test", "-f", "{comit}"])")),
                     "unknown placeholder {comit} (did you mean {commit}?)");

@@ -32,7 +32,8 @@ TEST(CommandLine, BlanksSeparateWords)
 {
     EXPECT_EQ(words("nginx -t -c {dir}/nginx.conf"),
               (Words{"nginx", "-t", "-c", "{dir}/nginx.conf"}));
-    EXPECT_EQ(words("  a\t b \n c  "), (Words{"a", "b", "c"}));
+    EXPECT_EQ(words("  a\t b   c  "), (Words{"a", "b", "c"}));
+    EXPECT_EQ(words("a 'b\nc'"), (Words{"a", "b\nc"})); // a quoted newline is text
 }
 
 TEST(CommandLine, QuotesAndBackslashesAsAShellTakesThem)
@@ -59,6 +60,13 @@ TEST(CommandLine, WhatAShellWouldExpandIsRefusedWhereItStands)
     EXPECT_NE(refusal("ls *.conf").find("a glob"), std::string::npos);
     EXPECT_NE(refusal("ls ~/x").find("a home directory"), std::string::npos);
     EXPECT_NE(refusal("run # note").find("a comment"), std::string::npos);
+    // Two lines are two commands to a shell.
+    EXPECT_NE(refusal("nginx -t\n/usr/sbin/nginx -s reload")
+                  .find("column 9: \"\\n\" would be a command list"),
+              std::string::npos);
+    EXPECT_NE(refusal("LANG=C nginx -t").find("\"LANG=C\" would set a variable in a shell"),
+              std::string::npos);
+    EXPECT_EQ(words("nginx -g daemon=off"), (Words{"nginx", "-g", "daemon=off"}));
 }
 
 TEST(CommandLine, BrokenQuotingAndEmptyCommandsAreErrors)
