@@ -229,12 +229,13 @@ void PollGroup::poll_upstream(Trigger trigger)
     bool failed = false;
     thread_local std::mt19937_64 random{std::random_device{}()};
     const double spread = std::uniform_real_distribution<double>(0.0, 0.5)(random);
+    std::vector<std::size_t> reconciled;
     for (std::size_t id = 0; id < m_services.size() && !stopping(); ++id) {
         auto* service = m_services[id];
         if (!due(id, trigger, started)) {
             continue; // its own interval is longer: the answer serves the others
         }
-        m_due[id] = due_after(id, spread, started);
+        reconciled.push_back(id);
         const auto generation = service->generation();
         service->set_watched_clean(!m_drift.scanned(id) && !m_dirty.contains(id) &&
                                    !service->drift_kept() && service->ready());
@@ -251,6 +252,12 @@ void PollGroup::poll_upstream(Trigger trigger)
         }
         const auto state = service->status().state;
         failed = failed || state == State::diff || !heads.at(service->config().branch);
+    }
+    // The interval counts from the cycle's end, as -t always did, and from one time for all,
+    // so services of one interval stay in step.
+    const auto finished = Clock::now();
+    for (const auto id : reconciled) {
+        m_due[id] = due_after(id, spread, finished);
     }
     m_pulled.clear();
     m_failures = failed ? m_failures + 1 : 0;
@@ -522,7 +529,7 @@ PollGroup::Clock::time_point PollGroup::due_after(std::size_t id, double spread,
 }
 
 // A poll reconciles the services whose time has come; an operator's pull or a webhook, all.
-// Both times are the cycle's start: services with one interval stay in step.
+// `now`: the cycle's start, so every service due by then is reconciled in it.
 bool PollGroup::due(std::size_t id, Trigger trigger, Clock::time_point now) const
 {
     return trigger != Trigger::poll || m_failures > 0 || now >= m_due[id];

@@ -39,6 +39,7 @@ start_gitopper
 API_PORT=$(api_port)
 wait_until 20 grep -qx one "$T/etc/slow/conf"
 wait_until 20 grep -qx one "$T/etc/fast/conf"
+wait_cycles 2 # the first poll, at which every service is due, is behind us
 
 echo two >"$T/up/fast/conf"
 echo two >"$T/up/slow/conf"
