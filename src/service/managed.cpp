@@ -53,6 +53,20 @@ bool is_manual(Trigger trigger)
     return trigger == Trigger::pull || trigger == Trigger::webhook;
 }
 
+// The end of what a command wrote to `fd`: describe() quotes its last lines.
+std::string tail_of_file(int fd)
+{
+    constexpr off_t kTail = 4096;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        return {};
+    }
+    std::string text(static_cast<std::size_t>(std::min<off_t>(st.st_size, kTail)), '\0');
+    const auto got = ::pread(fd, text.data(), text.size(), st.st_size - std::ssize(text));
+    text.resize(static_cast<std::size_t>(std::max<ssize_t>(got, 0)));
+    return text;
+}
+
 std::string short_hash(const std::string& hash)
 {
     return hash.substr(0, 8);
@@ -1584,17 +1598,29 @@ ManagedService::Outcome ManagedService::act()
     return outcome;
 }
 
-// `exec` instead of systemctl, as root like the systemctl it replaces, killed after 90 s.
+// `exec` instead of systemctl, as root like the systemctl it replaces, killed after 90 s. Its
+// job may be to start a daemon, which then outlives it: stdout and stderr, the daemon's too,
+// go to <state>/exec-<service>.log (emptied at each run; root's alone), and what was left
+// running is not killed.
 ManagedService::Outcome ManagedService::run_exec()
 {
-    const auto command = gate_command(m_config.exec, m_layout.link(), status().hash,
-                                      std::chrono::seconds(90), false);
+    const auto path = fmt::format("{}/exec-{}.log", m_host.state_dir, m_config.name);
+    const Fd log_file(
+        ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!log_file) {
+        return host_failure(fmt::format("exec: cannot open {}: {}", path, errno_message(errno)));
+    }
+    auto command = gate_command(m_config.exec, m_layout.link(), status().hash,
+                                std::chrono::seconds(90), false);
+    command.stdout_fd = command.stderr_fd = log_file.get();
+    command.starts_daemons = true;
     log::info("[{}] running {}", m_config.name, printable(command.argv));
     auto output = run(command);
     if (!output) {
         return host_failure(fmt::format("exec: {}", output.error().message));
     }
     if (!output->ok()) {
+        output->err = tail_of_file(log_file.get());
         return host_failure(fmt::format("exec: {}", output->describe()));
     }
     return {};

@@ -44,6 +44,9 @@ constexpr std::string_view default_path = "/bin:/usr/bin";
 constexpr std::size_t tail_lines = 3;
 constexpr std::size_t tail_chars = 300;
 
+// How long the output of a program that starts daemons is read after it exited.
+constexpr auto daemon_drain = std::chrono::milliseconds(100);
+
 // What the child was doing when it failed before exec; the parent turns it into a message.
 enum class Step : int {
     setpgid,
@@ -322,7 +325,7 @@ void kill_and_reap(pid_t pid)
 }
 
 // What the child gets as stdin, stdout and stderr, and the pipe it reports failures through.
-// A stdout going to the caller's file has no read end here: nothing to capture.
+// An output going to the caller's file has no read end here: nothing to capture.
 struct ChildPipes {
     Fd in;
     Pipe out;
@@ -340,12 +343,13 @@ struct ChildPipes {
     return copy;
 }
 
-[[nodiscard]] Result<Pipe> stdout_for(const Command& command)
+// A pipe to capture, or the caller's file as the write end with nothing to read.
+[[nodiscard]] Result<Pipe> output_to(int caller_fd)
 {
-    if (command.stdout_fd < 0) {
+    if (caller_fd < 0) {
         return make_pipe();
     }
-    auto copy = copy_of(command.stdout_fd);
+    auto copy = copy_of(caller_fd);
     if (!copy) {
         return std::unexpected(copy.error());
     }
@@ -358,8 +362,8 @@ struct ChildPipes {
     if (!in) {
         return std::unexpected(in.error());
     }
-    auto out = stdout_for(command);
-    auto err = make_pipe();
+    auto out = output_to(command.stdout_fd);
+    auto err = output_to(command.stderr_fd);
     auto report = make_pipe();
     if (!out || !err || !report) {
         return std::unexpected(!out ? out.error() : !err ? err.error() : report.error());
@@ -460,12 +464,14 @@ Ending pump_until_exit(Child& child, Clock::time_point deadline)
     }
 }
 
-// Reads what is left in the pipes, until they end or the deadline passes.
+// Reads what is left in the pipes, until they end or the deadline passes. Only the pipes: the
+// pidfd of the exited child would make every poll() return at once.
 void drain(Child& child, Clock::time_point deadline)
 {
+    constexpr nfds_t kPipes = 3;
     while (child.out.open() || child.err.open() || child.report.open()) {
         auto fds = poll_set(child);
-        const int ready = ::poll(fds.data(), fds.size() - 1, milliseconds_until(deadline));
+        const int ready = ::poll(fds.data(), kPipes, milliseconds_until(deadline));
         if (ready == 0 || (ready < 0 && errno != EINTR)) {
             return;
         }
@@ -531,12 +537,17 @@ std::optional<ChildFailure> reported_failure(const Capture& report)
     const auto ending = pump_until_exit(child, deadline);
     output.timed_out = ending == Ending::timed_out;
     output.cancelled = ending == Ending::cancelled;
-    // On timeout this ends the command; after an exit it ends what the command left running
-    // in its group, which must not outlive it. Also the child itself, should it have left
-    // its group.
-    ::kill(-child.pid, SIGKILL);
-    ::pidfd_send_signal(child.pidfd.get(), SIGKILL, nullptr, 0);
-    drain(child, deadline);
+    if (ending == Ending::exited && command.starts_daemons) {
+        // What it wrote before exiting is in the pipes already; a daemon may hold them open.
+        drain(child, std::min(deadline, Clock::now() + daemon_drain));
+    } else {
+        // On timeout this ends the command; after an exit it ends what the command left
+        // running in its group, which must not outlive it. Also the child itself, should it
+        // have left its group.
+        ::kill(-child.pid, SIGKILL);
+        ::pidfd_send_signal(child.pidfd.get(), SIGKILL, nullptr, 0);
+        drain(child, deadline);
+    }
     const auto status = wait_for(child.pid);
     if (!status) {
         return fail("cannot wait for {}: {}", command.argv[0], status.error().message);

@@ -39,9 +39,15 @@ struct Command {
     // Descriptors of the caller's, which run() neither closes nor moves: -1 for the defaults.
     int stdin_fd = -1;  // what the child reads instead of /dev/null
     int stdout_fd = -1; // where its stdout goes whole, not captured: `out` stays empty
+    int stderr_fd = -1; // where its stderr goes whole (may be stdout_fd): `err` stays empty
     // The largest file the child may write (RLIMIT_FSIZE, soft and hard, so a child dropped to
     // another user cannot raise it): past it the kernel ends it with SIGXFSZ. 0: no limit.
     std::uint64_t max_file_size = 0;
+    // For a program whose job is to start daemons (`exec` on a host without systemd): what it
+    // leaves running once it exits is not killed, and its output is read only until it exits
+    // (a daemon keeps pipes open, and dies of SIGPIPE writing to them later: give it files as
+    // stdout_fd and stderr_fd). A timeout still kills its whole group.
+    bool starts_daemons = false;
 };
 
 struct Output {

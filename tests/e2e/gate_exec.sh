@@ -9,6 +9,13 @@ cat >"$T/exec.sh" <<SH
 #!/bin/sh
 echo "service=\$1 commit=\$2 env=\$GITOPPER_SERVICE,\$GITOPPER_COMMIT live=\$(cat "$T/etc/app/conf")" >>"$T/exec.log"
 if [ -e "$T/exec.fail" ]; then echo "reload refused" >&2; exit 2; fi
+# A host without systemd: exec's job may be to start the daemon, which outlives it and keeps
+# the stdout and stderr it was given.
+if [ -e "$T/exec.daemon" ]; then
+    sleep 300 &
+    echo \$! >"$T/daemon.pid"
+    echo "daemon started"
+fi
 SH
 chmod +x "$T/exec.sh"
 runs() { [ -e "$T/exec.log" ] && wc -l <"$T/exec.log" || echo 0; }
@@ -48,6 +55,19 @@ rm "$T/exec.fail"
 c4=$(commit app/conf "four")
 wait_until 20 grep -q "\[app\] state BROKEN -> OK" "$T/gitopper.log"
 expect_in "$T/exec.log" "commit=$c4"
+# The daemon exec starts keeps running and does not hold the deploy up (it holds stdout and
+# stderr, and the exec timeout is 90 s).
+touch "$T/exec.daemon"
+c5=$(commit app/conf "five")
+wait_until 20 grep -q "commit=$c5" "$T/exec.log"
+wait_until 20 grep -q "\[app\] deployed [0-9a-f]* -> ${c5:0:8}" "$T/gitopper.log"
+daemon=$(cat "$T/daemon.pid")
+cleanup_hooks+=("kill $daemon 2>/dev/null")
+! not_running "$daemon" || fail "the daemon exec started was killed"
+expect_in "$T/state/exec-app.log" "daemon started"
+[ "$(stat -c %a "$T/state/exec-app.log")" = 600 ] || fail "exec-app.log is not 0600"
+kill "$daemon"
+
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
 [ ! -s "$T/systemctl.log" ] || fail "systemctl ran for a service with exec: $(cat "$T/systemctl.log")"

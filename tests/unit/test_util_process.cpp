@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -197,7 +198,7 @@ TEST_F(ProcessTest, TimeoutKillsTheWholeGroup)
 {
     const auto pid_file = (m_dir / "pid").string();
     auto command =
-        command_of({"/bin/sh", "-c", "sleep 100 & echo $! > \"$1\"; sleep 100", "sh", pid_file});
+        command_of({"/bin/sh", "-c", "sleep 7 & echo $! > \"$1\"; sleep 100", "sh", pid_file});
     command.timeout = 300ms;
     const auto start = Clock::now();
     const auto output = run_ok(command);
@@ -220,12 +221,66 @@ TEST_F(ProcessTest, KillsWhatTheCommandLeftRunning)
 {
     // Without the group kill, the sleep would hold stdout open until the timeout.
     const auto start = Clock::now();
-    const auto output = run_ok(command_of({"/bin/sh", "-c", "sleep 100 & echo $!"}));
+    const auto output = run_ok(command_of({"/bin/sh", "-c", "sleep 7 & echo $!"}));
     EXPECT_LT(Clock::now() - start, 5s);
     EXPECT_FALSE(output.timed_out);
     EXPECT_EQ(output.exit_code, 0);
     ASSERT_FALSE(output.out.empty());
     EXPECT_TRUE(gone(read_pid(output.out))) << "grandchild " << output.out << " survived";
+}
+
+// `exec` may start a daemon: it outlives the command, and a daemon holding the pipes (its
+// stderr here) does not keep run() waiting for it.
+TEST_F(ProcessTest, AProgramThatStartsDaemonsLeavesThemRunning)
+{
+    auto command = command_of({"/bin/sh", "-c", "sleep 7 & echo $!"});
+    command.starts_daemons = true;
+    command.timeout = 20s;
+    const auto output = run_ok(command);
+    EXPECT_FALSE(output.timed_out);
+    EXPECT_EQ(output.exit_code, 0);
+    ASSERT_FALSE(output.out.empty());
+    const pid_t daemon = read_pid(output.out);
+    EXPECT_EQ(::kill(daemon, 0), 0) << "daemon " << daemon << " was killed";
+    ::kill(daemon, SIGKILL);
+    EXPECT_TRUE(gone(daemon));
+}
+
+TEST_F(ProcessTest, StderrToADescriptorIsNotCaptured)
+{
+    const auto path = m_dir / "both";
+    Fd file(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
+    ASSERT_TRUE(file.valid());
+    auto command = command_of({"/bin/sh", "-c", "echo out; echo err >&2"});
+    command.stdout_fd = command.stderr_fd = file.get();
+    const auto output = run_ok(command);
+    EXPECT_EQ(output.out, "");
+    EXPECT_EQ(output.err, "");
+    std::ifstream in(path);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text, "out\nerr\n");
+}
+
+// A grandchild that left the group (setsid) escapes the kill and holds stdout: run() waits for
+// the pipe to end, asleep in poll(), not spinning on the exited child's pidfd.
+TEST_F(ProcessTest, WaitingForAnEscapedGrandchildCostsNoCpu)
+{
+    const auto cpu = [] {
+        rusage usage{};
+        ::getrusage(RUSAGE_THREAD, &usage);
+        return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+               std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+    };
+    const auto before = cpu();
+    auto command = command_of({"/bin/sh", "-c",
+                               "setsid sh -c 'echo left >ready; exec sleep 2' & until [ -s ready "
+                               "]; do sleep 0.01; done"});
+    command.cwd = m_dir.string();
+    const auto start = Clock::now();
+    const auto output = run_ok(command);
+    EXPECT_TRUE(output.ok()) << output.describe();
+    EXPECT_GT(Clock::now() - start, 1s) << "the grandchild did not hold the pipe";
+    EXPECT_LT(cpu() - before, 500ms);
 }
 
 TEST_F(ProcessTest, CommandNotFoundIsAnError)
