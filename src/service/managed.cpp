@@ -1114,12 +1114,13 @@ ManagedService::Outcome ManagedService::act_if_owed()
         return std::pair{m_saved.applied, m_saved.owed}; // owed: it ran on edits now reverted
     }();
     const bool was_owed = owed;
+    bool cut_short = false; // a deploy whose action, and so its health, never ran
     if (applied != head && !applied.empty()) {
         auto survey = m_store.survey(applied, head, m_config.dirs, m_config.file_size_limit());
         if (!survey || !survey->changed.empty()) {
             log::warn("[{}] {} was checked out but its action never ran; running it now",
                       m_config.name, short_hash(head));
-            owed = true;
+            owed = cut_short = true;
         }
     }
     if (owed) {
@@ -1128,6 +1129,12 @@ ManagedService::Outcome ManagedService::act_if_owed()
         }
         std::lock_guard lock(m_mutex);
         m_saved.owed = false;
+    }
+    if (auto healthy = cut_short ? check_health(head) : Result<>{}; !healthy) {
+        if (processes_cancelled()) {
+            return host_failure("stopped during the health check"); // judged at the next start
+        }
+        return roll_back_unhealthy(applied, head, Trigger::start, healthy.error().message);
     }
     if (applied != head || was_owed) {
         mark_applied(head);

@@ -111,5 +111,26 @@ wait_cycles 3
 [ "$(cat "$T/etc/peer/conf")" = "peer one" ] || fail "a pull of app deployed peer's quarantined commit"
 api /do/pull peer
 wait_until 20 grep -qx "peer two" "$T/etc/peer/conf"
+
+# Killed between the switch and the action: the restarted daemon runs the action it owed, and
+# judges the commit's health then, as the deploy would have: unhealthy, it is rolled back.
+cat >"$T/bin/systemctl" <<SH
+#!/bin/sh
+echo "\$*" >>"$T/systemctl.log"
+while [ "\$1" = reload ] && [ -e "$T/pause-systemctl" ]; do echo \$\$ >"$T/paused-systemctl"; sleep 0.05; done
+SH
+touch "$T/health.fail" "$T/pause-systemctl"
+c5=$(commit app/conf "five")
+wait_until 20 test -s "$T/paused-systemctl"
+kill -KILL "$GITOPPER_PID"
+wait "$GITOPPER_PID" || true
+kill -KILL -- "-$(cat "$T/paused-systemctl")" 2>/dev/null || true
+rm "$T/pause-systemctl" "$T/paused-systemctl"
+[ "$(cat "$T/etc/app/conf")" = five ] || fail "five is not live: $(cat "$T/etc/app/conf")"
+start
+wait_until 20 grep -q "\[app\] state .* -> BROKEN: health failed for ${c5:0:8}: exited 1: GET /health: 503; rolled back to ${c4:0:8}, ${c5:0:8} quarantined" "$T/gitopper.log"
+expect_in "$T/gitopper.log" "[app] ${c5:0:8} was checked out but its action never ran; running it now"
+[ "$(cat "$T/etc/app/conf")" = four ] || fail "not rolled back after the restart: $(cat "$T/etc/app/conf")"
+grep -q "\"quarantined\": *\"$c5\"" "$T/state/gitopper-state/app.json" || fail "not quarantined: $(cat "$T/state/gitopper-state/app.json")"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
