@@ -14,6 +14,7 @@
 #include "config/fields.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
+#include "util/trusted_file.hpp"
 
 namespace gitopper {
 namespace {
@@ -24,17 +25,8 @@ std::optional<std::string> check_signers_file(const std::string& path)
     if (path.empty()) {
         return std::nullopt;
     }
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        return fmt::format("allowed_signers {}: {}", quote(path), errno_message(errno));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        return fmt::format("allowed_signers {} is not a regular file", quote(path));
-    }
-    if (st.st_uid != 0 || (st.st_mode & 022) != 0) {
-        return fmt::format("allowed_signers {} must be root's and writable by root alone (it is "
-                           "uid {}, mode {})",
-                           quote(path), st.st_uid, mode_text(st.st_mode));
+    if (auto read = read_trusted_file(path, Trust::keys); !read) {
+        return "allowed_signers: " + read.error().message;
     }
     return std::nullopt;
 }

@@ -12,6 +12,7 @@
 #include "util/atomic_file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
+#include "util/trusted_file.hpp"
 
 namespace gitopper {
 namespace {
@@ -579,7 +580,7 @@ void warn_if_expired(const AuthorizedKey& key)
     std::vector<AuthorizedKey> keys;
     for (const auto& entry : config.keys) {
         const auto path = config.resolve(entry.path);
-        auto text = read_file(path);
+        auto text = read_trusted_file(path, Trust::keys);
         if (!text) {
             return fail("{}: key file: {}", config.at(entry.position), text.error().message);
         }

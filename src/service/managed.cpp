@@ -24,6 +24,7 @@
 #include "util/process.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
+#include "util/trusted_file.hpp"
 #include "util/user.hpp"
 
 namespace gitopper {
@@ -348,24 +349,30 @@ ManagedService::Outcome ManagedService::prepare_tree()
 }
 
 // allowed_signers is root's and may be unreadable to the user git runs as: a copy goes where
-// the user can read it and nobody but root can change it (M/.gitopper is root's, 0711).
-ManagedService::Outcome ManagedService::copy_signers()
+// the user can read it and nobody but root can change it (M/.gitopper is root's, 0711). It is
+// made again before each verification, so that an edit of the file counts from the next one.
+Result<> ManagedService::copy_signers_now()
 {
-    if (m_config.allowed_signers.empty()) {
-        return {};
-    }
-    auto text = read_file(m_config.allowed_signers);
+    auto text = read_trusted_file(m_config.allowed_signers, Trust::keys);
     if (!text) {
-        return host_failure(text.error().message);
+        return fail("allowed_signers: {}", text.error().message);
     }
     auto base = open_mount_base(m_config.mount);
     auto dir = base ? open_beneath(base->first.get(), ".gitopper", O_PATH | O_DIRECTORY)
                     : std::unexpected(base.error());
     if (!dir) {
-        return host_failure(dir.error().message);
+        return std::unexpected(dir.error());
     }
     const auto name = "signers-" + m_config.name;
-    if (auto r = write_file_atomic_at(dir->get(), name, *text, 0644, m_layout.signers()); !r) {
+    return write_file_atomic_at(dir->get(), name, *text, 0644, m_layout.signers());
+}
+
+ManagedService::Outcome ManagedService::copy_signers()
+{
+    if (m_config.allowed_signers.empty()) {
+        return {};
+    }
+    if (auto r = copy_signers_now(); !r) {
         return host_failure(r.error().message);
     }
     return {};
@@ -379,6 +386,9 @@ Result<std::optional<std::string>> ManagedService::signature_refusal(const std::
 {
     if (m_config.allowed_signers.empty()) {
         return std::nullopt;
+    }
+    if (auto r = copy_signers_now(); !r) {
+        return std::unexpected(r.error());
     }
     auto verdict = m_store.git().signature_status(commit, m_layout.signers());
     if (!verdict) {
@@ -1895,6 +1905,9 @@ Completion ManagedService::check_signed_target(const std::string& full, bool for
 {
     if (m_config.allowed_signers.empty()) {
         return {};
+    }
+    if (auto r = copy_signers_now(); !r) {
+        return {500, r.error().message};
     }
     auto verdict = m_store.git().signature_status(full, m_layout.signers());
     if (!verdict) {

@@ -147,6 +147,7 @@ private:
     Outcome switch_store(int mount_fd, const std::string& old);
     Outcome vet_at_start(const std::string& from, const std::string& commit);
     Outcome copy_signers();
+    [[nodiscard]] Result<> copy_signers_now();
     [[nodiscard]] Result<std::optional<std::string>> signature_refusal(const std::string& commit);
     void note_verified(const std::string& commit);
     // `keep_index`: git's index of what it wrote stays for Git::written_changes().

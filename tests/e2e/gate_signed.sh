@@ -41,7 +41,7 @@ TOML
 
 chmod 620 "$T/allowed_signers"
 expect_status 1 "$GITOPPER" --check -c "$T/config.toml" -h testhost
-expect_in "$T/err" "config.toml:9:19: allowed_signers \"$T/allowed_signers\" must be root's and writable by root alone (it is uid 0, mode 0620)"
+expect_in "$T/err" "config.toml:9:19: allowed_signers: $T/allowed_signers must be root's and writable by root alone (it is uid 0, mode 0620)"
 chmod 600 "$T/allowed_signers"
 
 start_gitopper
@@ -86,5 +86,14 @@ expect_in "$T/out" "commit ${c1:0:8} is older than ${c4:0:8}, the last verified 
 api /do/rollback app "$c1" force
 [ "$API_STATUS" = 0 ] || fail "forced rollback: $API_STATUS $(cat "$T/out")"
 wait_until 10 grep -qx one "$T/etc/app/conf"
+
+# The file is read again for each verification: a key rotated out counts without a restart.
+echo "ops@example.org namespaces=\"git\" $(cat "$T/stranger.pub")" >"$T/allowed_signers"
+api /do/unfreeze app
+[ "$API_STATUS" = 0 ] || fail "unfreeze: $API_STATUS $(cat "$T/out")"
+wait_until 20 grep -q "\[app\] state .* -> DIFF: commit ${c4:0:8} not signed by a trusted key" "$T/gitopper.log"
+[ "$(cat "$T/etc/app/conf")" = one ] || fail "a commit by a rotated-out key went live"
+c5=$(signed_commit stranger app/conf "five, by the new key")
+wait_until 20 grep -qx "five, by the new key" "$T/etc/app/conf"
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"

@@ -305,3 +305,16 @@ TEST_F(KeyFiles, KeysKeepTheirFileLineAndOptions)
     EXPECT_EQ((*keys)[1].options.command, "/list/machine");
     EXPECT_TRUE((*keys)[1].read_only);
 }
+
+// Whoever can write a key file can give themselves the daemon: refused as sshd's StrictModes do.
+TEST_F(KeyFiles, AKeyFileOthersCanWriteIsRefused)
+{
+    write("a.keys", kKey + "\n");
+    ::chmod((m_dir + "/a.keys").c_str(), 0666);
+    auto keys = load_authorized_keys(m_config);
+    ASSERT_FALSE(keys);
+    EXPECT_NE(keys.error().message.find("a.keys must be root's and writable by root alone (it is "
+                                        "uid 0, mode 0666)"),
+              std::string::npos)
+        << keys.error().message;
+}

@@ -685,8 +685,9 @@ TEST_F(ManagedServiceTest, AnActionACrashCutShortRunsOnceAtTheNextStart)
         app->start();
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), second);
-        EXPECT_EQ(m_systemd.calls,
-                  (Calls{"daemon-reload", "start app", "daemon-reload", "reload app"}));
+        // The owed action, then the health the deploy never got to (is-active by default).
+        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app", "daemon-reload",
+                                          "reload app", "is-active app"}));
         EXPECT_EQ(saved().applied, second);
 
         app.reset();
