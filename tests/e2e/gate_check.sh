@@ -20,7 +20,6 @@ ssh-keygen -q -t ed25519 -N '' -f "$T/rw"
 api() { api_as rw "$@"; } # REQUEST...
 checks() { [ -e "$T/check.log" ] && wc -l <"$T/check.log" || echo 0; }
 checks_are() { [ "$(checks)" = "$1" ]; }
-metric() { curl -sS "http://127.0.0.1:$(http_port)/metrics" | awk -v s="$1" '$1 == s { print $2 }'; }
 
 scenario() {
     # The daemon leaves its mounts when it stops (the service keeps running on them).

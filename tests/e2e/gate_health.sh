@@ -19,7 +19,6 @@ ssh-keygen -q -t ed25519 -N '' -f "$T/rw"
 api() { api_as rw "$@"; } # REQUEST...
 tries() { [ -e "$T/health.log" ] && wc -l <"$T/health.log" || echo 0; }
 tries_are() { [ "$(tries)" = "$1" ]; }
-metric() { curl -sS "http://127.0.0.1:$(http_port)/metrics" | awk -v s="$1" '$1 == s { print $2 }'; }
 start() {
     : >"$T/gitopper.log"
     start_gitopper

@@ -231,6 +231,10 @@ SH
 polls() { grep -c ' ls-remote ' "$T/git.log" || true; }
 polls_after() { [ "$(polls)" -gt "$1" ]; }
 
+# metric SAMPLE: the value of one sample of the daemon's /metrics, e.g.
+# metric 'gitopper_service_rollbacks_total{service="app",reason="health"}'; empty when absent.
+metric() { curl -sS "http://127.0.0.1:$(http_port)/metrics" | awk -v s="$1" '$1 == s { print $2 }'; }
+
 # cycles: poll cycles completed so far by all the daemon's stores (the count of the
 # gitopper_service_sync_duration_seconds histogram, observed as each cycle ends).
 cycles() {
