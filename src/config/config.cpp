@@ -511,7 +511,10 @@ std::string Config::resolve(const std::string& file) const
         read_services(reader, *node, global, config);
     }
     for (auto& service : config.services) {
-        service.allowed_signers = config.resolve(service.allowed_signers);
+        for (auto* file : {&service.allowed_signers, &service.ssh_key, &service.known_hosts,
+                           &service.token_file, &service.ca_file}) {
+            *file = config.resolve(*file);
+        }
     }
     if (reader.problems().empty()) {
         reader.problems() = validate(config);

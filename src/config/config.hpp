@@ -55,6 +55,12 @@ struct Service {
     std::string allowed_signers; // deploy only commits signed by its keys; absolute once loaded
     Duration interval{0};        // this service's poll interval; 0: the daemon's -t
 
+    // How git reaches a private upstream (git/transport.hpp); absolute once loaded.
+    std::string ssh_key;     // deploy key for an ssh upstream
+    std::string known_hosts; // its pinned host keys; empty: trusted on first use
+    std::string token_file;  // password or token for an https upstream
+    std::string ca_file;     // CA bundle for an https upstream
+
     std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
     Position position;                                  // of the [[services]] header
     std::map<std::string, Position, std::less<>> where; // field -> position of its value

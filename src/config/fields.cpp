@@ -465,6 +465,45 @@ const Field kFieldRows[] = {
                 "are deployed, and no rollback goes behind the last verified one unless forced",
      .example = R"(`"signers/ops"`)"},
 
+    {.name = "ssh_key",
+     .scope = Scope::service,
+     .target = &Service::ssh_key,
+     .type = "string",
+     .unset = "the user's own ssh identity",
+     .meaning = "the deploy key for an `ssh://` or `user@host:path` upstream (relative to the "
+                "config file; root's, readable by root alone): ssh uses this key only, with no "
+                "agent and no ssh_config; git, as the service's user, gets it for each run "
+                "through a descriptor, never as a file",
+     .example = R"(`"keys/deploy_ed25519"`)"},
+
+    {.name = "known_hosts",
+     .scope = Scope::service,
+     .target = &Service::known_hosts,
+     .type = "string",
+     .unset = "trust on first use, kept in `<state>/known_hosts`",
+     .meaning = "the ssh upstream's pinned host keys (a known_hosts file, e.g. from "
+                "`ssh-keyscan`; root's, not writable by others); any other key is refused",
+     .example = R"(`"keys/known_hosts"`)"},
+
+    {.name = "token_file",
+     .scope = Scope::service,
+     .target = &Service::token_file,
+     .type = "string",
+     .unset = "none",
+     .meaning = "the password or token for an `https://` upstream (user from the URL, else "
+                "`git`; root's, readable by root alone): given to git by its askpass prompt, "
+                "never in a URL, argv, environment or `.git/config`",
+     .example = R"(`"keys/forge-token"`)"},
+
+    {.name = "ca_file",
+     .scope = Scope::service,
+     .target = &Service::ca_file,
+     .type = "string",
+     .unset = "the system's CAs",
+     .meaning = "the CA bundle (PEM) that an `https://` upstream's certificate must chain to, "
+                "for a private CA (root's, not writable by others)",
+     .example = R"(`"keys/ca.pem"`)"},
+
     {.name = "interval",
      .scope = Scope::service,
      .target = &Service::interval,

@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "config/config.hpp"
 #include "config/fields.hpp"
+#include "util/endpoint.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
 #include "util/trusted_file.hpp"
@@ -29,6 +31,42 @@ std::optional<std::string> check_signers_file(const std::string& path)
         return "allowed_signers: " + read.error().message;
     }
     return std::nullopt;
+}
+
+// The files a private upstream needs (git/transport.hpp): each one for its kind of URL, and
+// root's: a key or token readable by others is refused, as ssh refuses such a key.
+void check_access_files(const Service& service,
+                        const std::function<void(Position, const std::string&)>& report)
+{
+    struct Rule {
+        std::string_view field;
+        std::string Service::*member;
+        Trust trust;
+        Endpoint::Kind kind;
+    };
+    static const std::array<Rule, 4> kRules{{
+        {"ssh_key", &Service::ssh_key, Trust::secret, Endpoint::Kind::ssh},
+        {"known_hosts", &Service::known_hosts, Trust::keys, Endpoint::Kind::ssh},
+        {"token_file", &Service::token_file, Trust::secret, Endpoint::Kind::https},
+        {"ca_file", &Service::ca_file, Trust::keys, Endpoint::Kind::https},
+    }};
+    const auto kind = endpoint_of(service.upstream).kind;
+    for (const auto& rule : kRules) {
+        const auto& path = service.*rule.member;
+        if (path.empty()) {
+            continue;
+        }
+        if (kind != rule.kind) {
+            report(service.position_of(rule.field),
+                   fmt::format("{} is for {} upstreams, and {} is not one", rule.field,
+                               rule.kind == Endpoint::Kind::ssh ? "ssh:// or user@host:path"
+                                                                : "https://",
+                               quote(redact_credentials(service.upstream))));
+        } else if (auto read = read_trusted_file(path, rule.trust); !read) {
+            report(service.position_of(rule.field),
+                   fmt::format("{}: {}", rule.field, read.error().message));
+        }
+    }
 }
 
 void check_service(const Config& config, const Service& service, std::vector<std::string>& out)
@@ -61,6 +99,7 @@ void check_service(const Config& config, const Service& service, std::vector<std
     if (auto problem = check_signers_file(service.allowed_signers)) {
         report(service.position_of("allowed_signers"), *problem);
     }
+    check_access_files(service, report);
     const bool exec_in_tree =
         std::any_of(service.exec.begin(), service.exec.end(),
                     [](const auto& w) { return w.find("{dir}") != std::string::npos; });

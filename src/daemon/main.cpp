@@ -5,11 +5,16 @@
 #include <variant>
 
 #include "daemon/options.hpp"
+#include "git/transport.hpp"
 #include "util/log.hpp"
 
 int main(int argc, char** argv)
 {
     using namespace gitopper;
+    // Run by git, as the service's user, to reach a private upstream (git/transport.hpp).
+    if (const auto helped = run_transport_helper(argc, argv)) {
+        return *helped;
+    }
     auto parsed = parse_command_line(argc, argv);
     if (const int* status = std::get_if<int>(&parsed)) {
         return *status;

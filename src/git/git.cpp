@@ -140,7 +140,21 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
     }
     argv.insert(argv.end(), std::make_move_iterator(args.begin()),
                 std::make_move_iterator(args.end()));
-    auto env = git_environment(m_user, url != nullptr ? *url : m_upstream);
+    const auto& remote = url != nullptr ? *url : m_upstream;
+    auto env = git_environment(m_user, remote);
+    Transport transport;
+    if (m_access) {
+        auto prepared = prepare_transport(subcommand, remote);
+        if (!prepared) {
+            return fail("git {}: {}", subcommand, prepared.error().message);
+        }
+        transport = std::move(*prepared);
+        for (const auto& entry : transport.env) {
+            const auto name = entry.substr(0, entry.find('=') + 1);
+            std::erase_if(env, [&](const std::string& e) { return e.starts_with(name); });
+            env.push_back(entry);
+        }
+    }
     if (in_tree && m_plain) {
         std::erase_if(
             env, [](const std::string& entry) { return entry.starts_with("GIT_INDEX_FILE="); });
@@ -154,7 +168,8 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
                     .max_output = options.max_output,
                     .stdin_fd = options.stdin_fd,
                     .stdout_fd = options.stdout_fd,
-                    .max_file_size = options.max_file_size};
+                    .max_file_size = options.max_file_size,
+                    .passed_fds = transport.numbers()};
     log::debug("running {}", printable(command.argv));
     auto& counters = git_counters();
     ++counters.ops;
@@ -167,6 +182,10 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
                           !output->cancelled && output->signal_number == 0;
     if (!output->ok() && !answered) {
         ++counters.errors;
+        if (auto problem = m_access ? host_key_problem(remote, *m_access, output->err, m_timeout)
+                                    : std::nullopt) {
+            return fail("git {}: {}", subcommand, *problem);
+        }
         // A slow but working upstream needs a longer timeout, not a repair: say where it is.
         return fail("git {}: {}{}", subcommand, output->describe(),
                     output->timed_out ? " (see git_timeout in [global])" : "");
@@ -751,6 +770,20 @@ Result<> Git::check_patch(int patch_fd) const
 }
 
 // ---- plain trees ---------------------------------------------------------------------------
+
+// The transport for one git process; before one that connects, the host key learnt on
+// first use.
+Result<Transport> Git::prepare_transport(const std::string& subcommand,
+                                         const std::string& remote) const
+{
+    static constexpr std::array<std::string_view, 3> kConnecting{"ls-remote", "fetch", "clone"};
+    if (std::find(kConnecting.begin(), kConnecting.end(), subcommand) != kConnecting.end()) {
+        if (auto learnt = learn_host_key(remote, *m_access, m_timeout); !learnt) {
+            return std::unexpected(learnt.error());
+        }
+    }
+    return transport_for(remote, *m_access, m_user);
+}
 
 Git Git::plain_tree(std::string dir, std::optional<Credentials> user,
                     std::chrono::milliseconds timeout, std::string upstream, Plain plain)

@@ -9,11 +9,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "git/transport.hpp"
 #include "util/error.hpp"
 #include "util/link.hpp"
 #include "util/process.hpp"
@@ -63,6 +65,9 @@ public:
     };
     static Git plain_tree(std::string dir, std::optional<Credentials> user,
                           std::chrono::milliseconds timeout, std::string upstream, Plain plain);
+    // How git reaches a private upstream (git/transport.hpp): a deploy key, a token, pinned
+    // host keys. Every git process gets it, since any of them may fetch (a blob on demand).
+    void set_access(std::shared_ptr<const Access> access) { m_access = std::move(access); }
     // Writes the files of the plain tree's commit under its links into its (empty) directory,
     // in one process whatever the size of the repository; with `keep_index`, also the index of
     // what it wrote, for written_changes().
@@ -185,6 +190,8 @@ private:
     // entries of its commit under its links, with no stat data (git compares their content).
     [[nodiscard]] Result<> drop_index() const;
     [[nodiscard]] Result<Output> run_on_links(std::vector<std::string> args) const;
+    [[nodiscard]] Result<Transport> prepare_transport(const std::string& subcommand,
+                                                      const std::string& remote) const;
     [[nodiscard]] Result<> index_at(const std::string& commit) const;
     [[nodiscard]] Result<> check_patch(int patch_fd) const;
 
@@ -194,6 +201,7 @@ private:
     std::string m_upstream;
     std::string m_store;
     std::optional<Plain> m_plain;
+    std::shared_ptr<const Access> m_access; // nullptr: a public upstream
 };
 
 } // namespace gitopper

@@ -50,10 +50,12 @@ bool under(const std::string& path, const std::string& top)
 
 } // namespace
 
-Store::Store(std::string dir, std::string upstream, std::chrono::milliseconds timeout)
+Store::Store(std::string dir, std::string upstream, std::chrono::milliseconds timeout,
+             std::shared_ptr<const Access> access)
     : m_dir(std::move(dir)), m_upstream(std::move(upstream)), m_timeout(timeout),
-      m_git(m_dir, std::nullopt, m_timeout, m_upstream)
+      m_access(std::move(access)), m_git(m_dir, std::nullopt, m_timeout, m_upstream)
 {
+    m_git.set_access(m_access);
 }
 
 Result<> Store::open(const std::optional<Credentials>& user, const std::function<Result<>()>& open)
@@ -64,6 +66,7 @@ Result<> Store::open(const std::optional<Credentials>& user, const std::function
     }
     m_user = user;
     m_git = Git(m_dir, m_user, m_timeout, m_upstream);
+    m_git.set_access(m_access);
     auto opened = open();
     m_open = opened.has_value();
     return opened;
@@ -102,7 +105,9 @@ std::string Store::name_for(const std::string& upstream, const std::string& user
 
 Result<> Store::clone_into(const std::string& dir, const std::string& branch) const
 {
-    return Git(dir, m_user, m_timeout, m_upstream).clone_store(m_upstream, branch);
+    Git git(dir, m_user, m_timeout, m_upstream);
+    git.set_access(m_access);
+    return git.clone_store(m_upstream, branch);
 }
 
 Result<std::map<std::string, std::string>>
@@ -243,11 +248,13 @@ Result<Survey> Store::survey(const std::string& from, const std::string& to,
 Git Store::plain_tree(const std::string& dir, const std::string& index, const std::string& commit,
                       std::span<const Link> links) const
 {
-    return Git::plain_tree(dir, m_user, m_timeout, m_upstream,
-                           Git::Plain{.git_dir = m_dir + "/.git",
-                                      .index = index,
-                                      .commit = commit,
-                                      .links = {links.begin(), links.end()}});
+    auto git = Git::plain_tree(dir, m_user, m_timeout, m_upstream,
+                               Git::Plain{.git_dir = m_dir + "/.git",
+                                          .index = index,
+                                          .commit = commit,
+                                          .links = {links.begin(), links.end()}});
+    git.set_access(m_access);
+    return git;
 }
 
 } // namespace gitopper

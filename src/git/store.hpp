@@ -35,7 +35,8 @@ struct Survey {
 
 class Store {
 public:
-    Store(std::string dir, std::string upstream, std::chrono::milliseconds timeout);
+    Store(std::string dir, std::string upstream, std::chrono::milliseconds timeout,
+          std::shared_ptr<const Access> access = nullptr);
 
     const std::string& dir() const { return m_dir; }
     const std::string& upstream() const { return m_upstream; }
@@ -96,6 +97,7 @@ private:
     std::optional<Credentials> m_user;
     std::string m_upstream;
     std::chrono::milliseconds m_timeout;
+    std::shared_ptr<const Access> m_access;
     Git m_git;
     mutable std::mutex m_open_mutex; // held while opening; guards m_open and the two above
     bool m_open = false;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <map>
@@ -76,8 +77,10 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
     }
     auto saved = m_store.load(names);
     const auto key = store_key(m_options.state_dir);
-    // One object store, and one poll group, per (mount base, upstream, user).
-    std::map<std::tuple<std::string, std::string, std::string>, std::size_t> group_of;
+    // One object store, and one poll group, per (mount base, upstream, user, what reaches
+    // the upstream).
+    using GroupKey = std::tuple<std::string, std::string, std::string, std::string>;
+    std::map<GroupKey, std::size_t> group_of;
     std::vector<std::vector<ManagedService*>> members;
     for (auto& service : services) {
         // "/srv/g/" and "/srv/g" are one mount base, with one store there.
@@ -85,12 +88,26 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
         while (service.mount.size() > 1 && service.mount.ends_with('/')) {
             service.mount.pop_back();
         }
+        auto access = std::make_shared<const Access>(Access{
+            .ssh_key = service.ssh_key,
+            .known_hosts = service.known_hosts,
+            .tofu_file = m_options.state_dir + "/known_hosts",
+            .token_file = service.token_file,
+            .ca_file = service.ca_file,
+        });
+        const std::array<std::string, 4> files{access->ssh_key, access->known_hosts,
+                                               access->token_file, access->ca_file};
+        // Empty for a public upstream, whose store keeps the name it always had.
+        const bool is_public =
+            std::all_of(files.begin(), files.end(), [](const std::string& f) { return f.empty(); });
+        const auto reach = is_public ? std::string() : join(files, std::string_view("\0", 1));
         auto [it, added] = group_of.try_emplace(
-            std::tuple{service.mount, service.upstream, service.user}, m_stores.size());
+            GroupKey{service.mount, service.upstream, service.user, reach}, m_stores.size());
         if (added) {
             const auto dir = Layout(service.mount, service.name).stores() + "/" +
-                             Store::name_for(service.upstream, service.user, key);
-            m_stores.push_back(std::make_unique<Store>(dir, service.upstream, m_host.git_timeout));
+                             Store::name_for(service.upstream, service.user + reach, key);
+            m_stores.push_back(std::make_unique<Store>(dir, service.upstream, m_host.git_timeout,
+                                                       std::move(access)));
             members.emplace_back();
         }
         auto name = service.name;

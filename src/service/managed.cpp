@@ -1146,6 +1146,9 @@ ManagedService::Outcome ManagedService::act_if_owed()
         }
         return roll_back_unhealthy(applied, head, Trigger::start, healthy.error().message);
     }
+    if (cut_short) {
+        clear_quarantine(head); // healthy after all, as after a deploy
+    }
     if (applied != head || was_owed) {
         mark_applied(head);
         persist();
@@ -1617,11 +1620,16 @@ ManagedService::Outcome ManagedService::act()
 
 // `exec` instead of systemctl, as root like the systemctl it replaces, killed after 90 s. Its
 // job may be to start a daemon, which then outlives it: stdout and stderr, the daemon's too,
-// go to <state>/exec-<service>.log (emptied at each run; root's alone), and what was left
-// running is not killed.
+// go to <state>/exec-<service>.log (root's alone), and what was left running is not killed.
+// Each run starts a new file; the last one's becomes .log.1, where a daemon it started goes
+// on writing (O_APPEND: copytruncate rotation works too).
 ManagedService::Outcome ManagedService::run_exec()
 {
     const auto path = fmt::format("{}/exec-{}.log", m_host.state_dir, m_config.name);
+    if (::rename(path.c_str(), (path + ".1").c_str()) != 0 && errno != ENOENT) {
+        log::warn("[{}] cannot keep {} as {}.1: {}", m_config.name, path, path,
+                  errno_message(errno));
+    }
     const Fd log_file(
         ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!log_file) {

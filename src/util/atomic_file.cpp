@@ -207,20 +207,28 @@ Result<> AtomicFile::commit(Replace replace)
     if (!fd) {
         return fail("cannot read {}: {}", path, errno_message(errno));
     }
+    return read_all(fd.get(), path);
+}
+
+[[nodiscard]] Result<std::string> read_all(int fd, const std::string& shown, std::size_t limit)
+{
     std::string content;
     std::array<char, 65536> buffer;
     while (true) {
-        const ssize_t count = ::read(fd.get(), buffer.data(), buffer.size());
+        const ssize_t count = ::read(fd, buffer.data(), buffer.size());
         if (count < 0 && errno == EINTR) {
             continue;
         }
         if (count < 0) {
-            return fail("cannot read {}: {}", path, errno_message(errno));
+            return fail("cannot read {}: {}", shown, errno_message(errno));
         }
         if (count == 0) {
             return content;
         }
         content.append(buffer.data(), static_cast<std::size_t>(count));
+        if (content.size() > limit) {
+            return fail("{} is larger than {} bytes", shown, limit);
+        }
     }
 }
 

@@ -21,6 +21,10 @@ namespace gitopper {
                                             const std::string& shown);
 
 [[nodiscard]] Result<std::string> read_file(const std::string& path);
+// The rest of the open file `fd`, at most `limit` bytes (more is an error); `shown` is its path
+// for messages.
+[[nodiscard]] Result<std::string> read_all(int fd, const std::string& shown,
+                                           std::size_t limit = std::string().max_size());
 
 // Whether a commit may replace a file already at the path (a state file) or must fail rather
 // than overwrite it (a saved patch).

@@ -82,6 +82,8 @@ struct ChildSetup {
     int stderr_fd = -1;
     int report_fd = -1;
     rlim_t max_file_size = RLIM_INFINITY;
+    const int* passed_fds = nullptr; // kept open across exec
+    std::size_t passed_count = 0;
 };
 
 // One pipe from the child. Keeps at most `limit` bytes but reads on to the end, so that the
@@ -251,6 +253,11 @@ void drop_privileges(const Credentials& user, int report_fd)
     if (::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
         fail_child(report, Step::close_fds);
     }
+    for (std::size_t i = 0; i < setup.passed_count; ++i) {
+        if (::fcntl(setup.passed_fds[i], F_SETFD, 0) != 0) {
+            fail_child(report, Step::close_fds);
+        }
+    }
     ::execve(setup.program, setup.argv, setup.envp);
     fail_child(report, Step::exec);
 }
@@ -418,15 +425,17 @@ const Wake& cancel()
     return wake;
 }
 
-// The child's pipes, its pidfd, then the cancel eventfd. Closed pipes are -1, which poll()
+// The child's pipes, the cancel eventfd, then its pidfd. Closed pipes are -1, which poll()
 // skips.
+constexpr std::size_t kCancelled = 3;
+constexpr std::size_t kExited = 4;
 std::array<pollfd, 5> poll_set(const Child& child)
 {
     return {{{child.out.fd(), POLLIN, 0},
              {child.err.fd(), POLLIN, 0},
              {child.report.fd(), POLLIN, 0},
-             {child.pidfd.get(), POLLIN, 0},
-             {cancel().fd(), POLLIN, 0}}};
+             {cancel().fd(), POLLIN, 0},
+             {child.pidfd.get(), POLLIN, 0}}};
 }
 
 void read_ready(Child& child, const std::array<pollfd, 5>& fds)
@@ -455,24 +464,23 @@ Ending pump_until_exit(Child& child, Clock::time_point deadline)
             continue;
         }
         read_ready(child, fds);
-        if (fds[3].revents != 0) {
+        if (fds[kExited].revents != 0) {
             return Ending::exited;
         }
-        if (fds[4].revents != 0) {
+        if (fds[kCancelled].revents != 0) {
             return Ending::cancelled;
         }
     }
 }
 
-// Reads what is left in the pipes, until they end or the deadline passes. Only the pipes: the
-// pidfd of the exited child would make every poll() return at once.
+// Reads what is left in the pipes, until they end, the deadline passes or we are shutting
+// down. Not the pidfd: the exited child's would make every poll() return at once.
 void drain(Child& child, Clock::time_point deadline)
 {
-    constexpr nfds_t kPipes = 3;
     while (child.out.open() || child.err.open() || child.report.open()) {
         auto fds = poll_set(child);
-        const int ready = ::poll(fds.data(), kPipes, milliseconds_until(deadline));
-        if (ready == 0 || (ready < 0 && errno != EINTR)) {
+        const int ready = ::poll(fds.data(), kExited, milliseconds_until(deadline));
+        if (ready == 0 || (ready < 0 && errno != EINTR) || fds[kCancelled].revents != 0) {
             return;
         }
         if (ready > 0) {
@@ -697,6 +705,8 @@ std::string Output::describe() const
     if (command.max_file_size != 0) {
         setup.max_file_size = command.max_file_size;
     }
+    setup.passed_fds = command.passed_fds.data();
+    setup.passed_count = command.passed_fds.size();
     auto child = start_child(setup, command);
     if (!child) {
         return fail("cannot start {}: {}", command.argv[0], child.error().message);

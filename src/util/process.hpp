@@ -43,6 +43,9 @@ struct Command {
     // The largest file the child may write (RLIMIT_FSIZE, soft and hard, so a child dropped to
     // another user cannot raise it): past it the kernel ends it with SIGXFSZ. 0: no limit.
     std::uint64_t max_file_size = 0;
+    // Descriptors of the caller's that the child keeps, at the same numbers (the caller says
+    // which in the environment, e.g. /proc/self/fd/N); every other one is closed at exec.
+    std::vector<int> passed_fds;
     // For a program whose job is to start daemons (`exec` on a host without systemd): what it
     // leaves running once it exits is not killed, and its output is read only until it exits
     // (a daemon keeps pipes open, and dies of SIGPIPE writing to them later: give it files as

@@ -6,10 +6,14 @@
 // there nobody else can rename or remove root's entries. Symlinks on the way are followed (an
 // administrator's /etc may use them); what is checked is where they lead.
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "util/error.hpp"
+#include "util/fd.hpp"
 
 namespace gitopper {
 
@@ -24,5 +28,12 @@ enum class Trust {
 // uid 1000, mode 0644)".
 [[nodiscard]] Result<std::string> read_trusted_file(const std::string& path, Trust trust,
                                                     std::size_t limit = std::size_t{1} << 20);
+
+// `content` in an anonymous memory file (memfd), sealed so nobody can change it, that only
+// `uid` may read (mode 0400): how root hands a key or token to a child that runs as another
+// user, for that run only. The child opens /proc/<pid>/fd/N, or reads N; nothing is on disk,
+// and it is gone with the last descriptor.
+[[nodiscard]] Result<Fd> sealed_copy(std::string_view name, std::string_view content, uid_t uid,
+                                     gid_t gid);
 
 } // namespace gitopper

@@ -59,8 +59,9 @@ expect_in "$T/exec.log" "commit=$c4"
 # stderr, and the exec timeout is 90 s).
 touch "$T/exec.daemon"
 c5=$(commit app/conf "five")
-wait_until 20 grep -q "commit=$c5" "$T/exec.log"
-wait_until 20 grep -q "\[app\] deployed [0-9a-f]* -> ${c5:0:8}" "$T/gitopper.log"
+wait_until 20 grep -qs "daemon started" "$T/state/exec-app.log"
+# The deploy ends (its commit recorded as applied after the action) well before exec's 90 s.
+wait_until 20 grep -q "\"applied\": *\"$c5\"" "$T/state/gitopper-state/app.json"
 daemon=$(cat "$T/daemon.pid")
 cleanup_hooks+=("kill $daemon 2>/dev/null")
 ! not_running "$daemon" || fail "the daemon exec started was killed"

@@ -191,6 +191,48 @@ start_git_daemon() {
     GIT_DAEMON_PORT=$port
 }
 
+# start_sshd HOSTKEY AUTHORIZED_KEYS: OpenSSH's sshd on 127.0.0.1:$SSHD_PORT, in the foreground
+# as our child with its own config in $T/sshd (root logs in with a key of AUTHORIZED_KEYS;
+# StrictModes off, since $T is under the sticky /tmp). Its pid is $SSHD_PID; stop_sshd ends it,
+# and so does the end of the test. Called again, it serves with another host key on the same port.
+start_sshd() {
+    mkdir -p "$T/sshd" /run/sshd
+    local port=${SSHD_PORT:-}
+    for _ in 1 2 3 4 5; do
+        [ -n "$port" ] || port=$((20000 + RANDOM % 40000))
+        listening "$port" && { port=""; continue; }
+        cat >"$T/sshd/config" <<CFG
+Port $port
+ListenAddress 127.0.0.1
+HostKey $1
+AuthorizedKeysFile $2
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+PidFile none
+CFG
+        /usr/sbin/sshd -D -e -f "$T/sshd/config" >>"$T/sshd/log" 2>&1 &
+        SSHD_PID=$!
+        cleanup_hooks+=("kill $SSHD_PID 2>/dev/null; wait $SSHD_PID 2>/dev/null")
+        for _ in $(seq 100); do
+            listening "$port" || ! kill -0 "$SSHD_PID" 2>/dev/null && break
+            sleep 0.05
+        done
+        listening "$port" && break
+        port=""
+    done
+    listening "$port" || fail "sshd does not listen (see $T/sshd/log)"
+    SSHD_PORT=$port
+}
+stop_sshd() {
+    kill "$SSHD_PID"
+    wait "$SSHD_PID" 2>/dev/null || true
+    wait_until 10 not_listening "$SSHD_PORT"
+}
+not_listening() { ! listening "$1"; }
+
 # http_port: the port the daemon's HTTP endpoint listens on (from its log; wait for the line).
 http_port() {
     wait_until 20 grep -q "http: .*listening on 127.0.0.1:" "$T/gitopper.log"

@@ -398,8 +398,16 @@ TEST_F(GitTest, IsRepositoryTellsNoFromAFailure)
 {
     const auto git = cloned({dir_link("a/b")});
     EXPECT_EQ(git.is_repository().value_or(false), true);
-    const Git hurried(m_work.string(), std::nullopt, 1ms);
+    // A git that takes longer than it may (not a real git on 1 ms: that one may answer).
+    const auto slow = m_work.parent_path() / "slow-bin";
+    std::filesystem::create_directories(slow);
+    write(slow / "git", "#!/bin/sh\nexec sleep 10\n");
+    std::filesystem::permissions(slow / "git", std::filesystem::perms::owner_all);
+    const std::string path = std::getenv("PATH");
+    ::setenv("PATH", (slow.string() + ":" + path).c_str(), 1);
+    const Git hurried(m_work.string(), std::nullopt, 200ms);
     const auto unsure = hurried.is_repository();
+    ::setenv("PATH", path.c_str(), 1);
     ASSERT_FALSE(unsure) << "answered " << *unsure;
     EXPECT_NE(unsure.error().message.find("timed out"), std::string::npos)
         << unsure.error().message;

@@ -133,6 +133,43 @@ TEST_F(TrustedFileTest, ASymlinkInRootsDirectoriesIsFollowed)
     EXPECT_EQ(*read, "key\n");
 }
 
+// Anyone may add to a sticky directory (/tmp): a symlink someone else put there under the
+// expected name leads nowhere, whatever it points at (here a good file of root's).
+TEST_F(TrustedFileTest, AnotherUsersSymlinkInAStickyDirectoryIsRefused)
+{
+    const auto target = file("signers", 0644);
+    ::chmod(m_dir.c_str(), 01777);
+    const auto link = m_dir / "squatted";
+    fs::create_symlink(target, link);
+    ASSERT_EQ(::lchown(link.c_str(), kNobody, kNobody), 0);
+    const auto read = read_trusted_file(link.string(), Trust::keys);
+    ASSERT_FALSE(read);
+    EXPECT_EQ(read.error().message, link.string() + ": " + link.string() +
+                                        " is in a directory others can write and is not root's "
+                                        "(it is uid 65534)");
+}
+
+// A hard link to some file of root's, made in a sticky directory where the kernel's
+// protected_hardlinks is off, is not root's choice of file.
+TEST_F(TrustedFileTest, AHardLinkInAStickyDirectoryIsRefused)
+{
+    const auto target = file("signers", 0644);
+    ::chmod(m_dir.c_str(), 01777);
+    const auto link = m_dir / "linked";
+    fs::create_hard_link(target, link);
+    const auto read = read_trusted_file(link.string(), Trust::keys);
+    ASSERT_FALSE(read);
+    EXPECT_EQ(read.error().message, link.string() + ": " + link.string() +
+                                        " is in a directory others can write and has 2 links");
+}
+
+TEST_F(TrustedFileTest, ADeviceIsNotOpened)
+{
+    const auto read = read_trusted_file("/dev/null", Trust::keys);
+    ASSERT_FALSE(read);
+    EXPECT_EQ(read.error().message, "/dev/null is not a regular file");
+}
+
 TEST_F(TrustedFileTest, ASecretOthersCanReadIsRefused)
 {
     const auto path = file("token", 0640, "s3cret\n");
