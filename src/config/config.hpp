@@ -61,8 +61,9 @@ struct Service {
     std::string token_file;  // password or token for an https upstream
     std::string ca_file;     // CA bundle for an https upstream
 
-    std::size_t index = 0;                              // 1-based, as in "[[services]] #1"
-    Position position;                                  // of the [[services]] header
+    bool self = false;     // the bootstrap checkout (SPEC §9): no unit to start or tell
+    std::size_t index = 0; // 1-based, as in "[[services]] #1"
+    Position position;     // of the [[services]] header
     std::map<std::string, Position, std::less<>> where; // field -> position of its value
 
     std::string checkout_dir() const { return mount + "/" + name; }

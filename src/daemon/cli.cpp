@@ -71,8 +71,11 @@ GitOps for machines that do not run Kubernetes: keep services' files in sync wit
   -U, --upstream URL    bootstrap: repository holding gitopper's own config
   -D, --directory DIR   bootstrap: directory of that repo to check out [default gitopper]
   -B, --branch BRANCH   bootstrap: branch                        [default main]
-  -M, --mount DIR       bootstrap: where to check it out
+  -M, --mount DIR       bootstrap: check it out into DIR/gitopper; -c is then
+                        DIR/gitopper/<-D>/<-c>
   -P, --pull            bootstrap: pull the bootstrap repo before starting
+      --ssh-key FILE    bootstrap: deploy key for an ssh bootstrap repo
+      --token-file FILE bootstrap: token for an https bootstrap repo
       --state DIR       where persistent state lives  [default /var/lib/gitopper]
       --check           validate the config, print what this host would run, exit 0/1
       --version         print the version and exit
@@ -135,6 +138,12 @@ std::variant<Options, int> parse_command_line(int argc, char** argv)
         ->type_name("DIR");
     app.add_flag("-P,--pull", options.bootstrap_pull,
                  "bootstrap: pull the bootstrap repository first");
+    app.add_option("--ssh-key", options.bootstrap_ssh_key,
+                   "bootstrap: deploy key for an ssh bootstrap repository")
+        ->type_name("FILE");
+    app.add_option("--token-file", options.bootstrap_token_file,
+                   "bootstrap: token for an https bootstrap repository")
+        ->type_name("FILE");
     app.add_option("--state", options.state_dir, "where persistent state lives")
         ->type_name("DIR")
         ->capture_default_str();
@@ -164,9 +173,13 @@ std::variant<Options, int> parse_command_line(int argc, char** argv)
     if (options.config.empty()) {
         return usage_error("missing -c CONFIG");
     }
-    if (!options.bootstrap_upstream.empty()) {
-        return usage_error("bootstrapping with -U is not supported yet; check the repository "
-                           "out yourself and pass -c");
+    if (!options.bootstrap_upstream.empty() && options.bootstrap_mount.empty()) {
+        return usage_error("-U needs -M, the directory to check the bootstrap repository out "
+                           "into");
+    }
+    if (!options.bootstrap_upstream.empty() && options.config.starts_with('/')) {
+        return usage_error("with -U, -c names the config inside the checkout (relative to -D), "
+                           "not an absolute path");
     }
     auto parsed = parse_duration(interval);
     if (!parsed) {

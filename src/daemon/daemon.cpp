@@ -78,11 +78,13 @@ private:
     std::tuple<long, long, long, ino_t> m_stat;
 };
 
-// Blocks until SIGTERM/SIGINT (0), SIGHUP (2) or, with -r, a changed config (2).
-int wait_for_exit(const Options& options)
+// Blocks until SIGTERM/SIGINT (0), SIGHUP (2) or, with -r, a changed config (2); without
+// -r a change is logged once.
+int wait_for_exit(const Options& options, const std::string& config_path)
 {
     const auto set = blocked_signals();
-    ConfigWatch config(options.config);
+    ConfigWatch config(config_path);
+    bool told = false;
     const timespec second{1, 0};
     while (true) {
         siginfo_t info{};
@@ -95,9 +97,15 @@ int wait_for_exit(const Options& options)
             log::info("received SIGHUP, exiting with status 2 to be restarted");
             return kExitRestart;
         }
-        if (options.restart && config.changed()) {
-            log::info("{} changed, exiting with status 2 to be restarted", options.config);
-            return kExitRestart;
+        if (!told && config.changed()) {
+            if (options.restart) {
+                log::info("{} changed, exiting with status 2 to be restarted", config_path);
+                return kExitRestart;
+            }
+            log::warn("{} changed; the daemon goes on with the config it started with (restart "
+                      "it, or run it with -r)",
+                      config_path);
+            told = true;
         }
     }
 }
@@ -196,9 +204,62 @@ start_ssh(const Config& config, const Options& options, const Router& router)
 
 } // namespace
 
+// SPEC §9: with -U, DIR (-D) of the bootstrap repository, checked out into M/gitopper and
+// then managed like any service, named "gitopper", that starts and tells no unit.
+Service bootstrap_service(const Options& options)
+{
+    Service service;
+    service.name = "gitopper";
+    service.machine = options.hosts.front();
+    service.upstream = options.bootstrap_upstream;
+    service.branch = options.bootstrap_branch;
+    service.mount = std::filesystem::absolute(options.bootstrap_mount).lexically_normal();
+    service.dirs = {Link{.local = "", .path = options.bootstrap_directory}};
+    for (auto [from, to] : {std::pair{&options.bootstrap_ssh_key, &service.ssh_key},
+                            std::pair{&options.bootstrap_token_file, &service.token_file}}) {
+        *to = from->empty() ? "" : std::filesystem::absolute(*from).lexically_normal().string();
+    }
+    service.self = true;
+    return service;
+}
+
+// The config's path: -c itself, or inside the bootstrap checkout, which is made (or, with
+// -P, brought up to date) first. Unreachable with a checkout there: it is used, with a warning.
+[[nodiscard]] Result<std::string> config_path(const Options& options, ServiceManager& systemd)
+{
+    if (options.bootstrap_upstream.empty()) {
+        return options.config;
+    }
+    const auto service = bootstrap_service(options);
+    const auto path = fmt::format("{}/gitopper/{}/{}", service.mount, options.bootstrap_directory,
+                                  options.config);
+    if (auto r = prepare_state_dir(options.state_dir); !r) {
+        return std::unexpected(r.error());
+    }
+    if (auto r = check_mount_bases({service}); !r) {
+        return std::unexpected(r.error());
+    }
+    Engine boot({service},
+                EngineOptions{.interval = options.interval,
+                              .state_dir = options.state_dir,
+                              .all_services = false},
+                systemd);
+    if (auto r = boot.bring_up_now(options.bootstrap_pull); !r) {
+        return fail("bootstrap: {}", r.error().message);
+    }
+    log::info("bootstrap: reading the config from {}", path);
+    return path;
+}
+
 int run_daemon(const Options& options)
 {
-    auto config = load_config(options.config);
+    Systemctl systemd;
+    const auto path = config_path(options, systemd);
+    if (!path) {
+        log_lines(path.error().message);
+        return 1;
+    }
+    auto config = load_config(*path);
     if (!config) {
         log_lines(config.error().message);
         return 1;
@@ -207,6 +268,9 @@ int run_daemon(const Options& options)
     if (!services) {
         log_lines(services.error().message);
         return 1;
+    }
+    if (!options.bootstrap_upstream.empty()) {
+        services->push_back(bootstrap_service(options));
     }
     for (const auto& warning : secret_file_warnings(*config)) {
         log::warn("{}", warning);
@@ -229,9 +293,10 @@ int run_daemon(const Options& options)
     // connection, a burst of large requests would leave several arenas holding that much.
     ::mallopt(M_MMAP_THRESHOLD, 256 << 10);
 
-    log::info("gitopper {} starting as {} with {} of {} services", GITOPPER_VERSION,
-              join(options.hosts, ", "), services->size(), config->services.size());
-    Systemctl systemd;
+    log::info("gitopper {} starting as {} with {} of {} services{}", GITOPPER_VERSION,
+              join(options.hosts, ", "), services->size(),
+              config->services.size() + (options.bootstrap_upstream.empty() ? 0 : 1),
+              options.bootstrap_upstream.empty() ? "" : " (one the bootstrap checkout)");
     Engine engine(std::move(*services),
                   EngineOptions{.interval = options.interval,
                                 .git_timeout = config->git_timeout,
@@ -265,7 +330,7 @@ int run_daemon(const Options& options)
     }
     engine.start();
     sd_notify(0, "READY=1\nSTATUS=tracking upstream");
-    const int status = wait_for_exit(options);
+    const int status = wait_for_exit(options, *path);
     sd_notify(0, "STOPPING=1");
     http.stop();
     if (*ssh) {

@@ -23,6 +23,8 @@ struct Options {
     std::string bootstrap_branch = "main";
     std::string bootstrap_mount;
     bool bootstrap_pull = false;
+    std::string bootstrap_ssh_key;    // --ssh-key: for the bootstrap repository
+    std::string bootstrap_token_file; // --token-file
     std::string state_dir = "/var/lib/gitopper";
     bool check = false;
 };

@@ -75,7 +75,7 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
     for (const auto& service : services) {
         names.insert(service.name);
     }
-    auto saved = m_store.load(names);
+    auto saved = m_store.load(names, m_options.all_services);
     const auto key = store_key(m_options.state_dir);
     // One object store, and one poll group, per (mount base, upstream, user, what reaches
     // the upstream).
@@ -138,6 +138,37 @@ void Engine::start()
     for (auto& group : m_groups) {
         group->start();
     }
+}
+
+Result<> Engine::bring_up_now(bool pull)
+{
+    for (std::size_t i = 0; i < m_groups.size(); ++i) {
+        for (auto* service : m_groups[i]->services()) {
+            service->open();
+            service->start();
+            const auto& config = service->config();
+            if (pull && service->ready()) {
+                auto heads = m_stores[i]->fetch_heads({config.branch});
+                Result<std::string> head = std::unexpected(Error{"no such branch upstream"});
+                if (!heads) {
+                    head = std::unexpected(heads.error());
+                } else if (auto it = heads->find(config.branch); it != heads->end()) {
+                    head = it->second;
+                }
+                service->reconcile(head, Trigger::pull);
+            }
+            const auto status = service->status();
+            if (!service->ready() || status.hash.empty()) {
+                return fail("[{}] no checkout of {}: {}", config.name,
+                            redact_credentials(config.upstream), status.info);
+            }
+            if (status.state != State::ok) {
+                log::warn("[{}] {}; going on from the checkout at {}", config.name, status.info,
+                          status.hash.substr(0, 8));
+            }
+        }
+    }
+    return {};
 }
 
 void Engine::stop()

@@ -23,6 +23,7 @@ struct EngineOptions {
     Duration git_timeout = std::chrono::minutes(2); // per git command
     std::string state_dir;
     std::string os_release = "/etc/os-release";
+    bool all_services = true; // false for the bootstrap checkout's own engine (bring_up_now)
 };
 
 class Engine final : public Control {
@@ -32,6 +33,11 @@ public:
 
     void start();
     void stop();
+    // For the bootstrap checkout, before there is a config (SPEC §9): every service brought
+    // up on this thread instead of the poll threads: its start-up steps, then with `pull` a
+    // fetch and deploy of its branch head. An error when one has no live tree; a failed pull
+    // of one that has is a warning, and it goes on from that tree.
+    [[nodiscard]] Result<> bring_up_now(bool pull);
 
     [[nodiscard]] Result<> freeze(const std::string& service) override;
     [[nodiscard]] Result<> unfreeze(const std::string& service) override;

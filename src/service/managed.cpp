@@ -115,6 +115,9 @@ std::int64_t unix_now()
     log::warn("[{}] {} is not a usable work tree ({}); moved it to {} and checking out anew",
               config.name, path, why, aside);
     for (const auto& link : config.dirs) {
+        if (link.local.empty()) {
+            continue; // checked out only (the bootstrap config)
+        }
         if (auto r = release_bind_mount({aside, link.path, link.local, link.file}); !r) {
             log::warn("[{}] {}: the new mount goes on top", config.name, r.error().message);
         }
@@ -987,6 +990,9 @@ Result<> ManagedService::save_tree_edits(const Git& tree)
 ManagedService::Outcome ManagedService::mount_all()
 {
     for (const auto& link : m_config.dirs) {
+        if (link.local.empty()) {
+            continue; // checked out only, mounted nowhere (the bootstrap config, SPEC §9)
+        }
         auto spec = bind_mount_of(link, live_dir());
         const auto ours = our_sources(link);
         auto mounted = switch_bind_mount(spec, ours, m_user);
@@ -1097,8 +1103,8 @@ bool ManagedService::save_migrated_edits()
 
 ManagedService::Outcome ManagedService::start_unit()
 {
-    if (!m_config.exec.empty()) {
-        return {}; // no systemd here: the service is started by whatever runs it
+    if (!m_config.exec.empty() || m_config.self) {
+        return {}; // no systemd here, or gitopper's own config: nothing to start
     }
     if (is_template_instance(m_config.name)) {
         if (auto r = m_host.systemd.run("enable", m_config.name); !r) {
@@ -1598,6 +1604,9 @@ ManagedService::Outcome ManagedService::publish(const std::string& commit, Git t
 ManagedService::Outcome ManagedService::act()
 {
     auto outcome = [&]() -> Outcome {
+        if (m_config.self) {
+            return {}; // gitopper's own config: a change is for the daemon (-r), not systemd
+        }
         if (!m_config.exec.empty()) {
             return run_exec();
         }

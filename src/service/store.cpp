@@ -266,7 +266,7 @@ StateStore::StateStore(std::string state_dir)
 {
 }
 
-std::map<std::string, SavedService> StateStore::load(const std::set<std::string>& known)
+std::map<std::string, SavedService> StateStore::load(const std::set<std::string>& known, bool all)
 {
     std::lock_guard lock(m_mutex);
     std::map<std::string, SavedService> services;
@@ -280,7 +280,7 @@ std::map<std::string, SavedService> StateStore::load(const std::set<std::string>
         }
     }
     migrate_locked(known, services);
-    sweep_locked(known);
+    sweep_locked(known, all);
     return services;
 }
 
@@ -397,7 +397,7 @@ void StateStore::migrate_locked(const std::set<std::string>& known,
 
 // Files of services this host does not run stay (the service may come back); a temp file left
 // by a crash between a write and its rename goes.
-void StateStore::sweep_locked(const std::set<std::string>& known)
+void StateStore::sweep_locked(const std::set<std::string>& known, bool all)
 {
     std::set<std::string> ours;
     for (const auto& name : known) {
@@ -405,6 +405,9 @@ void StateStore::sweep_locked(const std::set<std::string>& known)
     }
     for (const auto& entry : list_directory(m_fd.get()).value_or(std::vector<std::string>{})) {
         if (entry.ends_with(".json") && !ours.contains(entry)) {
+            if (!all) {
+                continue;
+            }
             const auto service = service_named_in(m_fd.get(), entry);
             log::warn("state file {}/{}{}: skipped, this host does not run it (the file stays)",
                       m_dir, entry, service.empty() ? "" : " of service " + quote(service));

@@ -70,7 +70,9 @@ public:
     // its services that has no file of its own yet gets one, then the old file is renamed to
     // gitopper-state.json.migrated (logged once; it is kept where a write failed, to be taken
     // again next time).
-    std::map<std::string, SavedService> load(const std::set<std::string>& known);
+    // `all`: `known` are all the services of this host, and the files of others are reported
+    // (not for the bootstrap checkout's own start, before the config is read).
+    std::map<std::string, SavedService> load(const std::set<std::string>& known, bool all = true);
 
     // Writes the file of `service` if its text changed; no other service's file is touched.
     // At most the newest kHistoryLimit history entries are written.
@@ -84,7 +86,7 @@ private:
     std::optional<SavedService> read_locked(const std::string& service);
     void migrate_locked(const std::set<std::string>& known,
                         std::map<std::string, SavedService>& services);
-    void sweep_locked(const std::set<std::string>& known);
+    void sweep_locked(const std::set<std::string>& known, bool all);
     [[nodiscard]] Result<> write_locked(const std::string& service, std::string text);
 
     std::string m_state_dir;
