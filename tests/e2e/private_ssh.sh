@@ -89,6 +89,30 @@ wait_until 20 grep -q "\[app\] state .*DIFF: .*host key for $where changed; expe
 stop_gitopper TERM
 [ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
 
+# Bootstrapping from the ssh upstream with --ssh-key (there is no config yet to name it): the
+# config inside names its own key by an absolute path (a key has no place in the repository).
+mkdir -p "$T/up/gitopper"
+cat >"$T/up/gitopper/config.toml" <<TOML
+[global]
+upstream = "ssh://root@$where$T/up"
+mount = "$T/srv2"
+ssh_key = "$T/deploy"
+known_hosts = "$T/pinned"
+[[services]]
+machine = "testhost"
+service = "booted"
+dirs = [ { local = "$T/etc/booted", link = "app" } ]
+TOML
+git -C "$T/up" add -A
+git -C "$T/up" commit -q -m "gitopper's own config"
+ssh-keyscan -p "$SSHD_PORT" 127.0.0.1 2>/dev/null >"$T/pinned"
+start_gitopper -c config.toml -U "ssh://root@$where$T/up" -D gitopper -M "$T/boot" \
+    --ssh-key "$T/deploy" --state "$T/state2"
+wait_until 30 grep -qx four "$T/etc/booted/conf"
+expect_in "$T/gitopper.log" "trusting the host key of $where on first use: $(fp "$T/host2.pub") (ssh-ed25519); kept in $T/state2/known_hosts"
+stop_gitopper TERM
+[ "$EXIT_STATUS" = 0 ] || fail "exit $EXIT_STATUS"
+
 # The key's secret part is nowhere but in its own file.
 secret=$(sed -n 5p "$T/deploy") # the private scalar (the lines before it are the header and the public part)
 for f in "$T/gitopper.log" "$T/answers" "$T/metrics" "$T/check.out"; do
