@@ -181,10 +181,29 @@ int helper_ssh(int argc, char** argv)
     return wait_status(pid);
 }
 
-// git's prompts: "Username for 'https://…': " and "Password for 'https://…@…': ".
+// The host[:port] a prompt of git's asks for: "Password for 'https://user@host:port': ".
+std::string_view prompt_host(std::string_view prompt)
+{
+    const auto scheme = prompt.find("://");
+    if (scheme == std::string_view::npos) {
+        return {};
+    }
+    auto authority = prompt.substr(scheme + 3);
+    authority = authority.substr(0, authority.find_first_of("/'"));
+    return authority.substr(authority.rfind('@') + 1);
+}
+
+// git's prompts: "Username for 'https://…': " and "Password for 'https://…@…': ". Only for
+// the upstream's own host: a redirect elsewhere gets nothing.
 int helper_askpass(int argc, char** argv)
 {
     const std::string_view prompt = argc > 1 ? argv[1] : "";
+    const char* host = std::getenv("GITOPPER_ASKPASS_HOST");
+    if (host == nullptr || prompt_host(prompt) != host) {
+        std::fprintf(stderr, "gitopper askpass: no credential for %s\n",
+                     std::string(prompt_host(prompt)).c_str());
+        return 1;
+    }
     if (prompt.starts_with("Username")) {
         const char* user = std::getenv("GITOPPER_USERNAME");
         std::printf("%s\n", user != nullptr ? user : "git");
@@ -271,6 +290,7 @@ Result<Transport> transport_for(std::string_view url, const Access& access,
         transport.env.insert(
             transport.env.end(),
             {"GIT_ASKPASS=" + own_program(), std::string(kHelper) + "=askpass",
+             "GITOPPER_ASKPASS_HOST=" + endpoint.shown(),
              "GITOPPER_USERNAME=" + (endpoint.user.empty() ? "git" : endpoint.user)});
         if (auto token = read_and_hand_over("GITOPPER_TOKEN_FD", access.token_file, Trust::secret);
             !token) {

@@ -140,6 +140,15 @@ wait_until 20 grep -q "\[app\] state .*DIFF: .*server certificate verification f
 [ "$(cat "$T/etc/app/conf")" = two ] || fail "deployed from a server whose certificate is not trusted"
 stop_gitopper TERM
 
+# The askpass answers for the upstream's own host only: git asking for another (after a
+# redirect) gets nothing.
+helper() { GITOPPER_HELPER=askpass GITOPPER_ASKPASS_HOST="127.0.0.1:$port" GITOPPER_TOKEN_FD=3 \
+    "$GITOPPER" "$1" 3<"$T/token"; }
+[ "$(helper "Password for 'https://git@127.0.0.1:$port': ")" = "$token" ] || fail "askpass did not answer"
+expect_status 1 helper "Password for 'https://git@elsewhere.example:$port': "
+[ ! -s "$T/out" ] || fail "askpass answered another host: $(cat "$T/out")"
+expect_status 1 helper "Password for 'https://git@127.0.0.1:1$port': "
+
 # The token is nowhere but in its own file (and the server's hash of it).
 for f in "$T/gitopper.log" "$T/answers" "$T/metrics" "$T/check.out"; do
     expect_not_in "$f" "$token"
