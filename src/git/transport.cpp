@@ -35,8 +35,14 @@ const std::string& own_program()
     static const std::string path = [] {
         std::array<char, PATH_MAX> buffer{};
         const auto size = ::readlink("/proc/self/exe", buffer.data(), buffer.size() - 1);
-        return size > 0 ? std::string(buffer.data(), static_cast<std::size_t>(size))
-                        : std::string();
+        std::string exe(buffer.data(), static_cast<std::size_t>(std::max<ssize_t>(size, 0)));
+        // Replaced by an upgrade while we run: the kernel names the old file so; the new one
+        // is at the same path.
+        constexpr std::string_view kDeleted = " (deleted)";
+        if (exe.ends_with(kDeleted)) {
+            exe.resize(exe.size() - kDeleted.size());
+        }
+        return exe;
     }();
     return path;
 }
@@ -181,33 +187,24 @@ int helper_ssh(int argc, char** argv)
     return wait_status(pid);
 }
 
-// The host[:port] a prompt of git's asks for: "Password for 'https://user@host:port': ".
-std::string_view prompt_host(std::string_view prompt)
-{
-    const auto scheme = prompt.find("://");
-    if (scheme == std::string_view::npos) {
-        return {};
-    }
-    auto authority = prompt.substr(scheme + 3);
-    authority = authority.substr(0, authority.find_first_of("/'"));
-    return authority.substr(authority.rfind('@') + 1);
-}
-
-// git's prompts: "Username for 'https://…': " and "Password for 'https://…@…': ". Only for
-// the upstream's own host: a redirect elsewhere gets nothing.
+// git's prompts, exactly: "Username for 'https://host:port': " and "Password for
+// 'https://user@host:port': ". Only those of the upstream itself are answered: git asking
+// for another host or scheme (after a redirect), or anything else, gets nothing. Compared
+// whole, not parsed: a user name in a redirect can hold "@" and quotes.
 int helper_askpass(int argc, char** argv)
 {
     const std::string_view prompt = argc > 1 ? argv[1] : "";
     const char* host = std::getenv("GITOPPER_ASKPASS_HOST");
-    if (host == nullptr || prompt_host(prompt) != host) {
-        std::fprintf(stderr, "gitopper askpass: no credential for %s\n",
-                     std::string(prompt_host(prompt)).c_str());
-        return 1;
-    }
-    if (prompt.starts_with("Username")) {
-        const char* user = std::getenv("GITOPPER_USERNAME");
-        std::printf("%s\n", user != nullptr ? user : "git");
+    const char* user_name = std::getenv("GITOPPER_USERNAME");
+    const std::string user = user_name != nullptr ? user_name : "git";
+    const std::string where = host != nullptr ? host : "";
+    if (!where.empty() && prompt == fmt::format("Username for 'https://{}': ", where)) {
+        std::printf("%s\n", user.c_str());
         return 0;
+    }
+    if (where.empty() || prompt != fmt::format("Password for 'https://{}@{}': ", user, where)) {
+        std::fputs("gitopper askpass: not a prompt of the upstream's; no credential\n", stderr);
+        return 1;
     }
     const int fd = read_fd_number("GITOPPER_TOKEN_FD");
     std::string token;
@@ -317,6 +314,9 @@ Result<> learn_host_key(std::string_view url, const Access& access,
     if (endpoint.kind != Endpoint::Kind::ssh || !access.known_hosts.empty() ||
         access.tofu_file.empty()) {
         return {};
+    }
+    if (!keys_for(read_known(access.tofu_file), endpoint.known_hosts_name()).empty()) {
+        return {}; // the usual case, without the lock that a first use holds while it scans
     }
     std::lock_guard lock(tofu_mutex());
     const auto known = read_known(access.tofu_file);

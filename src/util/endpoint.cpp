@@ -42,7 +42,8 @@ std::string Endpoint::known_hosts_name() const
 
 std::string Endpoint::shown() const
 {
-    return port == 0 ? host : fmt::format("{}:{}", host, port);
+    const auto name = host.find(':') == std::string::npos ? host : "[" + host + "]"; // IPv6
+    return port == 0 ? name : fmt::format("{}:{}", name, port);
 }
 
 Endpoint endpoint_of(std::string_view url)
@@ -72,7 +73,7 @@ Endpoint endpoint_of(std::string_view url)
         if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
             endpoint.user = std::string(authority.substr(0, at));
         }
-        endpoint.host = std::string(authority.substr(authority.rfind('@') + 1));
+        endpoint.host = to_lower(authority.substr(authority.rfind('@') + 1));
         return endpoint;
     }
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
@@ -81,6 +82,8 @@ Endpoint endpoint_of(std::string_view url)
         authority.remove_prefix(at + 1);
     }
     split_host_port(authority, endpoint);
+    // As ssh and ssh-keyscan write it in known_hosts: a host name is not case-sensitive.
+    endpoint.host = to_lower(endpoint.host);
     return endpoint;
 }
 

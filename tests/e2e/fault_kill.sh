@@ -94,8 +94,10 @@ for step in fetch restore systemctl; do
     done
 done
 expect_in "$T/gitopper.log" "was checked out but its action never ran; running it now"
-left=$(ls "$T/state/gitopper-state")
-[ "$left" = svc.json ] || fail "left in gitopper-state/: $left"
+# What the killed daemons left of their writes is gone; a write of the running one may be
+# under way (its temp file for a moment), so this waits for a listing without one.
+only_state_file() { [ "$(ls "$T/state/gitopper-state")" = svc.json ]; }
+wait_until 10 only_state_file || fail "left in gitopper-state/: $(ls "$T/state/gitopper-state")"
 
 # A lock left by a git killed under the running daemon: the next update fails once, naming the
 # lock, the leftover is removed, and the one after that deploys.

@@ -148,6 +148,8 @@ helper() { GITOPPER_HELPER=askpass GITOPPER_ASKPASS_HOST="127.0.0.1:$port" GITOP
 expect_status 1 helper "Password for 'https://git@elsewhere.example:$port': "
 [ ! -s "$T/out" ] || fail "askpass answered another host: $(cat "$T/out")"
 expect_status 1 helper "Password for 'https://git@127.0.0.1:1$port': "
+expect_status 1 helper "Password for 'http://git@127.0.0.1:$port': "
+expect_status 1 helper "Password for 'https://x@127.0.0.1:$port'@elsewhere.example': "
 
 # The token is nowhere but in its own file (and the server's hash of it).
 for f in "$T/gitopper.log" "$T/answers" "$T/metrics" "$T/check.out"; do
