@@ -76,6 +76,21 @@ wait_until 30 grep -q "app app two three" "$T/etc/three/conf"
 ! not_running "$GITOPPER_PID" || fail "the daemon exited after -P"
 stop_gitopper TERM
 
+# Without -r a config change is logged, once, and the daemon goes on; -B picks the branch.
+git -C "$T/boot" branch -q canary
+: >"$T/gitopper.log"
+start_gitopper -c config.toml -U "file://$T/boot" -D gitopper -M "$T/bootmount-canary" -B canary
+wait_until 30 grep -q "app app two three" "$T/etc/three/conf"
+git -C "$T/boot" checkout -q canary
+boot_config app two three four
+git -C "$T/boot" checkout -q main
+wait_until 30 grep -q "$T/bootmount-canary/gitopper/gitopper/config.toml changed; the daemon goes on with the config it started with" "$T/gitopper.log"
+wait_cycles 3
+! not_running "$GITOPPER_PID" || fail "the daemon exited without -r"
+[ "$(grep -c "config.toml changed; the daemon goes on" "$T/gitopper.log")" = 1 ] || fail "the change was logged more than once"
+[ ! -e "$T/etc/four" ] || fail "the new config was taken without a restart"
+stop_gitopper TERM
+
 # The bootstrap repository unreachable, -P: the checkout there is used, with a warning.
 mv "$T/boot" "$T/boot.away"
 : >"$T/gitopper.log"
