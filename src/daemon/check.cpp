@@ -47,7 +47,9 @@ void print_service(const Config& config, const Service& service)
 
 int run_check(const Options& options)
 {
-    auto config = load_config(options.config);
+    // With -U, the checkout's config as it is now (--check fetches nothing).
+    const auto path = config_file(options);
+    auto config = load_config(path);
     if (!config) {
         fmt::print(stderr, "{}\n", redact_credentials(config.error().message));
         return 1;
@@ -65,8 +67,8 @@ int run_check(const Options& options)
         fmt::print(stderr, "{}\n", keys.error().message);
         return 1;
     }
-    fmt::print("{}: ok; {} of {} services for this host (acting as {})\n", options.config,
-               services->size(), config->services.size(), join(options.hosts, ", "));
+    fmt::print("{}: ok; {} of {} services for this host (acting as {})\n", path, services->size(),
+               config->services.size(), join(options.hosts, ", "));
     const auto read_only = std::count_if(keys->begin(), keys->end(),
                                          [](const AuthorizedKey& k) { return k.read_only; });
     fmt::print("control API: {} key{} ({} read-only){}\n", keys->size(),

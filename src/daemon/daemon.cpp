@@ -223,6 +223,17 @@ Service bootstrap_service(const Options& options)
     return service;
 }
 
+std::string config_file(const Options& options)
+{
+    if (options.bootstrap_upstream.empty()) {
+        return options.config;
+    }
+    return fmt::format(
+        "{}/gitopper/{}/{}",
+        std::filesystem::absolute(options.bootstrap_mount).lexically_normal().string(),
+        options.bootstrap_directory, options.config);
+}
+
 // The config's path: -c itself, or inside the bootstrap checkout, which is made (or, with
 // -P, brought up to date) first. Unreachable with a checkout there: it is used, with a warning.
 [[nodiscard]] Result<std::string> config_path(const Options& options, ServiceManager& systemd)
@@ -231,8 +242,7 @@ Service bootstrap_service(const Options& options)
         return options.config;
     }
     const auto service = bootstrap_service(options);
-    const auto path = fmt::format("{}/gitopper/{}/{}", service.mount, options.bootstrap_directory,
-                                  options.config);
+    const auto path = config_file(options);
     if (auto r = prepare_state_dir(options.state_dir); !r) {
         return std::unexpected(r.error());
     }

@@ -33,6 +33,9 @@ struct Options {
 // a usage error, already printed: 1).
 std::variant<Options, int> parse_command_line(int argc, char** argv);
 
+// The config file: -c, or with -U the one inside the bootstrap checkout (SPEC §9).
+std::string config_file(const Options& options);
+
 // --check: validates the config, prints what this host would run; returns the exit status.
 int run_check(const Options& options);
 

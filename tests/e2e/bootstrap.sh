@@ -60,6 +60,10 @@ expect_in "$T/out" '"service":"gitopper"'
 expect_in "$T/out" '"service":"app"'
 ! grep -q "gitopper" "$T/systemctl.log" || fail "systemctl ran for the bootstrap checkout: $(cat "$T/systemctl.log")"
 
+# --check with -U looks at the checkout's config as it is (it fetches nothing).
+expect_status 0 "$GITOPPER" --check -c config.toml -U "file://$T/boot" -M "$T/bootmount" -h testhost
+expect_in "$T/out" "$T/bootmount/gitopper/gitopper/config.toml: ok"
+
 # A config change through git, with -r: exit 2; restarted, the daemon runs the new config.
 boot_config app two
 wait_exit 30
