@@ -1,7 +1,11 @@
 #include "host/systemd.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include "util/log.hpp"
 #include "util/process.hpp"
+#include "util/strings.hpp"
 
 namespace gitopper {
 namespace {
@@ -46,6 +50,33 @@ Result<> Systemctl::daemon_reload()
 Result<> Systemctl::run(const std::string& verb, const std::string& unit)
 {
     return systemctl({verb, unit}); // unit names are validated: never option-like
+}
+
+Result<bool> Systemctl::needs_daemon_reload(const std::string& unit)
+{
+    std::vector<std::string> args{"systemctl", "show", "-p", "NeedDaemonReload", "--value", unit};
+    log::debug("running {}", printable(args));
+    auto output =
+        run_checked(Command{.argv = std::move(args), .timeout = std::chrono::seconds(90)});
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    return trim(output->out) == "yes";
+}
+
+bool may_hold_unit_files(std::string_view path)
+{
+    static constexpr std::array<std::string_view, 8> kUnitDirectories{
+        "/etc/systemd/system",   "/run/systemd/system",           "/usr/lib/systemd/system",
+        "/lib/systemd/system",   "/usr/local/lib/systemd/system", "/etc/systemd/user",
+        "/usr/lib/systemd/user", "/run/systemd/generator"};
+    const auto within = [](std::string_view inner, std::string_view outer) {
+        return inner == outer || (inner.starts_with(outer) && inner.size() > outer.size() &&
+                                  inner[outer.size()] == '/');
+    };
+    return std::any_of(kUnitDirectories.begin(), kUnitDirectories.end(), [&](std::string_view dir) {
+        return within(path, dir) || within(dir, path);
+    });
 }
 
 bool is_template_instance(const std::string& unit)

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "util/error.hpp"
 
@@ -17,6 +18,8 @@ public:
     [[nodiscard]] virtual Result<> daemon_reload() = 0;
     // `systemctl <verb> <unit>`, verb one of the config's actions, "start" or "enable".
     [[nodiscard]] virtual Result<> run(const std::string& verb, const std::string& unit) = 0;
+    // Whether systemd says the unit's files changed since it read them (NeedDaemonReload).
+    [[nodiscard]] virtual Result<bool> needs_daemon_reload(const std::string& unit) = 0;
 };
 
 // Runs `systemctl` found on PATH. Thread-safe.
@@ -27,6 +30,8 @@ public:
     // after it asked. Services starting side by side thus cost one or two, not one each.
     [[nodiscard]] Result<> daemon_reload() override;
     [[nodiscard]] Result<> run(const std::string& verb, const std::string& unit) override;
+    // `systemctl show -p NeedDaemonReload --value UNIT`: a query, cheap, unlike the reload.
+    [[nodiscard]] Result<bool> needs_daemon_reload(const std::string& unit) override;
 
 private:
     std::mutex m_mutex;
@@ -38,5 +43,10 @@ private:
 };
 
 bool is_template_instance(const std::string& unit); // "name@instance"
+
+// Whether a mount onto `path` can change unit files: it is in one of systemd's unit
+// directories (/etc/systemd/system, /run/systemd/system, /usr/lib/systemd/system, ...), or
+// holds one (/etc/systemd).
+bool may_hold_unit_files(std::string_view path);
 
 } // namespace gitopper

@@ -1111,7 +1111,7 @@ ManagedService::Outcome ManagedService::start_unit()
             return host_failure(r.error().message);
         }
     }
-    if (auto r = m_host.systemd.daemon_reload(); !r) {
+    if (auto r = reload_units_if_needed(); !r) {
         return host_failure(r.error().message);
     }
     if (auto r = m_host.systemd.run("start", m_config.name); !r) {
@@ -1610,7 +1610,7 @@ ManagedService::Outcome ManagedService::act()
         if (!m_config.exec.empty()) {
             return run_exec();
         }
-        if (auto r = m_host.systemd.daemon_reload(); !r) {
+        if (auto r = reload_units_if_needed(); !r) {
             return std::unexpected(Failure{Event::host_failed, r.error().message});
         }
         if (m_config.action.empty()) {
@@ -1625,6 +1625,24 @@ ManagedService::Outcome ManagedService::act()
     std::lock_guard lock(m_mutex);
     ++(outcome ? m_status.actions_ok : m_status.actions_failed);
     return outcome;
+}
+
+// A daemon-reload makes systemd read every unit file again and holds up all its other work
+// meanwhile (0.3 s on a small host, far more on a large one): only when a unit file may have
+// changed through our mounts, or systemd says this unit's did (asking is cheap). When it
+// cannot say, reload.
+Result<> ManagedService::reload_units_if_needed()
+{
+    const bool mounts_units =
+        std::any_of(m_config.dirs.begin(), m_config.dirs.end(),
+                    [](const Link& l) { return may_hold_unit_files(l.local); });
+    if (!mounts_units) {
+        auto needed = m_host.systemd.needs_daemon_reload(m_config.name);
+        if (needed && !*needed) {
+            return {};
+        }
+    }
+    return m_host.systemd.daemon_reload();
 }
 
 // `exec` instead of systemctl, as root like the systemctl it replaces, killed after 90 s. Its

@@ -192,6 +192,7 @@ private:
     Outcome publish(const std::string& commit, Git tree);
     Outcome act(); // systemctl daemon-reload, then the action; or `exec`
     Outcome run_exec();
+    [[nodiscard]] Result<> reload_units_if_needed();
     void mark_applied(const std::string& commit);
     void clear_quarantine(const std::string& commit); // it went live and is healthy
     void owe_action(); // its files changed back: act_if_owed() acts, after a crash too

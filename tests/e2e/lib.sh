@@ -57,10 +57,15 @@ chmod 755 "$T"
 mkdir -p "$T/bin" "$T/state"
 
 # A stand-in systemctl first on PATH: it records each call as one line in $T/systemctl.log and
-# fails while $T/systemctl.fail exists.
+# fails while $T/systemctl.fail exists; asked NeedDaemonReload, it says yes while
+# $T/need-reload exists.
 cat >"$T/bin/systemctl" <<'SH'
 #!/bin/sh
 echo "$*" >>"${0%/bin/systemctl}/systemctl.log"
+case "$*" in
+"show -p NeedDaemonReload --value "*)
+    if [ -e "${0%/bin/systemctl}/need-reload" ]; then echo yes; else echo no; fi ;;
+esac
 [ ! -e "${0%/bin/systemctl}/systemctl.fail" ]
 SH
 chmod +x "$T/bin/systemctl"

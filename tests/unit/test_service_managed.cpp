@@ -41,7 +41,8 @@ constexpr int kCrashed = 42; // a child ended where FakeSystemd was told to end 
 
 using Calls = std::vector<std::string>;
 
-// systemctl as the tests see it: every call recorded ("daemon-reload", "start app"); a call
+// systemctl as the tests see it: every call recorded ("daemon-reload", "start app"); systemd
+// says a unit's files changed (NeedDaemonReload) when `unit_files_changed` is set; a call
 // listed in `failing` fails, and the one named by `crash_at` ends the process there, as a
 // kill -9 of the daemon would.
 class FakeSystemd final : public ServiceManager {
@@ -51,8 +52,11 @@ public:
     {
         return call(verb + " " + unit);
     }
+    // Asked, not recorded: what the tests count is what changes something.
+    Result<bool> needs_daemon_reload(const std::string&) override { return unit_files_changed; }
 
     Calls calls;
+    bool unit_files_changed = false;
     std::set<std::string> failing;
     std::string crash_at;
     std::string throw_at; // a bug's exception escapes there
@@ -336,7 +340,7 @@ TEST_F(ManagedServiceTest, AFreshStartChecksOutTheHeadAndStartsTheUnitOnce)
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), m_first);
         EXPECT_TRUE(app->service.ready());
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"}));
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"}));
         EXPECT_TRUE(fs::is_symlink(link()));
         EXPECT_EQ(fs::read_symlink(link()).parent_path(), ".gitopper/trees");
         EXPECT_EQ(live_head(), m_first);
@@ -361,6 +365,34 @@ TEST_F(ManagedServiceTest, AFreshStartChecksOutTheHeadAndStartsTheUnitOnce)
 
 // (2) Upstream moves elsewhere: the recorded commit follows, nothing is told, nothing is
 // written (the state file is the same file, untouched).
+// systemd is told to read unit files again only when it says a unit's changed (or a link is
+// mounted into a unit directory): a daemon-reload holds up all of systemd on a real host.
+TEST_F(ManagedServiceTest, ADaemonReloadRunsOnlyWhenSystemdNeedsOne)
+{
+    isolated(Needs::mounts, [&] {
+        auto app = instance(service(true));
+        app->start();
+        ASSERT_EQ(app->state_now(), State::ok) << app->service.status().info;
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"}));
+        m_systemd.calls.clear();
+        m_systemd.unit_files_changed = true;
+        commit({{"app/conf/app.conf", "v2\n"}}, "new conf");
+        app->poll();
+        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "reload app", "is-active app"}));
+    });
+}
+
+TEST(UnitFiles, MountsIntoOrAboveAUnitDirectory)
+{
+    EXPECT_TRUE(may_hold_unit_files("/etc/systemd/system"));
+    EXPECT_TRUE(may_hold_unit_files("/etc/systemd/system/nginx.service.d"));
+    EXPECT_TRUE(may_hold_unit_files("/etc/systemd"));
+    EXPECT_TRUE(may_hold_unit_files("/usr/lib/systemd/system/x.service"));
+    EXPECT_FALSE(may_hold_unit_files("/etc/systemd/systemx"));
+    EXPECT_FALSE(may_hold_unit_files("/etc/nginx"));
+    EXPECT_FALSE(may_hold_unit_files("/etc/systemd/journald.conf.d"));
+}
+
 TEST_F(ManagedServiceTest, ACommitOutsideItsPathsOnlyAdvancesTheHash)
 {
     isolated(Needs::nothing, [&] {
@@ -377,7 +409,7 @@ TEST_F(ManagedServiceTest, ACommitOutsideItsPathsOnlyAdvancesTheHash)
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), second);
         EXPECT_EQ(app->service.status().upstream, second);
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"})) << "no action";
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"})) << "no action";
         EXPECT_EQ(app->service.history().size(), 1u) << "no history entry";
         const auto after = stamp(state_file());
         EXPECT_EQ(after.inode, before.inode) << "state file rewritten";
@@ -385,7 +417,7 @@ TEST_F(ManagedServiceTest, ACommitOutsideItsPathsOnlyAdvancesTheHash)
         EXPECT_EQ(after.mtime.tv_nsec, before.mtime.tv_nsec);
 
         app->poll(); // at the same head again: nothing at all
-        EXPECT_EQ(m_systemd.calls.size(), 2u);
+        EXPECT_EQ(m_systemd.calls.size(), 1u);
         EXPECT_EQ(stamp(state_file()).inode, before.inode);
     });
 }
@@ -399,7 +431,7 @@ TEST_F(ManagedServiceTest, ACommitToItsPathsReloadsAndRunsTheAction)
         app->start();
         ASSERT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(read_text(local() / "app.conf"), "v1\n");
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"}));
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"}));
 
         const auto started = app->service.status().change;
         const auto second = commit({{"app/conf/app.conf", "v2\n"}}, "new conf");
@@ -411,8 +443,7 @@ TEST_F(ManagedServiceTest, ACommitToItsPathsReloadsAndRunsTheAction)
         const auto deployed = app->service.status().change;
         EXPECT_GT(deployed, started) << "SINCE is the time its files changed";
         // After the action, the default health: systemd says whether the unit is active.
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app", "daemon-reload",
-                                          "reload app", "is-active app"}));
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app", "reload app", "is-active app"}));
         const auto history = app->service.history();
         ASSERT_EQ(history.size(), 2u);
         EXPECT_EQ(history[1].from, m_first);
@@ -426,7 +457,7 @@ TEST_F(ManagedServiceTest, ACommitToItsPathsReloadsAndRunsTheAction)
         app->poll();
         EXPECT_EQ(app->hash(), third);
         EXPECT_EQ(app->service.status().change, deployed);
-        EXPECT_EQ(m_systemd.calls.size(), 5u);
+        EXPECT_EQ(m_systemd.calls.size(), 3u);
         EXPECT_EQ(read_text(local() / "app.conf"), "v2\n");
     });
 }
@@ -436,7 +467,7 @@ TEST_F(ManagedServiceTest, ACommitToItsPathsReloadsAndRunsTheAction)
 TEST_F(ManagedServiceTest, ABrokenStartIsRetriedOnlyWhenUpstreamMovesOrOnAPull)
 {
     isolated(Needs::nothing, [&] {
-        const Calls start{"daemon-reload", "start app"};
+        const Calls start{"start app"};
         m_systemd.failing = {"start app"};
         auto app = instance(service());
         app->start();
@@ -472,11 +503,11 @@ TEST_F(ManagedServiceTest, ABrokenStartIsRetriedOnlyWhenUpstreamMovesOrOnAPull)
 TEST_F(ManagedServiceTest, AFailedActionIsRetriedByAPullNotByAPollAtTheSameHead)
 {
     isolated(Needs::mounts, [&] {
-        const Calls action{"daemon-reload", "reload app"};
+        const Calls action{"reload app"};
         auto app = instance(service(true));
         app->start();
         ASSERT_EQ(app->state_now(), State::ok) << app->service.status().info;
-        EXPECT_EQ(new_calls(), (Calls{"daemon-reload", "start app"}));
+        EXPECT_EQ(new_calls(), (Calls{"start app"}));
 
         m_systemd.failing = {"reload app"};
         const auto second = commit({{"app/conf/app.conf", "v2\n"}}, "new conf");
@@ -505,7 +536,7 @@ TEST_F(ManagedServiceTest, AFailedActionIsRetriedByAPullNotByAPollAtTheSameHead)
         app.reset();
         auto again = instance(service(true));
         again->start();
-        EXPECT_EQ(new_calls(), (Calls{"daemon-reload", "start app"}))
+        EXPECT_EQ(new_calls(), (Calls{"start app"}))
             << "the action that succeeded ran again after a restart";
     });
 }
@@ -515,7 +546,7 @@ TEST_F(ManagedServiceTest, AFailedActionIsRetriedByAPullNotByAPollAtTheSameHead)
 TEST_F(ManagedServiceTest, AFailedActionIsRetriedAtANewHeadOutsideItsPaths)
 {
     isolated(Needs::mounts, [&] {
-        const Calls action{"daemon-reload", "reload app"};
+        const Calls action{"reload app"};
         auto app = instance(service(true));
         app->start();
         ASSERT_EQ(app->state_now(), State::ok) << app->service.status().info;
@@ -536,7 +567,7 @@ TEST_F(ManagedServiceTest, AFailedActionIsRetriedAtANewHeadOutsideItsPaths)
         m_systemd.failing.clear();
         const auto fourth = commit({{"other/x", "3\n"}}, "elsewhere again");
         app->poll();
-        EXPECT_EQ(new_calls(), (Calls{"daemon-reload", "reload app", "is-active app"}));
+        EXPECT_EQ(new_calls(), (Calls{"reload app", "is-active app"}));
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), fourth);
         EXPECT_EQ(read_text(local() / "app.conf"), "v2\n");
@@ -568,7 +599,7 @@ TEST_F(ManagedServiceTest, AFreezeHoldsAcrossARestart)
         app->poll();
         EXPECT_EQ(app->state_now(), State::freeze);
         EXPECT_EQ(app->hash(), m_first) << "a frozen service followed upstream";
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"}));
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"}));
 
         app->service.unfreeze();
         app->poll();
@@ -686,15 +717,14 @@ TEST_F(ManagedServiceTest, AnActionACrashCutShortRunsOnceAtTheNextStart)
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), second);
         // The owed action, then the health the deploy never got to (is-active by default).
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app", "daemon-reload",
-                                          "reload app", "is-active app"}));
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app", "reload app", "is-active app"}));
         EXPECT_EQ(saved().applied, second);
 
         app.reset();
         m_systemd.calls.clear();
         app = instance(service(true));
         app->start();
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"})) << "owed twice";
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"})) << "owed twice";
     });
 }
 
@@ -711,7 +741,7 @@ TEST_F(ManagedServiceTest, AnOlderAppliedCommitOwesNothingWhenItsPathsDidNotChan
         auto app = instance(service());
         app->start();
         EXPECT_EQ(app->hash(), second);
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"}));
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"}));
         EXPECT_EQ(saved().applied, second);
     });
 }
@@ -735,7 +765,7 @@ TEST_F(ManagedServiceTest, AnOldCheckoutIsTakenOverAtItsCommit)
         app->start();
         EXPECT_EQ(app->state_now(), State::ok) << app->service.status().info;
         EXPECT_EQ(app->hash(), m_first);
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"}));
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"}));
         EXPECT_TRUE(fs::is_symlink(link()));
         EXPECT_EQ(live_head(), m_first);
         EXPECT_FALSE(fs::exists(fs::symlink_status(mount_base() / ".gitopper/migrated-app")));
@@ -752,7 +782,7 @@ TEST_F(ManagedServiceTest, AnOldCheckoutIsTakenOverAtItsCommit)
 
         app->poll();
         EXPECT_EQ(app->hash(), second);
-        EXPECT_EQ(m_systemd.calls.size(), 2u);
+        EXPECT_EQ(m_systemd.calls.size(), 1u);
     });
 }
 
@@ -801,8 +831,7 @@ TEST_F(ManagedServiceTest, AWorktreeOfTheStoreIsTakenOverAtItsCommit)
         EXPECT_EQ(app->hash(), m_first);
         EXPECT_EQ(live_head(), m_first);
         EXPECT_EQ(read_text(local() / "app.conf"), "v1\n");
-        EXPECT_EQ(m_systemd.calls,
-                  (Calls{"daemon-reload", "start app", "daemon-reload", "reload app"}));
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app", "reload app"}));
         EXPECT_FALSE(saved().owed);
         std::string patches;
         for (const auto& entry : fs::recursive_directory_iterator(state_dir())) {
@@ -826,7 +855,7 @@ TEST_F(ManagedServiceTest, AWorktreeOfTheStoreIsTakenOverAtItsCommit)
         app.reset();
         m_systemd.calls.clear();
         instance(config)->start();
-        EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "start app"})) << "owed twice";
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"})) << "owed twice";
     });
 }
 
@@ -927,8 +956,8 @@ TEST_F(ManagedServiceTest, AFailedHealthRollsBackAndQuarantinesTheCommit)
         m_systemd.failing = {"is-active app"};
         const auto bad = commit({{"app/conf/app.conf", "v2\n"}}, "breaks the service");
         app->poll();
-        EXPECT_EQ(new_calls(), (Calls{"daemon-reload", "reload app", "is-active app",
-                                      "is-active app", "daemon-reload", "reload app"}));
+        EXPECT_EQ(new_calls(),
+                  (Calls{"reload app", "is-active app", "is-active app", "reload app"}));
         EXPECT_EQ(app->state_now(), State::broken);
         const auto info = app->service.status().info;
         EXPECT_NE(info.find("health failed for " + bad.substr(0, 8)), std::string::npos) << info;
