@@ -228,10 +228,8 @@ std::string config_file(const Options& options)
     if (options.bootstrap_upstream.empty()) {
         return options.config;
     }
-    return fmt::format(
-        "{}/gitopper/{}/{}",
-        std::filesystem::absolute(options.bootstrap_mount).lexically_normal().string(),
-        options.bootstrap_directory, options.config);
+    return fmt::format("{}/gitopper/{}/{}", bootstrap_service(options).mount,
+                       options.bootstrap_directory, options.config);
 }
 
 // The config's path: -c itself, or inside the bootstrap checkout, which is made (or, with
