@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 #include "config/config.hpp"
 #include "daemon/options.hpp"
+#include "daemon/watchdog.hpp"
 #include "host/systemd.hpp"
 #include "server/exposition.hpp"
 #include "server/http.hpp"
@@ -80,27 +82,66 @@ private:
 
 // Blocks until SIGTERM/SIGINT (0), SIGHUP (2) or, with -r, a changed config (2); without
 // -r a change is logged once.
-int wait_for_exit(const Options& options, const std::string& config_path)
+struct Exit {
+    int status = 0;
+    pid_t sender = 0; // of the SIGHUP
+};
+
+// The parent of a process, from /proc; 0 when it is gone.
+pid_t parent_of(pid_t pid)
+{
+    const auto stat = read_file(fmt::format("/proc/{}/stat", pid));
+    const auto end = stat ? stat->rfind(')') : std::string::npos;
+    if (end == std::string::npos) {
+        return 0;
+    }
+    int parent = 0; // "pid (comm) state ppid ..."; comm may hold anything but ')' ends it
+    return std::sscanf(stat->c_str() + end + 1, " %*c %d", &parent) == 1 ? parent : 0;
+}
+
+// systemd's `reload` runs `kill -HUP $MAINPID` and succeeds when that process ends while the
+// unit is still running: had STOPPING=1 come first, the reload would fail, though the restart
+// that follows does what it asked. So the shutdown for a SIGHUP sent by a sibling (a child of
+// our service manager) waits, at most 2 s, until the sender is gone: reaped, so systemd has
+// seen it end. A shell's `kill` costs no wait.
+void await_sender(pid_t sender)
+{
+    if (sender <= 0 || sender == ::getppid() || parent_of(sender) != ::getppid()) {
+        return;
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (::kill(sender, 0) == 0 || errno == EPERM) {
+        if (std::chrono::steady_clock::now() > until) {
+            return;
+        }
+        ::usleep(5000);
+    }
+}
+
+Exit wait_for_exit(const Options& options, const std::string& config_path, Watchdog& watchdog)
 {
     const auto set = blocked_signals();
     ConfigWatch config(config_path);
     bool told = false;
-    const timespec second{1, 0};
+    const auto period = std::chrono::duration_cast<std::chrono::nanoseconds>(watchdog.period());
+    const timespec tick{static_cast<time_t>(period.count() / 1'000'000'000),
+                        static_cast<long>(period.count() % 1'000'000'000)};
     while (true) {
+        watchdog.tick();
         siginfo_t info{};
-        const int signal = ::sigtimedwait(&set, &info, &second);
+        const int signal = ::sigtimedwait(&set, &info, &tick);
         if (signal == SIGTERM || signal == SIGINT) {
             log::info("received {}, shutting down", strsignal(signal));
-            return 0;
+            return {};
         }
         if (signal == SIGHUP) {
             log::info("received SIGHUP, exiting with status 2 to be restarted");
-            return kExitRestart;
+            return {kExitRestart, info.si_pid};
         }
         if (!told && config.changed()) {
             if (options.restart) {
                 log::info("{} changed, exiting with status 2 to be restarted", config_path);
-                return kExitRestart;
+                return {kExitRestart};
             }
             log::warn("{} changed; the daemon goes on with the config it started with (restart "
                       "it, or run it with -r)",
@@ -337,8 +378,10 @@ int run_daemon(const Options& options)
         return 1;
     }
     engine.start();
-    sd_notify(0, "READY=1\nSTATUS=tracking upstream");
-    const int status = wait_for_exit(options, *path);
+    sd_notify(0, "READY=1");
+    Watchdog watchdog(engine);
+    const auto exit = wait_for_exit(options, *path, watchdog);
+    await_sender(exit.sender); // before STOPPING=1, which systemd would take for the reload's end
     sd_notify(0, "STOPPING=1");
     http.stop();
     if (*ssh) {
@@ -347,7 +390,7 @@ int run_daemon(const Options& options)
     cancel_running_processes();
     engine.stop();
     log::info("stopped");
-    return status;
+    return exit.status;
 }
 
 } // namespace gitopper

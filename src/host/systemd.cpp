@@ -52,16 +52,37 @@ Result<> Systemctl::run(const std::string& verb, const std::string& unit)
     return systemctl({verb, unit}); // unit names are validated: never option-like
 }
 
-Result<bool> Systemctl::needs_daemon_reload(const std::string& unit)
+namespace {
+
+// `systemctl show -p PROPERTY --value UNIT`: a query, answered from systemd's memory.
+[[nodiscard]] Result<std::string> show(const std::string& unit, const char* property)
 {
-    std::vector<std::string> args{"systemctl", "show", "-p", "NeedDaemonReload", "--value", unit};
+    std::vector<std::string> args{"systemctl", "show", "-p", property, "--value", unit};
     log::debug("running {}", printable(args));
     auto output =
         run_checked(Command{.argv = std::move(args), .timeout = std::chrono::seconds(90)});
     if (!output) {
         return std::unexpected(output.error());
     }
-    return trim(output->out) == "yes";
+    return std::string(trim(output->out));
+}
+
+} // namespace
+
+Result<bool> Systemctl::needs_daemon_reload(const std::string& unit)
+{
+    auto value = show(unit, "NeedDaemonReload");
+    return value ? Result<bool>(*value == "yes") : std::unexpected(value.error());
+}
+
+Result<bool> Systemctl::is_running(const std::string& unit)
+{
+    // Starting counts: it may have read its files already.
+    auto state = show(unit, "ActiveState");
+    if (!state) {
+        return std::unexpected(state.error());
+    }
+    return *state == "active" || *state == "reloading" || *state == "activating";
 }
 
 bool may_hold_unit_files(std::string_view path)

@@ -20,6 +20,8 @@ public:
     [[nodiscard]] virtual Result<> run(const std::string& verb, const std::string& unit) = 0;
     // Whether systemd says the unit's files changed since it read them (NeedDaemonReload).
     [[nodiscard]] virtual Result<bool> needs_daemon_reload(const std::string& unit) = 0;
+    // Whether the unit runs (or is starting, or reloading): `start` would not tell it anything.
+    [[nodiscard]] virtual Result<bool> is_running(const std::string& unit) = 0;
 };
 
 // Runs `systemctl` found on PATH. Thread-safe.
@@ -32,6 +34,8 @@ public:
     [[nodiscard]] Result<> run(const std::string& verb, const std::string& unit) override;
     // `systemctl show -p NeedDaemonReload --value UNIT`: a query, cheap, unlike the reload.
     [[nodiscard]] Result<bool> needs_daemon_reload(const std::string& unit) override;
+    // `systemctl show -p ActiveState --value UNIT`.
+    [[nodiscard]] Result<bool> is_running(const std::string& unit) override;
 
 private:
     std::mutex m_mutex;

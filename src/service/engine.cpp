@@ -20,6 +20,15 @@
 namespace gitopper {
 namespace {
 
+// A poll thread owes progress within the timeout of the child it waits for, or a sleep, plus
+// this: room for its own work between children on a loaded host. Past it, the watchdog
+// pings stop (SPEC §10).
+std::chrono::milliseconds step_slack(Duration git_timeout)
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(git_timeout) +
+           std::chrono::seconds(10);
+}
+
 std::optional<PackageManager> detect_packages(const std::string& os_release)
 {
     auto text = read_file(os_release);
@@ -116,8 +125,9 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
         members[it->second].push_back(m_services.back().get());
     }
     for (std::size_t i = 0; i < members.size(); ++i) {
-        m_groups.push_back(
-            std::make_unique<PollGroup>(*m_stores[i], std::move(members[i]), m_options.interval));
+        m_groups.push_back(std::make_unique<PollGroup>(*m_stores[i], std::move(members[i]),
+                                                       m_options.interval,
+                                                       step_slack(m_options.git_timeout)));
     }
 }
 
@@ -247,15 +257,31 @@ std::size_t Engine::wake(const std::vector<std::string>& repositories, const std
 {
     std::size_t woken = 0;
     for (const auto& group : m_groups) {
-        const auto& config = group->services().front()->config();
-        const auto upstream = normalize_repository_url(config.upstream);
-        if (config.branch == branch &&
-            std::find(repositories.begin(), repositories.end(), upstream) != repositories.end()) {
+        const auto upstream = normalize_repository_url(group->upstream());
+        if (std::find(repositories.begin(), repositories.end(), upstream) == repositories.end()) {
+            continue;
+        }
+        // A group holds the services of one upstream on any branches: those of this one count.
+        const auto& services = group->services();
+        const auto on_branch = std::count_if(services.begin(), services.end(),
+                                             [&](auto* s) { return s->config().branch == branch; });
+        if (on_branch > 0) {
             group->request({Request::Kind::webhook, 0, ""});
-            woken += group->services().size();
+            woken += static_cast<std::size_t>(on_branch);
         }
     }
     return woken;
+}
+
+std::vector<Engine::Stuck> Engine::stuck() const
+{
+    std::vector<Stuck> stuck;
+    for (const auto& group : m_groups) {
+        if (const auto late = group->late(); late.count() > 0) {
+            stuck.push_back({public_url(group->upstream()), late});
+        }
+    }
+    return stuck;
 }
 
 std::vector<Status> Engine::statuses() const

@@ -47,6 +47,13 @@ public:
     // see normalize_repository_url); returns how many.
     std::size_t wake(const std::vector<std::string>& repositories, const std::string& branch);
 
+    // Poll threads past their deadline (see Progress): the watchdog's question. Thread-safe.
+    struct Stuck {
+        std::string upstream; // without credentials
+        std::chrono::milliseconds late;
+    };
+    std::vector<Stuck> stuck() const;
+
     std::vector<Status> statuses() const override;
     [[nodiscard]] Result<std::deque<HistoryEntry>>
     history(const std::string& service) const override;

@@ -1007,6 +1007,7 @@ ManagedService::Outcome ManagedService::mount_all()
             return host_failure(mounted.error().message);
         }
         m_mounted[link.local] = mounted->source;
+        m_newly_mounted = m_newly_mounted || mounted->result == MountResult::mounted;
         if (mounted->result != MountResult::unchanged) {
             log::info("[{}] {} {}/{} on {}", m_config.name,
                       mounted->result == MountResult::mounted ? "mounted" : "switched", live_dir(),
@@ -1114,10 +1115,35 @@ ManagedService::Outcome ManagedService::start_unit()
     if (auto r = reload_units_if_needed(); !r) {
         return host_failure(r.error().message);
     }
+    owe_action_if_running();
     if (auto r = m_host.systemd.run("start", m_config.name); !r) {
         return host_failure(r.error().message);
     }
     return {};
+}
+
+// A unit that ran before its files were first mounted read the files beneath the mounts, and
+// `systemctl start` tells a running unit nothing: its action is owed, as after a deploy, and
+// act_if_owed runs it. Owed also when systemd cannot say: a reload too many beats a service
+// left on its old files.
+void ManagedService::owe_action_if_running()
+{
+    if (!std::exchange(m_newly_mounted, false) || m_config.action.empty()) {
+        return;
+    }
+    auto running = m_host.systemd.is_running(m_config.name);
+    if (running && !*running) {
+        return;
+    }
+    log::info("[{}] {}: its {} runs once it is started", m_config.name,
+              running ? "was running before its files were mounted"
+                      : "cannot tell whether it runs (" + running.error().message + ")",
+              m_config.action);
+    {
+        std::lock_guard lock(m_mutex);
+        m_saved.owed = true;
+    }
+    persist(); // a kill -9 before the action still owes it: the mount is not new then
 }
 
 // A daemon stopped (kill -9, power loss) between a switch and its action leaves the service

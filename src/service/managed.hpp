@@ -127,6 +127,7 @@ private:
     Outcome mount_all();
     Outcome retire_trees();
     Outcome start_unit();
+    void owe_action_if_running();
     Outcome act_if_owed();
     Outcome retire_migrated();
     bool save_migrated_edits();
@@ -237,6 +238,7 @@ private:
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
     std::string m_unverified;  // upstream head whose signature failed (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last
+    bool m_newly_mounted = false; // a link got its first mount: the unit may run on other files
 
     mutable std::mutex m_mutex; // guards the members below
     Status m_status;

@@ -49,10 +49,12 @@ Histogram& sync_durations()
     return histogram;
 }
 
-PollGroup::PollGroup(Store& store, std::vector<ManagedService*> services, Duration interval)
+PollGroup::PollGroup(Store& store, std::vector<ManagedService*> services, Duration interval,
+                     std::chrono::milliseconds slack)
     : m_store(store), m_services(std::move(services)), m_interval(interval),
       m_scan_interval(std::min<std::chrono::milliseconds>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(interval), kMaxScanInterval))
+          std::chrono::duration_cast<std::chrono::milliseconds>(interval), kMaxScanInterval)),
+      m_progress(slack)
 {
     std::set<std::string> branches;
     for (const auto* service : m_services) {
@@ -103,13 +105,17 @@ bool PollGroup::stopping()
 // serve requests until stopped.
 void PollGroup::run()
 {
+    const ProgressScope reporting(&m_progress);
+    m_progress.step();
     if (auto what = escaped_exception([this] { start_services(); })) {
         log::error("poll thread of {}: start-up ended early: {}; polling on",
                    public_url(m_store.upstream()), *what);
     }
     auto next_poll = Clock::now();
     while (!stopping()) {
+        m_progress.idle();
         wait(std::min({next_poll, m_drift_due, m_scan_due}));
+        m_progress.step();
         if (stopping()) {
             break;
         }
@@ -175,9 +181,11 @@ void PollGroup::for_each_service(std::string_view what,
 {
     std::atomic<std::size_t> next{0};
     const auto worker = [&] {
+        const ProgressScope reporting(&m_progress);
         for (auto id = next++; id < m_services.size() && !stopping(); id = next++) {
             auto& service = *m_services[id];
             guarded(service, what, [&] { step(service); });
+            m_progress.step();
         }
     };
     // jthreads: should starting one fail, those already running are joined, not terminated.
@@ -241,8 +249,10 @@ void PollGroup::poll_upstream(Trigger trigger)
                                    !service->drift_kept() && service->ready());
         const auto own =
             trigger == Trigger::pull && !m_pulled.contains(id) ? Trigger::poll : trigger;
+        stall_if_asked(*service);
         guarded(*service, "reconciling",
                 [&] { service->reconcile(heads.at(service->config().branch), own); });
+        m_progress.step();
         service->set_watched_clean(false); // true only as of this cycle's drain
         if (service->generation() != generation) {
             rewatch(id);
@@ -480,6 +490,22 @@ void PollGroup::plan_scan(std::size_t id)
     }
     m_unwatched.insert(id);
     m_scan_due = std::min(m_scan_due, Clock::now() + m_scan_interval);
+}
+
+// The watchdog's test (GITOPPER_TEST_STALL_POLL=SERVICE): before reconciling SERVICE the thread
+// stops getting anywhere, as a deadlocked one would, until shutdown.
+void PollGroup::stall_if_asked(const ManagedService& service)
+{
+    const char* stalled = std::getenv("GITOPPER_TEST_STALL_POLL");
+    if (stalled == nullptr || service.config().name != stalled) {
+        return;
+    }
+    log::warn("[{}] GITOPPER_TEST_STALL_POLL: this poll thread stalls until shutdown", stalled);
+    while (!stopping()) {
+        pollfd fd{m_wake.fd(), POLLIN, 0};
+        (void)::poll(&fd, 1, -1);
+        m_wake.drain();
+    }
 }
 
 void PollGroup::wait(Clock::time_point until)

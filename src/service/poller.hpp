@@ -25,6 +25,7 @@
 #include "service/drift.hpp"
 #include "service/managed.hpp"
 #include "util/duration.hpp"
+#include "util/progress.hpp"
 #include "util/prometheus.hpp"
 #include "util/wake.hpp"
 
@@ -45,7 +46,10 @@ struct Request {
 
 class PollGroup {
 public:
-    PollGroup(Store& store, std::vector<ManagedService*> services, Duration interval);
+    // `slack`: the longest one step of the thread may take beyond the children it waits for
+    // (see Progress); longer, and it is reported stuck.
+    PollGroup(Store& store, std::vector<ManagedService*> services, Duration interval,
+              std::chrono::milliseconds slack);
     ~PollGroup();
     PollGroup(const PollGroup&) = delete;
     PollGroup& operator=(const PollGroup&) = delete;
@@ -57,6 +61,9 @@ public:
     void request(Request request);
 
     const std::vector<ManagedService*>& services() const { return m_services; }
+    const std::string& upstream() const { return m_store.upstream(); }
+    // Thread-safe: how long the thread is past its deadline (zero while it gets somewhere).
+    std::chrono::milliseconds late() const { return m_progress.late(); }
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -76,6 +83,7 @@ private:
     void plan_scan(std::size_t id);
     void look_again(std::size_t id);
     void wait(Clock::time_point until);
+    void stall_if_asked(const ManagedService& service);
     bool stopping();
     Clock::time_point next_poll_after(bool failed);
     // Its interval from now, plus `spread` (0 to 0.5) of it: one draw per cycle, so services of
@@ -99,6 +107,7 @@ private:
     int m_failures = 0;
     std::vector<Clock::time_point> m_due; // per service: when its next poll is due
 
+    Progress m_progress;
     Wake m_wake;
     std::mutex m_mutex; // guards m_requests and m_stop
     std::deque<Request> m_requests;

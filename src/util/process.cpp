@@ -25,6 +25,7 @@ extern "C" {
 
 #include "util/duration.hpp"
 #include "util/fd.hpp"
+#include "util/progress.hpp"
 #include "util/strings.hpp"
 #include "util/wake.hpp"
 
@@ -711,7 +712,15 @@ std::string Output::describe() const
     if (!child) {
         return fail("cannot start {}: {}", command.argv[0], child.error().message);
     }
-    return finish(*child, command, *program, deadline);
+    auto* progress = thread_progress(); // the watchdog's: waiting for a child is progress
+    if (progress != nullptr) {
+        progress->bounded_wait(command.timeout);
+    }
+    auto output = finish(*child, command, *program, deadline);
+    if (progress != nullptr) {
+        progress->step();
+    }
+    return output;
 }
 
 Result<Output> run_checked(const Command& command)
@@ -738,6 +747,9 @@ bool sleep_unless_cancelled(std::chrono::milliseconds duration)
 {
     pollfd fd{cancel().fd(), POLLIN, 0};
     const auto until = Clock::now() + duration;
+    if (auto* progress = thread_progress()) {
+        progress->bounded_wait(duration);
+    }
     while (true) {
         const int ready = ::poll(&fd, 1, milliseconds_until(until));
         if (ready > 0) {

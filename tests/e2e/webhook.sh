@@ -6,6 +6,7 @@ NEEDS_MOUNTS=1
 
 make_upstream
 commit app/conf "one" >/dev/null
+git -C "$T/up" branch canary
 secret="webhook-$RANDOM-secret"
 printf '%s\n' "$secret" >"$T/webhook.secret"
 write_config() {
@@ -19,6 +20,12 @@ machine = "testhost"
 service = "app"
 action = "reload"
 dirs = [ { local = "$T/etc/app", link = "app" } ]
+[[services]]
+machine = "testhost"
+service = "canary"
+branch = "canary"
+action = "reload"
+dirs = [ { local = "$T/etc/canary", link = "app" } ]
 TOML
 }
 write_config 'webhook_secret_file = "webhook.secret"'
@@ -26,6 +33,7 @@ start_gitopper -m 127.0.0.1:0 -t 1h # polling is off for the test: only webhooks
 wait_until 20 grep -q "http: .*listening on 127.0.0.1:" "$T/gitopper.log"
 port=$(sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | head -1)
 wait_until 20 grep -qx "start app" "$T/systemctl.log"
+wait_until 20 grep -qx "start canary" "$T/systemctl.log"
 expect_not_in "$T/gitopper.log" "$secret"
 
 payload() { printf '{"ref":"refs/heads/%s","repository":{"clone_url":"file://%s/up.git/"}}' "$1" "$T"; }
@@ -73,6 +81,17 @@ post "$body" -H "X-Gitlab-Token: $secret"
 [ "$CODE" = 200 ] || fail "GitLab: $CODE"
 wait_until 5 grep -qx four "$T/etc/app/conf"
 
+# A push to the other branch of the same upstream (one object store, one poll thread) wakes
+# the service on that branch.
+git -C "$T/up" checkout -q canary
+commit app/conf "canary two" >/dev/null
+git -C "$T/up" checkout -q main
+canary=$(payload canary)
+post "$canary" -H "X-Gitlab-Token: $secret"
+[ "$CODE" = 200 ] || fail "canary: $CODE"
+expect_in "$T/body" "woke 1 service"
+wait_until 5 grep -qx "canary two" "$T/etc/canary/conf"
+
 # Oversized: 413.
 head -c 2000000 /dev/zero | tr '\0' 'x' >"$T/big"
 CODE=$(curl -sS -o /dev/null -w '%{http_code}' -X POST --data-binary @"$T/big" \
@@ -80,7 +99,7 @@ CODE=$(curl -sS -o /dev/null -w '%{http_code}' -X POST --data-binary @"$T/big" \
 [ "$CODE" = 413 ] || fail "oversized body: $CODE"
 
 curl -sS "http://127.0.0.1:$port/metrics" >"$T/metrics"
-expect_in "$T/metrics" 'gitopper_webhook_requests_total{result="ok"} 4'
+expect_in "$T/metrics" 'gitopper_webhook_requests_total{result="ok"} 5'
 expect_in "$T/metrics" 'gitopper_webhook_requests_total{result="unauthorized"} 3'
 expect_not_in "$T/gitopper.log" "$secret"
 stop_gitopper TERM

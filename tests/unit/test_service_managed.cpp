@@ -42,7 +42,8 @@ constexpr int kCrashed = 42; // a child ended where FakeSystemd was told to end 
 using Calls = std::vector<std::string>;
 
 // systemctl as the tests see it: every call recorded ("daemon-reload", "start app"); systemd
-// says a unit's files changed (NeedDaemonReload) when `unit_files_changed` is set; a call
+// says a unit's files changed (NeedDaemonReload) when `unit_files_changed` is set, and that
+// it runs when `running` is; a call
 // listed in `failing` fails, and the one named by `crash_at` ends the process there, as a
 // kill -9 of the daemon would.
 class FakeSystemd final : public ServiceManager {
@@ -54,9 +55,11 @@ public:
     }
     // Asked, not recorded: what the tests count is what changes something.
     Result<bool> needs_daemon_reload(const std::string&) override { return unit_files_changed; }
+    Result<bool> is_running(const std::string&) override { return running; }
 
     Calls calls;
     bool unit_files_changed = false;
+    bool running = false; // the unit ran before gitopper mounted its files
     std::set<std::string> failing;
     std::string crash_at;
     std::string throw_at; // a bug's exception escapes there
@@ -379,6 +382,37 @@ TEST_F(ManagedServiceTest, ADaemonReloadRunsOnlyWhenSystemdNeedsOne)
         commit({{"app/conf/app.conf", "v2\n"}}, "new conf");
         app->poll();
         EXPECT_EQ(m_systemd.calls, (Calls{"daemon-reload", "reload app", "is-active app"}));
+    });
+}
+
+// A unit already running when its files are first mounted (nginx, started at boot) read the
+// files beneath the mount; `start` tells it nothing, so the action runs. Once mounted, a restart
+// of gitopper mounts nothing new and owes nothing.
+TEST_F(ManagedServiceTest, AUnitRunningBeforeTheFirstMountGetsItsAction)
+{
+    isolated(Needs::mounts, [&] {
+        m_systemd.running = true;
+        auto app = instance(service(true));
+        app->start();
+        ASSERT_EQ(app->state_now(), State::ok) << app->service.status().info;
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app", "reload app"}));
+        EXPECT_FALSE(saved().owed);
+
+        app.reset();
+        m_systemd.calls.clear();
+        app = instance(service(true));
+        app->start();
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"})) << "the mount was there already";
+    });
+}
+
+TEST_F(ManagedServiceTest, AUnitNotRunningBeforeTheFirstMountIsOnlyStarted)
+{
+    isolated(Needs::mounts, [&] {
+        m_systemd.running = false;
+        auto app = instance(service(true));
+        app->start();
+        EXPECT_EQ(m_systemd.calls, (Calls{"start app"}));
     });
 }
 
@@ -918,7 +952,8 @@ TEST_F(ManagedServiceTest, AnExceptionInOneServiceBreaksItAloneAndThePollThreadG
         auto saved = state.load({"app", "web"});
         ManagedService app(app_config, host, store, saved["app"]);
         ManagedService web(web_config, host, store, saved["web"]);
-        PollGroup group(store, {&app, &web}, Duration(std::chrono::hours(1)));
+        PollGroup group(store, {&app, &web}, Duration(std::chrono::hours(1)),
+                        std::chrono::seconds(10));
         group.start();
         const auto settled = [](const ManagedService& s, State want) {
             for (int i = 0; i < 600 && s.status().state != want; ++i) {
