@@ -11,6 +11,8 @@ sbin=$(sed -n 's|^ExecStart=\([^ ]*\)/gitopper .*|\1|p' "$unit")
 [ -n "$sbin" ] || fail "no ExecStart running gitopper"
 expect_in "$unit" "Type=notify"
 expect_in "$unit" "Restart=on-failure"
+expect_in "$unit" "WatchdogSec="
+expect_in "$unit" "Documentation=man:gitopper(8)"
 expect_in "$unit" "ExecReload=/bin/kill -HUP \$MAINPID"
 expect_in "$unit" " -r"
 for option in PrivateTmp ProtectSystem ProtectHome ReadOnlyPaths ReadWritePaths InaccessiblePaths \
@@ -21,7 +23,11 @@ done
 # Verify a copy that runs the binary just built (the installed path need not exist here).
 command -v systemd-analyze >/dev/null || skip "no systemd-analyze"
 sed "s|^ExecStart=$sbin/gitopper|ExecStart=$GITOPPER|" "$unit" >"$T/gitopper.service"
-systemd-analyze verify "$T/gitopper.service" >"$T/verify" 2>&1 || { cat "$T/verify"; fail "verify failed"; }
+# Its Documentation= names a man page: the one built (verify runs man to find it).
+mkdir -p "$T/man/man8"
+cp "$BUILD_DIR/man/gitopper.8" "$T/man/man8/" || fail "no man page built at $BUILD_DIR/man"
+MANPATH=$T/man systemd-analyze verify "$T/gitopper.service" >"$T/verify" 2>&1 ||
+    { cat "$T/verify"; fail "verify failed"; }
 # It warns (exit 0) about what it ignores; only lines about our unit count.
 if grep -q "gitopper.service" "$T/verify"; then cat "$T/verify"; fail "systemd-analyze verify complains"; fi
 echo PASS
