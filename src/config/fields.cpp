@@ -642,7 +642,10 @@ std::optional<std::string> field_text(const Service& service, const Field& field
             if constexpr (std::is_same_v<M, std::string Service::*>) {
                 return service.*target;
             } else if constexpr (std::is_same_v<M, Duration Service::*>) {
-                return format_duration(service.*target);
+                // Zero is how a duration that falls back to something else (interval: -t) is
+                // left unset; shown as what that means, not as "0s".
+                const bool unset = service.*target == Duration{0} && !field.unset.empty();
+                return unset ? std::string() : format_duration(service.*target);
             } else if constexpr (std::is_same_v<M, std::int64_t Service::*>) {
                 return std::to_string(service.*target);
             } else if constexpr (std::is_same_v<M, Argv Service::*>) {

@@ -81,6 +81,19 @@ TEST(ConfigFields, FallbacksPassTheirOwnRuleAndMatchTheStructs)
               Service{}.file_size_limit());
 }
 
+// An unset interval falls back to -t: --check shows that, not "0s".
+TEST(ConfigFields, AnUnsetIntervalIsShownAsUnset)
+{
+    const auto& fields = config_fields();
+    const auto interval = std::find_if(fields.begin(), fields.end(),
+                                       [](const Field& f) { return f.name == "interval"; });
+    ASSERT_NE(interval, fields.end());
+    Service service;
+    EXPECT_EQ(field_text(service, *interval), "");
+    service.interval = std::chrono::minutes(5);
+    EXPECT_EQ(field_text(service, *interval), "5m");
+}
+
 TEST(ConfigFields, AServiceThatSetsNothingHasTheTablesFallbacks)
 {
     auto config = parse_config(R"([[services]]
