@@ -25,7 +25,8 @@ public:
 
     int changes = 0;
 
-    Result<> freeze(const std::string&) override { return change(); }
+    Result<> freeze(const std::string&, const FreezeOrder&) override { return change(); }
+    Completion diff(const std::string&) override { return {}; }
     Result<> unfreeze(const std::string&) override { return change(); }
     Result<> pull(const std::string&) override { return change(); }
     Completion rollback(const std::string&, const std::string&, bool) override

@@ -23,6 +23,15 @@ struct HistoryEntry {
     std::string result;    // "ok" or the error
 };
 
+// Who froze a service, when, why and until when (the audited freeze of /do/freeze).
+struct FreezeRecord {
+    std::string by;         // the key's comment, else its SHA256 fingerprint; "" if unknown
+    std::int64_t at = 0;    // Unix seconds
+    std::string reason;     // "" when none was given
+    std::int64_t until = 0; // Unix seconds; 0: until someone unfreezes it
+    bool operator==(const FreezeRecord&) const = default;
+};
+
 // What an operator request carried out by the poll thread ended in: status 0 (done), or an
 // HTTP-like code (404, 409, 500) and why.
 struct Completion {
@@ -47,19 +56,30 @@ struct Status {
     std::uint64_t checks_failed = 0;
     std::uint64_t health_passed = 0; // `health` after an action, by its outcome (all tries)
     std::uint64_t health_failed = 0;
-    std::uint64_t rollbacks = 0; // automatic, after a failed health
+    std::uint64_t rollbacks = 0;     // automatic, after a failed health
+    FreezeRecord freeze;             // while FREEZE by /do/freeze (empty for a rollback's pin)
+    bool waiting_for_window = false; // a checked commit waits for a maintenance window
+};
+
+// A freeze as an operator asked for it (SPEC §4 beyond): who, why, and for how long.
+struct FreezeOrder {
+    std::string by;                   // the key's comment or fingerprint; "" when not known
+    std::string reason;               // "" when none was given
+    std::chrono::seconds duration{0}; // 0: until someone unfreezes it
 };
 
 // What the routes act on; the Engine implements it.
 class Control {
 public:
     virtual ~Control() = default;
-    [[nodiscard]] virtual Result<> freeze(const std::string& service) = 0;
+    [[nodiscard]] virtual Result<> freeze(const std::string& service, const FreezeOrder& order) = 0;
     [[nodiscard]] virtual Result<> unfreeze(const std::string& service) = 0;
     [[nodiscard]] virtual Result<> pull(const std::string& service) = 0;
     // Carried out before it returns (SPEC §4: "OK once carried out").
     virtual Completion rollback(const std::string& service, const std::string& hash,
                                 bool force) = 0;
+    // What the next deploy would do, as /list/diff answers it (JSON in `message`).
+    virtual Completion diff(const std::string& service) = 0;
     virtual std::vector<Status> statuses() const = 0;
     [[nodiscard]] virtual Result<std::deque<HistoryEntry>>
     history(const std::string& service) const = 0;

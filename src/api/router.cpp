@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "util/duration.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 
@@ -19,13 +20,15 @@ using json = nlohmann::ordered_json;
 
 constexpr std::size_t kMaxRequest = 1024;
 constexpr std::size_t kGoHashLength = 8; // `hash` as the Go daemon sends it
+constexpr std::size_t kMaxReason = 256;  // bytes of a freeze's reason
+constexpr std::size_t kMaxReasonWords = 64;
 
 struct Route {
     std::string_view path;
     std::size_t min_args;
     std::size_t max_args;
     bool changes_state; // /do/ routes: read-write keys only
-    Reply (Router::*handler)(const std::vector<std::string>&) const;
+    Reply (Router::*handler)(const Router::Call&) const;
 };
 
 Reply ok()
@@ -64,12 +67,12 @@ Router::Router(Control& control, std::vector<std::string> machines, std::string 
 {
 }
 
-Reply Router::handle(std::string_view request, Role role) const
+Reply Router::handle(std::string_view request, Role role, std::string_view who) const
 {
     std::string route = "unknown";
     Reply reply;
     try {
-        reply = dispatch(request, role, route);
+        reply = dispatch(request, role, who, route);
     } catch (const std::exception& e) {
         // A bug in one request must not end the daemon (SSH sessions have no other catch).
         log::error("api: {} failed: {}", quote(request), e.what());
@@ -88,13 +91,15 @@ std::map<std::pair<std::string, int>, std::uint64_t> Router::requests() const
     return m_requests;
 }
 
-Reply Router::dispatch(std::string_view request, Role role, std::string& route_name) const
+Reply Router::dispatch(std::string_view request, Role role, std::string_view who,
+                       std::string& route_name) const
 {
     static constexpr std::array kRoutes{
         Route{"/list/machine", 0, 0, false, &Router::list_machines},
         Route{"/list/service", 0, 1, false, &Router::list_services},
         Route{"/list/history", 1, 1, false, &Router::list_history},
-        Route{"/do/freeze", 1, 1, true, &Router::freeze},
+        Route{"/list/diff", 1, 1, false, &Router::list_diff},
+        Route{"/do/freeze", 1, kMaxReasonWords + 2, true, &Router::freeze},
         Route{"/do/unfreeze", 1, 1, true, &Router::unfreeze},
         Route{"/do/pull", 1, 1, true, &Router::pull},
         Route{"/do/rollback", 2, 3, true, &Router::rollback},
@@ -124,7 +129,7 @@ Reply Router::dispatch(std::string_view request, Role role, std::string& route_n
                                      : fmt::format("{} to {}", route->min_args, route->max_args),
                                  route->max_args == 1 ? "" : "s"));
     }
-    return (this->*route->handler)(rest);
+    return (this->*route->handler)(Call{rest, who});
 }
 
 bool Router::exists(const std::string& service) const
@@ -134,7 +139,7 @@ bool Router::exists(const std::string& service) const
                        [&](const Status& s) { return s.service == service; });
 }
 
-Reply Router::list_machines(const std::vector<std::string>&) const
+Reply Router::list_machines(const Call&) const
 {
     json machines = json::array();
     for (const auto& machine : m_machines) {
@@ -143,8 +148,9 @@ Reply Router::list_machines(const std::vector<std::string>&) const
     return {0, dump(json{{"machines", machines}})};
 }
 
-Reply Router::list_services(const std::vector<std::string>& args) const
+Reply Router::list_services(const Call& call) const
 {
+    const auto& args = call.args;
     // As the Go daemon writes it: its keys in its order, `hash` cut to 8 hex digits; then ours.
     json services = json::array();
     for (const auto& status : m_control.statuses()) {
@@ -159,6 +165,16 @@ Reply Router::list_services(const std::vector<std::string>& args) const
                             {"commit", status.hash},
                             {"upstream_commit", status.upstream},
                             {"branch", status.branch}});
+        if (status.state == State::freeze && status.freeze.at != 0) {
+            const auto& freeze = status.freeze;
+            auto& entry = services.back();
+            entry["frozen_by"] = freeze.by;
+            entry["frozen_at"] = rfc1123(std::chrono::system_clock::from_time_t(freeze.at));
+            entry["frozen_reason"] = freeze.reason;
+            entry["frozen_until"] =
+                freeze.until == 0 ? std::string()
+                                  : rfc1123(std::chrono::system_clock::from_time_t(freeze.until));
+        }
     }
     if (!args.empty() && services.empty()) {
         return error(404, fmt::format("service {} not found", quote(args[0])));
@@ -166,8 +182,9 @@ Reply Router::list_services(const std::vector<std::string>& args) const
     return {0, dump(json{{"services", services}})};
 }
 
-Reply Router::list_history(const std::vector<std::string>& args) const
+Reply Router::list_history(const Call& call) const
 {
+    const auto& args = call.args;
     auto history = m_control.history(args[0]);
     if (!history) {
         return error(404, history.error().message);
@@ -183,6 +200,15 @@ Reply Router::list_history(const std::vector<std::string>& args) const
     return {0, dump(json{{"service", args[0]}, {"history", entries}})};
 }
 
+Reply Router::list_diff(const Call& call) const
+{
+    if (!exists(call.args[0])) {
+        return error(404, fmt::format("service {} not found", quote(call.args[0])));
+    }
+    auto done = m_control.diff(call.args[0]);
+    return done.status == 0 ? Reply{0, done.message} : error(done.status, done.message);
+}
+
 Reply Router::on_service(const std::string& service,
                          Result<> (Control::*operation)(const std::string&)) const
 {
@@ -193,23 +219,49 @@ Reply Router::on_service(const std::string& service,
     return done ? ok() : error(500, done.error().message);
 }
 
-Reply Router::freeze(const std::vector<std::string>& args) const
+// "/do/freeze SERVICE [for=DURATION] [REASON...]": the Go client's plain form, or with an
+// expiry and a reason, which the freeze keeps with who asked and when.
+Reply Router::freeze(const Call& call) const
 {
-    return on_service(args[0], &Control::freeze);
+    const auto& args = call.args;
+    FreezeOrder order{.by = std::string(call.who)};
+    auto words = args.begin() + 1;
+    if (words != args.end() && words->starts_with("for=")) {
+        const auto text = words->substr(4);
+        auto duration = parse_duration(text);
+        if (!duration) {
+            return error(400, fmt::format("for={}: {}", text, duration.error().message));
+        }
+        if (*duration < std::chrono::seconds(1) || *duration > std::chrono::days(366)) {
+            return error(400, fmt::format("for={} is out of range (1s to 366 days)", text));
+        }
+        order.duration = std::chrono::duration_cast<std::chrono::seconds>(*duration);
+        ++words;
+    }
+    order.reason = join(std::vector<std::string>(words, args.end()), " ");
+    if (order.reason.size() > kMaxReason) {
+        return error(400, fmt::format("the reason is longer than {} bytes", kMaxReason));
+    }
+    if (!exists(args[0])) {
+        return error(404, fmt::format("service {} not found", quote(args[0])));
+    }
+    auto done = m_control.freeze(args[0], order);
+    return done ? ok() : error(500, done.error().message);
 }
 
-Reply Router::unfreeze(const std::vector<std::string>& args) const
+Reply Router::unfreeze(const Call& call) const
 {
-    return on_service(args[0], &Control::unfreeze);
+    return on_service(call.args[0], &Control::unfreeze);
 }
 
-Reply Router::pull(const std::vector<std::string>& args) const
+Reply Router::pull(const Call& call) const
 {
-    return on_service(args[0], &Control::pull);
+    return on_service(call.args[0], &Control::pull);
 }
 
-Reply Router::rollback(const std::vector<std::string>& args) const
+Reply Router::rollback(const Call& call) const
 {
+    const auto& args = call.args;
     if (args.size() == 3 && args[2] != "force") {
         return error(400, fmt::format("the third argument of /do/rollback can only be \"force\", "
                                       "not {}",

@@ -27,20 +27,29 @@ public:
     // `machines`: the machine of every service in the config; `actual`: this host's name.
     Router(Control& control, std::vector<std::string> machines, std::string actual);
 
-    Reply handle(std::string_view request, Role role) const;
+    // `who`: the caller as the records of what it did name it (a key's comment).
+    Reply handle(std::string_view request, Role role, std::string_view who = "") const;
 
     // Requests served so far, by route ("unknown" for anything else) and status.
     std::map<std::pair<std::string, int>, std::uint64_t> requests() const;
 
+    // One request's arguments (after the route) and its caller, as the routes get them.
+    struct Call {
+        const std::vector<std::string>& args;
+        std::string_view who;
+    };
+
 private:
-    Reply dispatch(std::string_view request, Role role, std::string& route) const;
-    Reply list_machines(const std::vector<std::string>& args) const;
-    Reply list_services(const std::vector<std::string>& args) const;
-    Reply list_history(const std::vector<std::string>& args) const;
-    Reply freeze(const std::vector<std::string>& args) const;
-    Reply unfreeze(const std::vector<std::string>& args) const;
-    Reply pull(const std::vector<std::string>& args) const;
-    Reply rollback(const std::vector<std::string>& args) const;
+    Reply dispatch(std::string_view request, Role role, std::string_view who,
+                   std::string& route) const;
+    Reply list_machines(const Call& call) const;
+    Reply list_services(const Call& call) const;
+    Reply list_history(const Call& call) const;
+    Reply list_diff(const Call& call) const;
+    Reply freeze(const Call& call) const;
+    Reply unfreeze(const Call& call) const;
+    Reply pull(const Call& call) const;
+    Reply rollback(const Call& call) const;
     bool exists(const std::string& service) const;
     Reply on_service(const std::string& service,
                      Result<> (Control::*operation)(const std::string&)) const;

@@ -19,6 +19,8 @@
 #include "util/atomic_file.hpp"
 #include "util/command_line.hpp"
 #include "util/duration.hpp"
+#include "util/endpoint.hpp"
+#include "util/process.hpp"
 #include "util/strings.hpp"
 
 namespace gitopper {
@@ -71,6 +73,10 @@ public:
     void problem(Position at, const std::string& what)
     {
         m_problems.push_back(m_config.at(at) + ": " + what);
+    }
+    void problem_at(const toml::node& node, const std::string& what)
+    {
+        problem(position_of(node.source()), what);
     }
     std::vector<std::string>& problems() { return m_problems; }
 
@@ -130,6 +136,30 @@ public:
         }
         wrong_type(node, name, "an integer", where);
         return std::nullopt;
+    }
+
+    // An array of strings, each passing `rule` (a problem at its own position otherwise).
+    std::optional<std::vector<std::string>> strings(const toml::node& node, std::string_view name,
+                                                    const std::string& where,
+                                                    Problem (*rule)(std::string_view))
+    {
+        const auto* list = node.as_array();
+        if (list == nullptr || !std::all_of(list->begin(), list->end(),
+                                            [](const toml::node& n) { return n.is_string(); })) {
+            wrong_type(node, name, "an array of strings", where);
+            return std::nullopt;
+        }
+        std::vector<std::string> texts;
+        bool good = true;
+        for (const auto& item : *list) {
+            const auto& text = item.as_string()->get();
+            if (auto problem = rule != nullptr ? rule(text) : Problem()) {
+                problem_at(item, *problem);
+                good = false;
+            }
+            texts.push_back(text);
+        }
+        return good ? std::optional(std::move(texts)) : std::nullopt;
     }
 
     // A command: an array of strings, or one string split into words (util/command_line).
@@ -222,6 +252,8 @@ struct Into {
     Config* config = nullptr;
     Link* link = nullptr;
     Key* key = nullptr;
+    NotifyTarget* notify = nullptr;
+    StatusTarget* status = nullptr;
 
     template <typename T> T& as()
     {
@@ -231,6 +263,10 @@ struct Into {
             return *config;
         } else if constexpr (std::is_same_v<T, Link>) {
             return *link;
+        } else if constexpr (std::is_same_v<T, NotifyTarget>) {
+            return *notify;
+        } else if constexpr (std::is_same_v<T, StatusTarget>) {
+            return *status;
         } else {
             static_assert(std::is_same_v<T, Key>);
             return *key;
@@ -252,42 +288,40 @@ template <typename... Ts> struct Overloaded : Ts... {
 void read_table(Reader& reader, const toml::table& table, Scope scope, const std::string& where,
                 Into into);
 
-void read_link_entries(Reader& reader, const toml::node& node, const std::string& where,
-                       Layer& layer)
+// The tables of an array such as `dirs`, each read by the fields of `scope` into a T that
+// Into holds at `slot`; nullopt when the value is no array.
+template <typename T>
+std::optional<std::vector<T>> read_entries(Reader& reader, const toml::node& node,
+                                           std::string_view name, Scope scope,
+                                           const std::string& where, T* Into::*slot)
 {
-    const auto* entries = reader.array(node, "dirs", where);
+    const auto* entries = reader.array(node, name, where);
     if (entries == nullptr) {
-        return;
+        return std::nullopt;
     }
-    std::vector<Link> dirs;
+    std::vector<T> values;
     std::size_t n = 0;
     for (const auto& entry : *entries) {
-        const auto entry_where = fmt::format("dirs[{}] of {}", n++, where);
-        if (const auto* table = reader.table(entry, "dirs entry", entry_where)) {
-            Link link;
-            link.position = position_of(table->source());
-            read_table(reader, *table, Scope::link, entry_where, Into{.link = &link});
-            dirs.push_back(std::move(link));
+        const auto entry_where = fmt::format("{}[{}] of {}", name, n++, where);
+        if (const auto* table = reader.table(entry, fmt::format("{} entry", name), entry_where)) {
+            T value;
+            value.position = position_of(table->source());
+            Into into;
+            into.*slot = &value;
+            read_table(reader, *table, scope, entry_where, into);
+            values.push_back(std::move(value));
         }
     }
-    layer.values.dirs = std::move(dirs);
+    return values;
 }
 
-void read_key_entries(Reader& reader, const toml::node& node, Config& config)
+void read_status_table(Reader& reader, const toml::node& node, Config& config)
 {
-    const auto* entries = reader.array(node, "keys", "[global]");
-    if (entries == nullptr) {
-        return;
-    }
-    std::size_t n = 0;
-    for (const auto& entry : *entries) {
-        const auto where = fmt::format("keys[{}] of [global]", n++);
-        if (const auto* table = reader.table(entry, "keys entry", where)) {
-            Key key;
-            key.position = position_of(table->source());
-            read_table(reader, *table, Scope::key, where, Into{.key = &key});
-            config.keys.push_back(std::move(key));
-        }
+    if (const auto* table = reader.table(node, "status", "[global]")) {
+        StatusTarget status;
+        status.position = position_of(table->source());
+        read_table(reader, *table, Scope::status, "status of [global]", Into{.status = &status});
+        config.status = std::move(status);
     }
 }
 
@@ -338,6 +372,13 @@ void read_value(Reader& reader, const Field& field, const toml::node& node,
                            into.mark(name, at);
                        }
                    },
+                   [&]<typename T>(Strings T::*member) {
+                       // Each string checked by the rule where it stands in the array.
+                       if (auto texts = reader.strings(node, name, where, field.rule)) {
+                           into.as<T>().*member = Strings(texts->begin(), texts->end());
+                           into.mark(name, at);
+                       }
+                   },
                    [&]<typename T>(Argv T::*member) {
                        if (auto argv = reader.command(node, name, where)) {
                            into.as<T>().*member = std::move(*argv);
@@ -346,10 +387,24 @@ void read_value(Reader& reader, const Field& field, const toml::node& node,
                    },
                    [&](std::monostate) {
                        if (name == "dirs") {
-                           read_link_entries(reader, node, where, *into.layer);
+                           if (auto dirs = read_entries(reader, node, name, Scope::link, where,
+                                                        &Into::link)) {
+                               into.layer->values.dirs = std::move(*dirs);
+                           }
+                           into.mark(name, at);
+                       } else if (name == "notify") {
+                           if (auto targets = read_entries(reader, node, name, Scope::notify, where,
+                                                           &Into::notify)) {
+                               into.layer->values.notify = std::move(*targets);
+                           }
                            into.mark(name, at);
                        } else if (name == "keys") {
-                           read_key_entries(reader, node, *into.config);
+                           if (auto keys = read_entries(reader, node, name, Scope::key, where,
+                                                        &Into::key)) {
+                               into.config->keys = std::move(*keys);
+                           }
+                       } else if (name == "status") {
+                           read_status_table(reader, node, *into.config);
                        }
                    },
                },
@@ -360,7 +415,8 @@ void read_table(Reader& reader, const toml::table& table, Scope scope, const std
                 Into into)
 {
     reader.check_keys(table, scope, where);
-    if (scope == Scope::link || scope == Scope::key) {
+    if (scope == Scope::link || scope == Scope::key || scope == Scope::notify ||
+        scope == Scope::status) {
         reader.check_required(table, scope, position_of(table.source()), where);
     }
     for (auto&& [key, node] : table) {
@@ -382,6 +438,8 @@ void copy_field(const FieldTarget& target, std::string_view name, const Service&
                    [&](std::monostate) {
                        if (name == "dirs") {
                            to.dirs = from.dirs;
+                       } else if (name == "notify") {
+                           to.notify = from.notify;
                        }
                    },
                },
@@ -460,6 +518,39 @@ std::uint64_t Service::file_size_limit() const
     return max_file_size.empty() ? kDefault : parse_size(max_file_size).value_or(kDefault);
 }
 
+std::string NotifyTarget::label() const
+{
+    if (!name.empty()) {
+        return name;
+    }
+    if (!url.empty()) {
+        auto parsed = parse_http_url(url);
+        return parsed ? parsed->origin() : std::string("url");
+    }
+    return exec.empty() ? std::string("exec")
+                        : std::filesystem::path(exec.front()).filename().string();
+}
+
+std::string NotifyTarget::describe() const
+{
+    if (url.empty()) {
+        return fmt::format("{}: exec {}", label(), printable(exec));
+    }
+    auto parsed = parse_http_url(url);
+    const auto shown = parsed ? parsed->origin() + (parsed->target == "/" ? "/" : "/…") : "?";
+    return fmt::format("{}: POST {} ({}{}{})", label(), shown, format.empty() ? "json" : format,
+                       secret_file.empty() ? "" : ", signed with " + secret_file,
+                       ca_file.empty() ? "" : ", CA " + ca_file);
+}
+
+std::string NotifyTarget::identity() const
+{
+    return join(std::vector<std::string>{url, format.empty() ? "json" : format, secret_file,
+                                         ca_file, join(exec, std::string_view("\0", 1)),
+                                         format_duration(timeout), name},
+                std::string_view("\n"));
+}
+
 std::string Service::label() const
 {
     return name.empty() ? fmt::format("[[services]] #{}", index)
@@ -514,6 +605,17 @@ std::string Config::resolve(const std::string& file) const
         for (auto* file : {&service.allowed_signers, &service.ssh_key, &service.known_hosts,
                            &service.token_file, &service.ca_file}) {
             *file = config.resolve(*file);
+        }
+        for (auto& target : service.notify) {
+            target.secret_file = config.resolve(target.secret_file);
+            target.ca_file = config.resolve(target.ca_file);
+        }
+    }
+    if (config.status) {
+        config.status->token_file = config.resolve(config.status->token_file);
+        config.status->ca_file = config.resolve(config.status->ca_file);
+        if (config.status->api.empty() && config.status->forge == "github") {
+            config.status->api = "https://api.github.com";
         }
     }
     if (reader.problems().empty()) {

@@ -20,6 +20,10 @@ namespace gitopper {
 
 // A command from the config: argv, never run by a shell (util/command_line).
 using Argv = std::vector<std::string>;
+// A list of strings that is no command (`windows`): a type of its own for the field table.
+struct Strings : std::vector<std::string> {
+    using std::vector<std::string>::vector;
+};
 // What a command's words may hold, filled in when it runs: the root of the tree it is about
 // (for `check` the staged new tree), the commit, the service's name.
 inline constexpr std::array<std::string_view, 3> kCommandPlaceholders{"dir", "commit", "service"};
@@ -29,6 +33,26 @@ struct Key {
     std::string path; // as written; relative paths are relative to the config file
     bool ro = false;
     Position position;
+};
+
+// Where a service's events go (SPEC §6, notify/): an HTTP(S) POST to `url`, or `exec`.
+struct NotifyTarget {
+    std::string url;         // http:// or https://
+    std::string format;      // "json" (the default) or "slack"
+    std::string secret_file; // signs a POST (X-Gitopper-Signature-256); absolute once loaded
+    std::string ca_file;     // for an https:// URL with a private CA; absolute once loaded
+    Argv exec;               // a command run with GITOPPER_* in its environment
+    Duration timeout = std::chrono::seconds(10);
+    std::string name; // in logs and the metrics' `target` label; "" derives one
+    Position position;
+
+    // The metrics' label and what logs call it: `name`, else the URL's scheme, host and port
+    // (its path and query may be the secret, as a Slack webhook's is), else exec's program.
+    std::string label() const;
+    // For --check: the label, what it sends and whether it signs; never a secret.
+    std::string describe() const;
+    // The same for the same target whichever services name it: one queue each.
+    std::string identity() const;
 };
 
 struct Service {
@@ -61,6 +85,9 @@ struct Service {
     std::string token_file;  // password or token for an https upstream
     std::string ca_file;     // CA bundle for an https upstream
 
+    std::vector<NotifyTarget> notify; // where its events go (notify/); empty: nowhere
+    Strings windows; // when new commits may go live (util/window); empty: at any time
+
     bool self = false;     // the bootstrap checkout (SPEC §9): no unit to start or tell
     std::size_t index = 0; // 1-based, as in "[[services]] #1"
     Position position;     // of the [[services]] header
@@ -73,10 +100,21 @@ struct Service {
     Position position_of(std::string_view field) const;
 };
 
+// Where deploy results are reported as commit statuses (SPEC §6, `[global] status`).
+struct StatusTarget {
+    std::string forge;      // "github", "gitea" (Forgejo too) or "gitlab"
+    std::string api;        // the API's base URL; GitHub's by default for "github"
+    std::string token_file; // absolute once loaded
+    std::string repository; // "owner/repo" at the forge; "" takes it from each upstream's URL
+    std::string ca_file;    // for an API behind a private CA; absolute once loaded
+    Position position;
+};
+
 struct Config {
     std::string path; // as given, used in messages
     std::vector<Key> keys;
-    std::string webhook_secret_file; // [global]; relative to the config file; "" = no webhooks
+    std::optional<StatusTarget> status; // [global]
+    std::string webhook_secret_file;    // [global]; relative to the config file; "" = no webhooks
     Duration git_timeout = std::chrono::minutes(2); // [global]; per git command
     std::vector<Service> services;
 

@@ -11,8 +11,10 @@
 
 #include <fmt/format.h>
 
+#include "util/endpoint.hpp"
 #include "util/process.hpp"
 #include "util/strings.hpp"
+#include "util/window.hpp"
 
 namespace gitopper {
 namespace {
@@ -232,6 +234,12 @@ Problem check_interval(std::string_view text)
     return duration_between("interval", text, std::chrono::seconds(1), std::chrono::hours(24));
 }
 
+Problem check_window(std::string_view text)
+{
+    auto window = parse_window(text);
+    return window ? Problem() : Problem(window.error().message);
+}
+
 Problem check_local(std::string_view local)
 {
     if (!local.starts_with('/')) {
@@ -290,6 +298,79 @@ Problem check_mode(std::string_view mode)
         return fmt::format("mode {} must leave the owner rwx (0700), or git cannot update the "
                            "directory",
                            quote(mode));
+    }
+    return std::nullopt;
+}
+
+Problem check_notify_url(std::string_view url)
+{
+    if (url.empty()) {
+        return std::nullopt;
+    }
+    auto parsed = parse_http_url(url);
+    if (!parsed) {
+        return "url " + parsed.error().message;
+    }
+    if (!parsed->tls && !parsed->loopback()) {
+        return "url must be https:// (http:// only to this host): a webhook URL's path is "
+               "often its secret";
+    }
+    return std::nullopt;
+}
+
+Problem check_api_url(std::string_view url)
+{
+    if (url.empty()) {
+        return std::nullopt;
+    }
+    auto parsed = parse_http_url(url);
+    if (!parsed) {
+        return "api " + parsed.error().message;
+    }
+    if (!parsed->tls && !parsed->loopback()) {
+        return "api must be https:// (http:// only to this host): the token goes with every "
+               "call";
+    }
+    return std::nullopt;
+}
+
+Problem check_notify_format(std::string_view format)
+{
+    if (format.empty() || format == "json" || format == "slack") {
+        return std::nullopt;
+    }
+    return fmt::format("format {} is not \"json\" or \"slack\"", quote(format));
+}
+
+Problem check_notify_timeout(std::string_view text)
+{
+    return duration_between("timeout", text, std::chrono::seconds(1), std::chrono::minutes(5));
+}
+
+Problem check_forge(std::string_view forge)
+{
+    static constexpr std::array<std::string_view, 4> kForges{"github", "gitea", "forgejo",
+                                                             "gitlab"};
+    if (std::find(kForges.begin(), kForges.end(), forge) != kForges.end()) {
+        return std::nullopt;
+    }
+    std::string what =
+        fmt::format("forge {} is not github, gitea, forgejo or gitlab", quote(forge));
+    if (auto guess = closest_match(forge, kForges)) {
+        what += fmt::format("; did you mean {}?", quote(*guess));
+    }
+    return what;
+}
+
+Problem check_status_repository(std::string_view repository)
+{
+    const bool bad = repository.starts_with('/') || repository.ends_with('/') ||
+                     repository.find("..") != std::string_view::npos ||
+                     !all_of_chars(repository, "/_.-");
+    if (!repository.empty() && (bad || repository.find('/') == std::string_view::npos)) {
+        return fmt::format("repository {} is not a forge's \"owner/name\" (groups/subgroup/name "
+                           "for GitLab)",
+                           quote(repository));
     }
     return std::nullopt;
 }
@@ -514,6 +595,30 @@ const Field kFieldRows[] = {
                 "of one upstream share each `ls-remote`, run when one of them is due",
      .example = R"(`"1h"`)"},
 
+    {.name = "windows",
+     .scope = Scope::service,
+     .target = &Service::windows,
+     .type = "array of strings",
+     .unset = "at any time",
+     .rule = check_window,
+     .meaning = "when new commits may go live, in the host's local time: `DAYS HH:MM-HH:MM` "
+                "(`Mon-Fri`, `Sat,Sun`, `daily`; an end before the start runs past midnight); "
+                "outside them a new commit is fetched, verified and checked but waits (`waiting "
+                "for window (next: Tue 06:00)`), and goes live when one opens; a pull or a "
+                "rollback goes at once",
+     .example = R"(`["Mon-Fri 06:00-18:00", "Sat 10:00-12:00"]`)"},
+    {.name = "notify",
+     .scope = Scope::service,
+     .target = kByEntry,
+     .type = "array of tables",
+     .unset = "none",
+     .meaning = "where the service's events go (deploy, failed check or health, automatic "
+                "rollback, drift reverted, BROKEN, DIFF): one `{ url }` or `{ exec }` table per "
+                "target, each sent every event once, from a queue of its own that never holds up "
+                "a deploy; a service's own list replaces [global]'s",
+     .example =
+         R"(`[ { url = "https://hooks.example.org/gitopper", secret_file = "notify.key" } ]`)"},
+
     {.name = "keys",
      .scope = Scope::global,
      .target = kByEntry,
@@ -528,6 +633,15 @@ const Field kFieldRows[] = {
      .unset = "no webhooks",
      .meaning = "the file holding the webhooks' shared secret (relative to the config file)",
      .example = R"(`"webhook.secret"`)"},
+    {.name = "status",
+     .scope = Scope::global,
+     .target = kByEntry,
+     .type = "table",
+     .unset = "no commit statuses",
+     .meaning = "report each deploy to the forge as a commit status on the commit: `pending` while "
+                "it deploys, then `success`, or `failure` for a failed check, health check or "
+                "deploy; context `gitopper/<host>/<service>`",
+     .example = R"(`{ forge = "github", token_file = "keys/status-token" }`)"},
     {.name = "git_timeout",
      .scope = Scope::global,
      .target = &Config::git_timeout,
@@ -570,6 +684,109 @@ const Field kFieldRows[] = {
      .meaning = "the mounted directory's permission bits (`\"0750\"`, owner rwx); directories only",
      .example = R"(`"0750"`)"},
 
+    {.name = "url",
+     .scope = Scope::notify,
+     .target = &NotifyTarget::url,
+     .type = "string",
+     .unset = "(or `exec`)",
+     .rule = check_notify_url,
+     .meaning = "an `http://` or `https://` URL each event is POSTed to (JSON, `Content-Type: "
+                "application/json`); 2xx is delivered, 408, 429, 5xx and no answer are retried "
+                "with back-off, any other answer drops the event (logged, counted)",
+     .example = R"(`"https://hooks.slack.com/services/T0/B0/XXXX"`)"},
+    {.name = "format",
+     .scope = Scope::notify,
+     .target = &NotifyTarget::format,
+     .type = "string",
+     .fallback = "json",
+     .rule = check_notify_format,
+     .meaning = "`json`: the event's fields (`host`, `service`, `event`, `from`, `to`, `state`, "
+                "`info`, `trigger`, `time`); `slack`: `{\"text\": …}`, one line for a chat",
+     .example = R"(`"slack"`)"},
+    {.name = "secret_file",
+     .scope = Scope::notify,
+     .target = &NotifyTarget::secret_file,
+     .type = "string",
+     .unset = "unsigned",
+     .meaning = "a file holding a shared secret (root's, readable by root alone): each POST "
+                "carries `X-Gitopper-Signature-256: sha256=<HMAC-SHA256 of the body>`",
+     .example = R"(`"keys/notify.secret"`)"},
+    {.name = "ca_file",
+     .scope = Scope::notify,
+     .target = &NotifyTarget::ca_file,
+     .type = "string",
+     .unset = "the system's CAs",
+     .meaning = "the CA bundle (PEM) an `https://` receiver's certificate must chain to",
+     .example = R"(`"keys/ca.pem"`)"},
+    {.name = "exec",
+     .scope = Scope::notify,
+     .target = &NotifyTarget::exec,
+     .type = "command",
+     .unset = "(or `url`)",
+     .meaning = "run as root for each event, with `GITOPPER_EVENT`, `GITOPPER_SERVICE`, "
+                "`GITOPPER_FROM`, `GITOPPER_TO`, `GITOPPER_STATE`, `GITOPPER_INFO`, "
+                "`GITOPPER_HOST`, `GITOPPER_TRIGGER`, `GITOPPER_TIME` set and the JSON event "
+                "on stdin; exit 0 is delivered, anything else is retried",
+     .example = R"(`["/usr/local/bin/page-oncall"]`)"},
+    {.name = "timeout",
+     .scope = Scope::notify,
+     .target = &NotifyTarget::timeout,
+     .type = "duration string",
+     .fallback = "10s",
+     .rule = check_notify_timeout,
+     .meaning = "one try (`1s` to `5m`): a receiver slower than this counts as down",
+     .example = R"(`"30s"`)"},
+    {.name = "name",
+     .scope = Scope::notify,
+     .target = &NotifyTarget::name,
+     .type = "string",
+     .unset = "the URL's scheme, host and port, or exec's program",
+     .meaning = "the target's name in logs and in the metrics' `target` label",
+     .example = R"(`"chat"`)"},
+
+    {.name = "forge",
+     .scope = Scope::status,
+     .target = &StatusTarget::forge,
+     .type = "string",
+     .required = true,
+     .rule = check_forge,
+     .meaning = "whose API: `github`, `gitea` or `forgejo`, `gitlab`",
+     .example = R"(`"gitea"`)"},
+    {.name = "api",
+     .scope = Scope::status,
+     .target = &StatusTarget::api,
+     .type = "string",
+     .unset = "`https://api.github.com` for github; required otherwise",
+     .rule = check_api_url,
+     .meaning = "the API's base URL: `https://HOST/api/v1` for Gitea and Forgejo, "
+                "`https://HOST/api/v4` for GitLab, `https://HOST/api/v3` for GitHub Enterprise",
+     .example = R"(`"https://git.example.org/api/v1"`)"},
+    {.name = "token_file",
+     .scope = Scope::status,
+     .target = &StatusTarget::token_file,
+     .type = "string",
+     .required = true,
+     .meaning = "a file holding an API token that may set commit statuses (root's, readable by "
+                "root alone); never logged",
+     .example = R"(`"keys/status-token"`)"},
+    {.name = "repository",
+     .scope = Scope::status,
+     .target = &StatusTarget::repository,
+     .type = "string",
+     .unset = "the path of each service's upstream URL",
+     .rule = check_status_repository,
+     .meaning = "the repository at the forge, `owner/name`, when the upstream is a mirror of it",
+     .example = R"(`"ops/config"`)"},
+
+    {.name = "ca_file",
+     .scope = Scope::status,
+     .target = &StatusTarget::ca_file,
+     .type = "string",
+     .unset = "the system's CAs",
+     .meaning = "the CA bundle (PEM) the API's certificate must chain to, for a forge behind a "
+                "private CA",
+     .example = R"(`"keys/ca.pem"`)"},
+
     {.name = "path",
      .scope = Scope::key,
      .target = &Key::path,
@@ -605,6 +822,10 @@ std::string_view scope_text(Scope scope)
         return "a `dirs` entry";
     case Scope::key:
         return "a `keys` entry";
+    case Scope::notify:
+        return "a `notify` entry";
+    case Scope::status:
+        return "`status`";
     }
     return "";
 }
@@ -650,6 +871,8 @@ std::optional<std::string> field_text(const Service& service, const Field& field
                 return std::to_string(service.*target);
             } else if constexpr (std::is_same_v<M, Argv Service::*>) {
                 return printable(service.*target);
+            } else if constexpr (std::is_same_v<M, Strings Service::*>) {
+                return join(service.*target, ", ");
             } else {
                 return std::nullopt;
             }

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -69,7 +71,58 @@ void check_access_files(const Service& service,
     }
 }
 
-void check_service(const Config& config, const Service& service, std::vector<std::string>& out)
+// One notify target: a URL or a command, and only what goes with it.
+void check_notify(const NotifyTarget& target,
+                  const std::function<void(Position, const std::string&)>& report)
+{
+    const auto at = target.position;
+    if (target.url.empty() == target.exec.empty()) {
+        report(at, "a notify entry needs either url or exec");
+        return;
+    }
+    for (const auto& field : config_fields()) {
+        const auto* member = std::get_if<std::string NotifyTarget::*>(&field.target);
+        if (field.rule != nullptr && member != nullptr) {
+            if (auto problem = field.rule(target.**member)) {
+                report(at, "notify: " + *problem);
+            }
+        }
+    }
+    if (!target.exec.empty()) {
+        for (const auto* field : {&target.format, &target.secret_file, &target.ca_file}) {
+            if (!field->empty()) {
+                report(at, "notify: format, secret_file and ca_file go with url, not exec");
+                break;
+            }
+        }
+        const bool dir = std::any_of(target.exec.begin(), target.exec.end(), [](const auto& w) {
+            return w.find("{dir}") != std::string::npos;
+        });
+        if (dir) {
+            report(at, "notify: exec runs as root and must not use {dir}, the tree the service's "
+                       "user owns");
+        }
+        return;
+    }
+    if (!target.ca_file.empty() && !target.url.starts_with("https")) {
+        report(at, "notify: ca_file is for an https:// url");
+    }
+    static const std::array<std::pair<std::string NotifyTarget::*, Trust>, 2> kFiles{
+        {{&NotifyTarget::secret_file, Trust::secret}, {&NotifyTarget::ca_file, Trust::keys}}};
+    for (const auto& [member, trust] : kFiles) {
+        if (const auto& path = target.*member; !path.empty()) {
+            if (auto read = read_trusted_file(path, trust); !read) {
+                report(at, "notify: " + read.error().message);
+            } else if (member == &NotifyTarget::secret_file && trim(*read).empty()) {
+                report(at, fmt::format("notify: secret_file {} is empty", path));
+            }
+        }
+    }
+}
+
+// `checked`: notify entries of [global] are every service's; each is checked once.
+void check_service(const Config& config, const Service& service, std::vector<std::string>& out,
+                   std::set<std::pair<long, long>>& checked)
 {
     const auto report = [&](Position at, const std::string& what) {
         out.push_back(fmt::format("{}: {} in {}", config.at(at), what, service.label()));
@@ -111,6 +164,11 @@ void check_service(const Config& config, const Service& service, std::vector<std
     if (!service.exec.empty() && !service.action.empty()) {
         report(service.position_of("exec"),
                "action and exec exclude each other: exec runs instead of systemctl");
+    }
+    for (const auto& target : service.notify) {
+        if (checked.emplace(target.position.line, target.position.column).second) {
+            check_notify(target, report);
+        }
     }
     for (const auto& link : service.dirs) {
         for (const auto& field : fields) {
@@ -186,11 +244,46 @@ std::vector<std::string> secret_file_warnings(const Config& config)
     return warnings;
 }
 
+// `[global] status`: its own rules, and its token root's alone.
+void check_status(const Config& config, std::vector<std::string>& out)
+{
+    if (!config.status) {
+        return;
+    }
+    const auto& status = *config.status;
+    const auto report = [&](const std::string& what) {
+        out.push_back(fmt::format("{}: status: {}", config.at(status.position), what));
+    };
+    for (const auto& field : config_fields()) {
+        const auto* member = std::get_if<std::string StatusTarget::*>(&field.target);
+        if (field.rule != nullptr && member != nullptr) {
+            if (auto problem = field.rule(status.**member)) {
+                report(*problem);
+            }
+        }
+    }
+    if (status.api.empty()) {
+        report(fmt::format("api is required for forge {}", quote(status.forge)));
+    }
+    if (!status.ca_file.empty()) {
+        if (auto read = read_trusted_file(status.ca_file, Trust::keys); !read) {
+            report("ca_file: " + read.error().message);
+        }
+    }
+    if (auto read = read_trusted_file(status.token_file, Trust::secret); !read) {
+        report("token_file: " + read.error().message);
+    } else if (trim(*read).empty()) {
+        report(fmt::format("token_file {} is empty", status.token_file));
+    }
+}
+
 std::vector<std::string> validate(const Config& config)
 {
     std::vector<std::string> problems;
+    check_status(config, problems);
+    std::set<std::pair<long, long>> checked;
     for (const auto& service : config.services) {
-        check_service(config, service, problems);
+        check_service(config, service, problems, checked);
     }
     if (problems.empty()) {
         check_duplicates(config, problems);

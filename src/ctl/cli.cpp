@@ -36,6 +36,8 @@ struct Parsed {
     int port = kDefaultPort;
     bool raw_json = false;
     bool version = false;
+    std::string freeze_for;                                       // do freeze --for
+    std::string freeze_reason;                                    // do freeze --reason
     std::array<std::vector<std::string>, kCommands.size()> words; // per command
     std::array<CLI::App*, kCommands.size()> apps{};
 };
@@ -77,16 +79,27 @@ CLI::App* add_group(CLI::App& app, const Group& group)
     return sub;
 }
 
-void add_command(CLI::App& group, const Command& command, std::vector<std::string>& words,
-                 CLI::App*& slot)
+void add_command(CLI::App& group, const Command& command, Parsed& p, std::size_t index)
 {
+    auto& words = p.words[index];
+    auto*& slot = p.apps[index];
     slot = group.add_subcommand(std::string(command.name), std::string(command.help));
-    slot->alias(std::string(command.alias));
+    if (!command.alias.empty()) {
+        slot->alias(std::string(command.alias));
+    }
     slot->fallthrough();
+    if (command.request == "/do/freeze") {
+        slot->add_option("--for", p.freeze_for, "end the freeze by itself after this long (2h, 1d)")
+            ->type_name("DURATION");
+        slot->add_option("--reason", p.freeze_reason, "why, kept with who froze it and when")
+            ->type_name("TEXT");
+    }
     slot->add_option("args", words, fmt::format("@HOST... {}", command.args))->type_name("");
-    slot->footer(fmt::format("\nUsage: gitopperctl [-i FILE] [-p PORT] [-k FILE] [-m] {} {} "
+    const auto usage = command.group.empty() ? std::string(command.name)
+                                             : fmt::format("{} {}", command.group, command.name);
+    slot->footer(fmt::format("\nUsage: gitopperctl [-i FILE] [-p PORT] [-k FILE] [-m] {} "
                              "@HOST... {}\n(see gitopperctl --help for the options)",
-                             command.group, command.name, command.args));
+                             usage, command.args));
 }
 
 void build(CLI::App& app, Parsed& p)
@@ -94,11 +107,16 @@ void build(CLI::App& app, Parsed& p)
     app.set_help_flag("-h,--help", "print this help and exit");
     add_options(app, p);
     app.require_subcommand(1);
+    for (std::size_t i = 0; i < kCommands.size(); ++i) {
+        if (kCommands[i].group.empty()) {
+            add_command(app, kCommands[i], p, i);
+        }
+    }
     for (const auto& group : kGroups) {
         auto* sub = add_group(app, group);
         for (std::size_t i = 0; i < kCommands.size(); ++i) {
             if (kCommands[i].group == group.name) {
-                add_command(*sub, kCommands[i], p.words[i], p.apps[i]);
+                add_command(*sub, kCommands[i], p, i);
             }
         }
     }
@@ -122,13 +140,27 @@ std::variant<Invocation, int> to_invocation(const Parsed& p, std::size_t index)
             fmt::format("{} {}: {}", command.group, command.name, split.error().message));
     }
     if (split->args.size() < command.min_args || split->args.size() > command.max_args) {
-        return usage_error(fmt::format("usage: gitopperctl {} {} @HOST... {}", command.group,
-                                       command.name, command.args));
+        return usage_error(fmt::format("usage: gitopperctl {}{}{} @HOST... {}", command.group,
+                                       command.group.empty() ? "" : " ", command.name,
+                                       command.args));
     }
     for (const auto& arg : split->args) {
         if (!one_word(arg)) {
             return usage_error(fmt::format("invalid argument {}", quote(arg)));
         }
+    }
+    // A freeze's end and reason go as words of the request: for=DURATION, then the reason.
+    if (!p.freeze_for.empty()) {
+        if (!one_word(p.freeze_for)) {
+            return usage_error(fmt::format("invalid --for {}", quote(p.freeze_for)));
+        }
+        split->args.push_back("for=" + p.freeze_for);
+    }
+    for (const auto word : split_blanks(p.freeze_reason)) {
+        if (!one_word(std::string(word))) {
+            return usage_error(fmt::format("invalid --reason {}", quote(p.freeze_reason)));
+        }
+        split->args.emplace_back(word);
     }
     Invocation invocation{&command, std::move(split->targets), std::move(split->args)};
     if (!p.identity.empty()) {

@@ -12,7 +12,7 @@
 namespace gitopper::ctl {
 
 struct Command {
-    std::string_view group;   // "list" or "do"
+    std::string_view group;   // "list" or "do"; "" for a command of its own (diff)
     std::string_view name;    // "service"
     std::string_view alias;   // "s"
     std::string_view request; // "/list/service": what the daemon is asked
@@ -41,8 +41,12 @@ inline constexpr std::array kCommands{
             "the host's services (or one): hash, state and since when"},
     Command{"list", "history", "h", "/list/history", "SERVICE", 1, 1, Listing::history,
             "a service's deploy history: time, from and to hash, trigger, result"},
-    Command{"do", "freeze", "f", "/do/freeze", "SERVICE", 1, 1, std::nullopt,
-            "stop following upstream; stay on the current commit"},
+    Command{"", "diff", "", "/list/diff", "SERVICE", 1, 1, Listing::diff,
+            "what the next deploy would bring: commits, files, the diff, the action"},
+    Command{"do", "freeze", "f", "/do/freeze", "SERVICE [--for DURATION] [--reason TEXT]", 1, 1,
+            std::nullopt,
+            "stop following upstream; stay on the current commit (until unfrozen, or for "
+            "DURATION)"},
     Command{"do", "unfreeze", "u", "/do/unfreeze", "SERVICE", 1, 1, std::nullopt,
             "follow upstream again, pulling at once"},
     Command{"do", "pull", "p", "/do/pull", "SERVICE", 1, 1, std::nullopt,

@@ -133,6 +133,14 @@ private:
         if (m_invocation.raw_json) {
             return append(m_json, tagged_json(target.label, body));
         }
+        if (*listing == Listing::diff) {
+            auto text = render_diff(body, ::isatty(STDOUT_FILENO) == 1);
+            if (!text) {
+                return fail("unexpected reply: {}", text.error().message);
+            }
+            m_texts.push_back(several() ? fmt::format("@{}\n{}", target.label, *text) : *text);
+            return {};
+        }
         auto rows = rows_of(*listing, body);
         if (!rows) {
             return fail("unexpected reply: {}", rows.error().message);
@@ -158,6 +166,8 @@ private:
         }
         if (m_invocation.raw_json) {
             print_json();
+        } else if (*listing == Listing::diff) {
+            fmt::print("{}", join(m_texts, "\n"));
         } else if (!m_answers.empty()) {
             fmt::print("{}", render_listing(*listing, m_answers, several()));
         }
@@ -175,6 +185,7 @@ private:
 
     const Invocation& m_invocation;
     std::vector<Answer> m_answers;
+    std::vector<std::string> m_texts; // diff: one text per host
     std::vector<std::string> m_json;
     bool m_failed = false;
 };

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <array>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "ctl/table.hpp"
+#include "util/strings.hpp"
 
 namespace gitopper::ctl {
 namespace {
@@ -124,6 +126,87 @@ std::string render_listing(Listing listing, const std::vector<Answer>& answers, 
         }
     }
     return table.render();
+}
+
+namespace {
+
+// git diff's own colours: meta bold, hunk headers cyan, removed red, added green.
+std::string colour_line(std::string_view line, bool colour)
+{
+    if (!colour) {
+        return std::string(line);
+    }
+    const auto paint = [&](std::string_view code) {
+        return fmt::format("\x1b[{}m{}\x1b[m", code, line);
+    };
+    if (line.starts_with("diff --git") || line.starts_with("index ") || line.starts_with("--- ") ||
+        line.starts_with("+++ ") || line.starts_with("new file") ||
+        line.starts_with("deleted file")) {
+        return paint("1");
+    }
+    if (line.starts_with("@@")) {
+        return paint("36");
+    }
+    if (line.starts_with('-')) {
+        return paint("31");
+    }
+    if (line.starts_with('+')) {
+        return paint("32");
+    }
+    return std::string(line);
+}
+
+std::string text_of(const json& reply, const char* key)
+{
+    const auto found = reply.find(key);
+    return found != reply.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
+} // namespace
+
+[[nodiscard]] Result<std::string> render_diff(std::string_view body, bool colour)
+{
+    auto reply = parse_object(body);
+    if (!reply) {
+        return std::unexpected(reply.error());
+    }
+    const auto deployed = text_of(*reply, "deployed");
+    const auto upstream = text_of(*reply, "upstream");
+    std::string out = fmt::format("{}: deployed {}, upstream {}\n", text_of(*reply, "service"),
+                                  deployed.substr(0, kShortHash), upstream.substr(0, kShortHash));
+    if (const auto note = text_of(*reply, "note"); !note.empty()) {
+        out += note + "\n";
+    }
+    if (deployed == upstream) {
+        return out + "nothing to deploy\n";
+    }
+    const auto& commits = (*reply)["commits"];
+    out += fmt::format("\n{} commit{}{}:\n", commits.size(), commits.size() == 1 ? "" : "s",
+                       reply->value("more_commits", false) ? " (and more)" : "");
+    for (const auto& commit : commits) {
+        out += fmt::format("  {}  {}  ({})\n", text_of(commit, "hash").substr(0, kShortHash),
+                           text_of(commit, "subject"), text_of(commit, "author"));
+    }
+    const auto& files = (*reply)["files"];
+    out += fmt::format("\n{} file{} of its links:\n", files.size(), files.size() == 1 ? "" : "s");
+    for (const auto& file : files) {
+        out += fmt::format("  {}  {}\n", text_of(file, "status"), text_of(file, "path"));
+    }
+    out += fmt::format("\naction: {}\n", text_of(*reply, "action"));
+    const auto diff = text_of(*reply, "diff");
+    if (!diff.empty()) {
+        out += "\n";
+        for (const auto& line : split(diff, '\n')) {
+            out += colour_line(line, colour) + "\n";
+        }
+        while (out.ends_with("\n\n")) {
+            out.pop_back();
+        }
+    }
+    if (reply->value("truncated", false)) {
+        out += "[diff truncated: more than the daemon sends; see git diff on the host]\n";
+    }
+    return out;
 }
 
 [[nodiscard]] Result<std::string> tagged_json(std::string_view label, std::string_view body)

@@ -9,7 +9,7 @@
 
 namespace gitopper::ctl {
 
-enum class Listing { machines, services, history };
+enum class Listing { machines, services, history, diff };
 
 using Row = std::vector<std::string>;
 
@@ -25,6 +25,10 @@ struct Answer {
 // The aligned table of every answer, numbered from 0. With several hosts a first column says
 // which host each row came from.
 std::string render_listing(Listing listing, const std::vector<Answer>& answers, bool several_hosts);
+
+// A /list/diff reply as text to read: the commits, the files, the action, then the unified
+// diff, coloured as git colours it when `colour` (stdout is a terminal).
+[[nodiscard]] Result<std::string> render_diff(std::string_view body, bool colour);
 
 // One host's reply as a compact JSON object with a "host" member added, for -m with several
 // hosts (printed as one array).

@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "config/fields.hpp"
 #include "daemon/options.hpp"
+#include "notify/deliver.hpp"
 #include "server/keys.hpp"
 #include "util/strings.hpp"
 #include "util/user.hpp"
@@ -35,6 +36,9 @@ void print_service(const Config& config, const Service& service)
     for (const auto& link : service.dirs) {
         row("dirs", fmt::format("{} <- {}{}{}", link.local, link.path, link.file ? " (file)" : "",
                                 link.mode.empty() ? "" : " mode " + link.mode));
+    }
+    for (const auto& target : service.notify) {
+        row("notify", target.describe());
     }
     if (!service.user.empty() && !lookup_user(service.user)) {
         fmt::print(stderr,
@@ -74,6 +78,22 @@ int run_check(const Options& options)
     fmt::print("control API: {} key{} ({} read-only){}\n", keys->size(),
                keys->size() == 1 ? "" : "s", read_only,
                keys->empty() ? "; not started without keys" : "");
+    if (const auto& status = config->status) {
+        fmt::print("commit status: {} at {}, repository {}, token from {}\n", status->forge,
+                   status->api,
+                   status->repository.empty() ? "from each upstream's URL" : status->repository,
+                   status->token_file);
+        for (const auto& service : *services) {
+            const auto repository =
+                status->repository.empty() ? repository_path(service.upstream) : status->repository;
+            if (!forge_repository(repository)) {
+                fmt::print(stderr,
+                           "{}: warning: {} gets no commit statuses: its upstream names no "
+                           "repository the forge would take; set repository in status\n",
+                           config->at(service.position_of("upstream")), service.name);
+            }
+        }
+    }
     for (const auto& service : *services) {
         print_service(*config, service);
     }

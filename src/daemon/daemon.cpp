@@ -17,6 +17,7 @@
 #include "daemon/options.hpp"
 #include "daemon/watchdog.hpp"
 #include "host/systemd.hpp"
+#include "notify/notifier.hpp"
 #include "server/exposition.hpp"
 #include "server/http.hpp"
 #include "server/keys.hpp"
@@ -346,10 +347,18 @@ int run_daemon(const Options& options)
               join(options.hosts, ", "), services->size(),
               config->services.size() + (options.bootstrap_upstream.empty() ? 0 : 1),
               options.bootstrap_upstream.empty() ? "" : " (one the bootstrap checkout)");
+    auto notifier =
+        Notifier::make(*services, config->status,
+                       NotifierOptions{.host = real_hostname(), .state_dir = options.state_dir});
+    if (!notifier) {
+        log_lines(notifier.error().message);
+        return 1;
+    }
     Engine engine(std::move(*services),
                   EngineOptions{.interval = options.interval,
                                 .git_timeout = config->git_timeout,
-                                .state_dir = options.state_dir},
+                                .state_dir = options.state_dir,
+                                .notifier = notifier->get()},
                   systemd);
     std::vector<std::string> machines;
     for (const auto& service : config->services) {
@@ -368,7 +377,11 @@ int run_daemon(const Options& options)
     }
     HttpServer* serving = nullptr; // for the metrics page, which counts webhook requests
     HttpServer http(
-        router, [&] { return render_metrics(engine, router, serving->webhook_results()); },
+        router,
+        [&] {
+            return render_metrics(engine, router, serving->webhook_results(),
+                                  (*notifier)->counts());
+        },
         {*secret, [&](const std::vector<std::string>& repositories, const std::string& branch) {
              return engine.wake(repositories, branch);
          }});
@@ -377,6 +390,7 @@ int run_daemon(const Options& options)
         log_lines(r.error().message);
         return 1;
     }
+    (*notifier)->start();
     engine.start();
     sd_notify(0, "READY=1");
     Watchdog watchdog(engine);
@@ -389,6 +403,7 @@ int run_daemon(const Options& options)
     }
     cancel_running_processes();
     engine.stop();
+    (*notifier)->stop(); // after the engine: the events of its last steps are kept too
     log::info("stopped");
     return exit.status;
 }

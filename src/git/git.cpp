@@ -190,7 +190,7 @@ Result<Output> Git::run_git(std::vector<std::string> args, const RunOptions& opt
         return fail("git {}: {}{}", subcommand, output->describe(),
                     output->timed_out ? " (see git_timeout in [global])" : "");
     }
-    if (output->truncated) {
+    if (output->truncated && !options.cut_ok) {
         ++counters.errors;
         return fail("git {}: more than {} bytes of output", subcommand, options.max_output);
     }
@@ -429,6 +429,79 @@ Result<std::optional<std::string>> Git::find_commit(const std::string& commit) c
         return std::nullopt;
     }
     return std::string(trim(output->out));
+}
+
+Result<std::vector<Git::LogEntry>>
+Git::commits_between(const std::string& from, const std::string& to, std::size_t limit) const
+{
+    std::vector<std::string> args{"log",
+                                  "--no-color",
+                                  "-z",
+                                  "--format=%H%x00%an%x00%s",
+                                  fmt::format("--max-count={}", limit),
+                                  "--end-of-options"};
+    args.push_back(from.empty() ? to : from + ".." + to);
+    auto output = run_git(std::move(args));
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    // -z ends each entry with a NUL too: hash, author, subject, then the next hash.
+    const auto fields = split(output->out, '\0');
+    std::vector<LogEntry> entries;
+    for (std::size_t i = 0; i + 2 < fields.size(); i += 3) {
+        entries.push_back({std::string(trim(fields[i])), fields[i + 1], fields[i + 2]});
+    }
+    return entries;
+}
+
+Result<std::vector<std::string>> Git::changed_files(const std::string& from, const std::string& to,
+                                                    std::span<const Link> links) const
+{
+    std::vector<std::string> args{"diff",
+                                  "--no-color",
+                                  "--no-ext-diff",
+                                  "--no-textconv",
+                                  "--no-renames",
+                                  "--name-status",
+                                  "-z",
+                                  "--end-of-options",
+                                  from,
+                                  to,
+                                  "--"};
+    const auto specs = pathspecs(links);
+    args.insert(args.end(), specs.begin(), specs.end());
+    auto output = run_git(std::move(args));
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    // Status, NUL, path, NUL, …
+    const auto fields = split(output->out, '\0');
+    std::vector<std::string> files;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        files.push_back(fields[i] + "\t" + fields[i + 1]);
+    }
+    return files;
+}
+
+Result<Git::Diff> Git::diff_text(const std::string& from, const std::string& to,
+                                 std::span<const Link> links, std::size_t max_bytes) const
+{
+    std::vector<std::string> args{"diff",
+                                  "--no-color",
+                                  "--no-ext-diff",
+                                  "--no-textconv",
+                                  "--no-renames",
+                                  "--end-of-options",
+                                  from,
+                                  to,
+                                  "--"};
+    const auto specs = pathspecs(links);
+    args.insert(args.end(), specs.begin(), specs.end());
+    auto output = run_git(std::move(args), RunOptions{.max_output = max_bytes, .cut_ok = true});
+    if (!output) {
+        return std::unexpected(output.error());
+    }
+    return Diff{std::move(output->out), output->truncated};
 }
 
 Result<std::optional<std::string>> Git::checked_out() const

@@ -163,6 +163,27 @@ public:
     take_local_changes(int patch_fd, const std::function<Result<>()>& keep,
                        std::uint64_t max_patch_bytes = 0) const; // 0: no limit
 
+    // What a deploy from `from` to `to` would bring (a preview; nothing is written): the
+    // commits in between, newest first, at most `limit` (one more tells there are more); the
+    // files under `links` that differ ("M\tpath"); the unified diff under them, cut at
+    // `max_bytes`.
+    struct LogEntry {
+        std::string hash;
+        std::string author;
+        std::string subject;
+    };
+    [[nodiscard]] Result<std::vector<LogEntry>>
+    commits_between(const std::string& from, const std::string& to, std::size_t limit) const;
+    [[nodiscard]] Result<std::vector<std::string>> changed_files(const std::string& from,
+                                                                 const std::string& to,
+                                                                 std::span<const Link> links) const;
+    struct Diff {
+        std::string text;
+        bool truncated = false;
+    };
+    [[nodiscard]] Result<Diff> diff_text(const std::string& from, const std::string& to,
+                                         std::span<const Link> links, std::size_t max_bytes) const;
+
     const std::string& dir() const { return m_dir; }
 
 private:
@@ -174,6 +195,7 @@ private:
         int stdout_fd = -1;
         std::uint64_t max_file_size = 0; // see Command
         int answer_exit = 0; // another exit status that is an answer ("no"), not a failure
+        bool cut_ok = false; // output over max_output is kept cut (Output::truncated), no error
     };
     [[nodiscard]] Result<Output> run_git(std::vector<std::string> args, bool in_tree = true,
                                          const std::string* url = nullptr) const;

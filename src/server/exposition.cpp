@@ -25,10 +25,71 @@ void per_service(MetricsText& out, const std::vector<Status>& statuses, std::str
     }
 }
 
+// The families of the notify targets, or of the commit-status channel (one per forge).
+struct DeliveryFamilies {
+    bool status;
+    const char* label;
+    const char* results; // counter, by result
+    const char* results_help;
+    const char* failed; // counter
+    const char* failed_help;
+    const char* pending; // gauge
+    const char* pending_help;
+};
+
+constexpr DeliveryFamilies kNotifyFamilies{
+    false,
+    "target",
+    "gitopper_notify_events_total",
+    "Events for a notify target, by result: sent (taken by the receiver) or dropped (refused "
+    "by it, or pushed out of a full queue).",
+    "gitopper_notify_failed_tries_total",
+    "Tries to deliver an event to a notify target that failed and are retried.",
+    "gitopper_notify_pending_events",
+    "Events waiting in a notify target's queue."};
+
+constexpr DeliveryFamilies kStatusFamilies{
+    true,
+    "forge",
+    "gitopper_status_requests_total",
+    "Commit statuses for the forge, by result: sent (set at the forge) or dropped (refused by "
+    "it, or pushed out of a full queue).",
+    "gitopper_status_failed_tries_total",
+    "Calls to the forge's API that failed and are retried.",
+    "gitopper_status_pending_requests",
+    "Commit statuses waiting to be sent."};
+
+void delivery_families(MetricsText& out, const std::vector<TargetCounts>& counts,
+                       const DeliveryFamilies& f)
+{
+    std::vector<const TargetCounts*> mine;
+    for (const auto& target : counts) {
+        if (target.status == f.status) {
+            mine.push_back(&target);
+        }
+    }
+    out.family(f.results, "counter", f.results_help);
+    for (const auto* t : mine) {
+        out.sample(f.results, {{f.label, t->target}, {"result", "sent"}},
+                   static_cast<double>(t->sent));
+        out.sample(f.results, {{f.label, t->target}, {"result", "dropped"}},
+                   static_cast<double>(t->dropped));
+    }
+    out.family(f.failed, "counter", f.failed_help);
+    for (const auto* t : mine) {
+        out.sample(f.failed, {{f.label, t->target}}, static_cast<double>(t->failed_tries));
+    }
+    out.family(f.pending, "gauge", f.pending_help);
+    for (const auto* t : mine) {
+        out.sample(f.pending, {{f.label, t->target}}, static_cast<double>(t->pending));
+    }
+}
+
 } // namespace
 
 std::string render_metrics(const Control& control, const Router& router,
-                           const std::map<std::string, std::uint64_t>& webhook_results)
+                           const std::map<std::string, std::uint64_t>& webhook_results,
+                           const std::vector<TargetCounts>& notify)
 {
     const auto statuses = control.statuses();
     MetricsText out;
@@ -101,6 +162,21 @@ std::string render_metrics(const Control& control, const Router& router,
                                {{"service", s.service}, {"reason", "health"}},
                                static_cast<double>(s.rollbacks));
                 });
+    per_service(out, statuses, "gitopper_service_waiting_for_window", "gauge",
+                "1 while a checked commit of the service waits for a maintenance window.",
+                [&](const Status& s) {
+                    out.sample("gitopper_service_waiting_for_window", {{"service", s.service}},
+                               s.waiting_for_window ? 1 : 0);
+                });
+    per_service(out, statuses, "gitopper_service_freeze_expiry_timestamp_seconds", "gauge",
+                "When a service's freeze ends by itself (Unix time); only for a freeze with an "
+                "end.",
+                [&](const Status& s) {
+                    if (s.state == State::freeze && s.freeze.until != 0) {
+                        out.sample("gitopper_service_freeze_expiry_timestamp_seconds",
+                                   {{"service", s.service}}, static_cast<double>(s.freeze.until));
+                    }
+                });
     out.family("gitopper_service_sync_duration_seconds", "histogram",
                "Duration of a poll cycle: ls-remote and the reconciles it caused.");
     sync_durations().write(out, "gitopper_service_sync_duration_seconds");
@@ -124,6 +200,8 @@ std::string render_metrics(const Control& control, const Router& router,
         out.sample("gitopper_webhook_requests_total", {{"result", result}},
                    found == webhook_results.end() ? 0 : static_cast<double>(found->second));
     }
+    delivery_families(out, notify, kNotifyFamilies);
+    delivery_families(out, notify, kStatusFamilies);
     out.family("gitopper_build_info", "gauge", "The running gitopper's version (always 1).");
     out.sample("gitopper_build_info", {{"version", GITOPPER_VERSION}}, 1);
     return out.text();

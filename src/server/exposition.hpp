@@ -7,10 +7,13 @@
 #include <string>
 
 #include "api/router.hpp"
+#include "notify/notifier.hpp"
 
 namespace gitopper {
 
+// `notify`: the notify targets' counts (Notifier::counts).
 std::string render_metrics(const Control& control, const Router& router,
-                           const std::map<std::string, std::uint64_t>& webhook_results);
+                           const std::map<std::string, std::uint64_t>& webhook_results,
+                           const std::vector<TargetCounts>& notify = {});
 
 } // namespace gitopper

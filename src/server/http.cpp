@@ -164,6 +164,11 @@ void HttpServer::routes()
                                       const httplib::ContentReader& content) {
         receive_webhook(request, response, content);
     });
+    m_server->Get(R"(/list/diff/([^/]+))",
+                  [this](const httplib::Request& request, httplib::Response& response) {
+                      answer(response, m_router.handle("/list/diff " + request.matches[1].str(),
+                                                       Role::read_only));
+                  });
     m_server->Get(R"(/list/service/([^/]+))",
                   [this](const httplib::Request& request, httplib::Response& response) {
                       answer(response, m_router.handle("/list/service " + request.matches[1].str(),

@@ -522,12 +522,31 @@ bool SourcePatterns::allows(std::string_view address) const
                             data.c_str(), ssh_key_type_from_name(type.c_str()), &key) != SSH_OK) {
         return fail("the {} key is not valid base64 key data", type);
     }
-    return AuthorizedLine{std::shared_ptr<ssh_key_struct>(key, ssh_key_free), std::move(options)};
+    auto comment = escape_controls(trim(after_first_word(after_first_word(text))));
+    return AuthorizedLine{std::shared_ptr<ssh_key_struct>(key, ssh_key_free), std::move(options),
+                          comment.substr(0, 200)};
 }
 
 std::string AuthorizedKey::where() const
 {
     return fmt::format("{}:{}", path, line);
+}
+
+std::string AuthorizedKey::who() const
+{
+    if (!comment.empty()) {
+        return comment;
+    }
+    unsigned char* hash = nullptr;
+    std::size_t length = 0;
+    if (!key || ssh_get_publickey_hash(key.get(), SSH_PUBLICKEY_HASH_SHA256, &hash, &length) != 0) {
+        return where();
+    }
+    char* text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, length);
+    ssh_clean_pubkey_hash(&hash);
+    std::string fingerprint = text != nullptr ? text : where();
+    ssh_string_free_char(text);
+    return fingerprint;
 }
 
 std::optional<std::string> refusal(const AuthorizedKey& key, std::string_view address,
@@ -566,7 +585,8 @@ void warn_if_expired(const AuthorizedKey& key)
             return fail("{}:{}: {}", path, number, parsed.error().message);
         }
         if (parsed->key) {
-            keys.push_back({parsed->key, read_only, path, number, std::move(parsed->options)});
+            keys.push_back({parsed->key, read_only, path, number, std::move(parsed->options),
+                            std::move(parsed->comment)});
             warn_if_expired(keys.back());
         }
     }

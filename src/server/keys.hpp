@@ -62,6 +62,7 @@ struct KeyOptions {
 struct AuthorizedLine {
     std::shared_ptr<ssh_key_struct> key; // null for blank and comment lines
     KeyOptions options;
+    std::string comment; // what follows the key data ("alice@laptop"), control bytes escaped
 };
 
 // Parses one authorized_keys line.
@@ -73,8 +74,12 @@ struct AuthorizedKey {
     std::string path; // the file it came from, for logs
     long line = 0;
     KeyOptions options;
+    std::string comment;
 
     std::string where() const; // "path:line"
+    // Who uses it, for the records of what it did (a freeze): the comment, else the key's
+    // SHA256 fingerprint as ssh-keygen -l shows it.
+    std::string who() const;
 };
 
 // Why `key` may not be used by a client at `address` at time `now`; nothing when it may.

@@ -142,7 +142,7 @@ void reply(const Router& router, Connection& c)
     const auto& key = *c.authorized;
     const auto& request = key.options.command ? *key.options.command : *c.requested;
     const auto role = key.read_only ? Role::read_only : Role::read_write;
-    const auto answer = router.handle(request, role);
+    const auto answer = router.handle(request, role, key.who());
     const auto body = answer.body + "\n";
     ssh_channel_write(c.channel, body.data(), static_cast<uint32_t>(body.size()));
     ssh_channel_request_send_exit_status(c.channel, answer.status);

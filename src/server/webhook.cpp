@@ -1,7 +1,6 @@
 #include "server/webhook.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <array>
 
@@ -20,22 +19,6 @@ bool same(std::string_view a, std::string_view b)
 }
 
 } // namespace
-
-std::string hmac_sha256_hex(std::string_view secret, std::string_view body)
-{
-    std::array<unsigned char, 32> mac{};
-    std::size_t length = 0;
-    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret.data(), secret.size(),
-                  reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac.data(),
-                  mac.size(), &length) == nullptr) {
-        return {};
-    }
-    std::string hex;
-    for (std::size_t i = 0; i < length; ++i) {
-        hex += fmt::format("{:02x}", mac[i]);
-    }
-    return hex;
-}
 
 bool verify_webhook(std::string_view secret, std::string_view body, const WebhookHeaders& headers)
 {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "util/error.hpp"
+#include "util/hmac.hpp"
 
 namespace gitopper {
 
@@ -29,8 +30,5 @@ struct Push {
 
 // Reads the pushed branch and the repository's URLs from a GitHub, Gitea or GitLab payload.
 [[nodiscard]] Result<Push> parse_push(std::string_view body);
-
-// Lowercase hex of HMAC-SHA256(secret, body).
-std::string hmac_sha256_hex(std::string_view secret, std::string_view body);
 
 } // namespace gitopper

@@ -76,6 +76,7 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
 {
     m_host.git_timeout =
         std::chrono::duration_cast<std::chrono::milliseconds>(m_options.git_timeout);
+    m_host.notifier = m_options.notifier;
     if (std::any_of(services.begin(), services.end(),
                     [](const Service& s) { return !s.package.empty(); })) {
         m_host.packages = detect_packages(m_options.os_release);
@@ -211,9 +212,16 @@ Result<> Engine::queue(const std::string& service, Request::Kind kind, const std
     return {};
 }
 
-Result<> Engine::freeze(const std::string& service)
+Result<> Engine::freeze(const std::string& service, const FreezeOrder& order)
 {
-    return queue(service, Request::Kind::freeze);
+    auto where = find(service);
+    if (!where) {
+        return std::unexpected(where.error());
+    }
+    Request request{Request::Kind::freeze, where->index};
+    request.freeze = order;
+    where->group->request(std::move(request));
+    return {};
 }
 
 Result<> Engine::unfreeze(const std::string& service)
@@ -229,21 +237,34 @@ Result<> Engine::pull(const std::string& service)
 
 Completion Engine::rollback(const std::string& service, const std::string& hash, bool force)
 {
-    // Within the SSH session's 30 s; a slow fetch may take longer, and the rollback goes on.
-    constexpr auto kWait = std::chrono::seconds(25);
     if (!is_commit_hash(hash)) {
         return {406,
                 fmt::format("{} is not a commit hash (4 to 40 hexadecimal digits)", quote(hash))};
     }
+    return ask(service, Request{Request::Kind::rollback, 0, hash, force});
+}
+
+Completion Engine::diff(const std::string& service)
+{
+    return ask(service, Request{Request::Kind::diff, 0});
+}
+
+Completion Engine::ask(const std::string& service, Request request)
+{
+    // Within the SSH session's 30 s; a slow fetch may take longer, and the request goes on.
+    constexpr auto kWait = std::chrono::seconds(25);
     auto where = find(service);
     if (!where) {
         return {404, where.error().message};
     }
     auto done = std::make_shared<std::promise<Completion>>();
     auto answer = done->get_future();
-    where->group->request({Request::Kind::rollback, where->index, hash, force, done});
+    request.service = where->index;
+    request.done = done;
+    const auto what = request.kind == Request::Kind::rollback ? "rollback" : "diff";
+    where->group->request(std::move(request));
     if (answer.wait_for(kWait) != std::future_status::ready) {
-        return {500, fmt::format("rollback of {} still running after {}s; see /list/service",
+        return {500, fmt::format("{} of {} still running after {}s; see /list/service", what,
                                  quote(service), kWait.count())};
     }
     try {

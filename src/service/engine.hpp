@@ -23,7 +23,8 @@ struct EngineOptions {
     Duration git_timeout = std::chrono::minutes(2); // per git command
     std::string state_dir;
     std::string os_release = "/etc/os-release";
-    bool all_services = true; // false for the bootstrap checkout's own engine (bring_up_now)
+    bool all_services = true;     // false for the bootstrap checkout's own engine (bring_up_now)
+    Notifier* notifier = nullptr; // where the services' events go (outlives the engine)
 };
 
 class Engine final : public Control {
@@ -39,10 +40,11 @@ public:
     // of one that has is a warning, and it goes on from that tree.
     [[nodiscard]] Result<> bring_up_now(bool pull);
 
-    [[nodiscard]] Result<> freeze(const std::string& service) override;
+    [[nodiscard]] Result<> freeze(const std::string& service, const FreezeOrder& order) override;
     [[nodiscard]] Result<> unfreeze(const std::string& service) override;
     [[nodiscard]] Result<> pull(const std::string& service) override;
     Completion rollback(const std::string& service, const std::string& hash, bool force) override;
+    Completion diff(const std::string& service) override;
     // Wakes every service that tracks `branch` of one of `repositories` (normalised URLs,
     // see normalize_repository_url); returns how many.
     std::size_t wake(const std::vector<std::string>& repositories, const std::string& branch);
@@ -68,6 +70,8 @@ private:
     // Validated and handed to the service's poll thread.
     [[nodiscard]] Result<> queue(const std::string& service, Request::Kind kind,
                                  const std::string& hash = "");
+    // Queued for the service's poll thread, whose answer it waits for (at most 25 s).
+    Completion ask(const std::string& service, Request request);
 
     EngineOptions m_options;
     StateStore m_store;

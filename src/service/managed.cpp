@@ -38,13 +38,14 @@ constexpr std::string_view kMissing = "missing";
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::pair<Trigger, std::string_view>, 8> kTriggers{{
+constexpr std::array<std::pair<Trigger, std::string_view>, 9> kTriggers{{
     {Trigger::start, "start"},
     {Trigger::poll, "poll"},
     {Trigger::pull, "pull"},
     {Trigger::webhook, "webhook"},
     {Trigger::drift, "drift"},
     {Trigger::rollback, "rollback"},
+    {Trigger::freeze, "freeze"},
     {Trigger::unfreeze, "unfreeze"},
     {Trigger::health, "health"},
 }};
@@ -152,6 +153,12 @@ ManagedService::ManagedService(Service config, HostTools& host, Store& store, Sa
     if (m_saved.frozen) {
         m_status.state = State::freeze;
         m_status.info = m_saved.info;
+        m_status.freeze = m_saved.freeze;
+    }
+    for (const auto& text : m_config.windows) {
+        if (auto window = parse_window(text)) { // the config was checked: all are
+            m_windows.push_back(*window);
+        }
     }
 }
 
@@ -1209,6 +1216,7 @@ bool ManagedService::wants(const std::string& head, Trigger trigger) const
 
 void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger trigger)
 {
+    m_trigger = trigger;
     const auto head = remote_head ? *remote_head : std::string();
     if (!m_ready) {
         if (!wants(head, trigger)) {
@@ -1240,6 +1248,10 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
         }
     }
     if (head == now.hash) {
+        if (!m_window_checked.empty()) {
+            stop_waiting(); // upstream came back to what is live
+            record(Event::succeeded, "");
+        }
         if (now.state == State::diff) {
             record(Event::succeeded, "");
         } else if (now.state == State::broken && is_manual(trigger)) {
@@ -1274,7 +1286,7 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
     if (!outcome && outcome.error().event == Event::host_failed) {
         m_failed_head = head;
     }
-    finish(outcome);
+    finish(outcome, m_waiting);
 }
 
 // A pull for a BROKEN service already at upstream's head: retry what failed.
@@ -1302,6 +1314,9 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     const auto from = status().hash;
     const auto failed = [&](Failure failure) {
         add_history(from, commit, trigger, failure.message);
+        if (m_notes.empty()) { // a refused check has said so already
+            note(kEventDeployFailed, from, commit, trigger, failure.message);
+        }
         return std::unexpected(std::move(failure));
     };
     // Which of our paths change, and may the new tree be checked out at all (SPEC §11).
@@ -1321,6 +1336,11 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         log::debug("[{}] at {}: none of its paths changed", m_config.name, short_hash(commit));
         return {};
     }
+    // Outside its maintenance windows a new commit is checked, not published (SPEC §6).
+    if (held_by_window(trigger)) {
+        return wait_for_window(from, commit, trigger);
+    }
+    stop_waiting();
     // Local edits are saved and reverted first: the live tree is the next deploy's spare, and
     // an edit is never lost unsaved.
     auto reverted = take_drift_before(commit, trigger);
@@ -1333,6 +1353,9 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     // The new files go into a tree nobody reads, are checked there, then every mount switches
     // to them at once. (A rollback to the commit whose files the live tree holds has nothing
     // to write.)
+    if (trigger != Trigger::health) {
+        announce_deploy(from, commit, trigger);
+    }
     if (m_layout.tree_name(commit) != m_tree) {
         const bool in_place = !mount_beneath_supported() && !m_tree.empty();
         if (auto checked =
@@ -1350,6 +1373,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
                 in_place || checked_before ? Result<>{} : check_staged(commit, staged->dir());
             !checked) {
             (void)discard_staged(commit);
+            note(kEventCheckFailed, from, commit, trigger, checked.error().message);
             return failed({Event::host_failed, checked.error().message});
         }
         log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.name, short_hash(from),
@@ -1385,7 +1409,60 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
                         : trigger == Trigger::health ? "automatic rollback"
                                                      : std::string("ok");
     add_history(from, commit, trigger, result);
+    if (outcome) {
+        note(trigger == Trigger::health ? kEventRollback : kEventDeploy, from, commit, trigger);
+    }
     return outcome;
+}
+
+// Polls, webhooks and unfreezes wait for a window; a pull or a rollback is an operator's
+// decision, and an automatic rollback undoes what a window let through.
+bool ManagedService::held_by_window(Trigger trigger) const
+{
+    const bool operator_said =
+        trigger == Trigger::pull || trigger == Trigger::rollback || trigger == Trigger::health;
+    return !m_windows.empty() && !operator_said &&
+           !inside(m_windows, std::chrono::system_clock::now());
+}
+
+// The commit is checked once, in a tree of its own (nothing live moves), then waits: state
+// info says until when, and the poll thread comes back when the window opens.
+ManagedService::Outcome ManagedService::wait_for_window(const std::string& from,
+                                                        const std::string& commit, Trigger trigger)
+{
+    const auto opens = next_opening(m_windows, std::chrono::system_clock::now());
+    m_waiting = fmt::format("waiting for window (next: {})",
+                            opens ? local_weekday_time(*opens) : std::string("none within 8 days"));
+    if (m_window_checked != commit) {
+        if (auto checked = check_in_scratch_tree(commit); !checked) {
+            add_history(from, commit, trigger, checked.error().message);
+            note(kEventCheckFailed, from, commit, trigger, checked.error().message);
+            stop_waiting();
+            return host_failure(checked.error().message);
+        }
+        m_window_checked = commit;
+        log::info("[{}] {} is ready; {}", m_config.name, short_hash(commit), m_waiting);
+    }
+    std::lock_guard lock(m_mutex);
+    m_status.waiting_for_window = true;
+    return {};
+}
+
+void ManagedService::stop_waiting()
+{
+    m_waiting.clear();
+    m_window_checked.clear();
+    std::lock_guard lock(m_mutex);
+    m_status.waiting_for_window = false;
+}
+
+std::optional<std::chrono::system_clock::time_point>
+ManagedService::window_opens(std::chrono::system_clock::time_point now) const
+{
+    if (m_window_checked.empty() || !tracks_upstream(state())) {
+        return std::nullopt;
+    }
+    return next_opening(m_windows, now);
 }
 
 // `commit` written into a tree of its own beside the live one. A kernel that cannot switch
@@ -1510,6 +1587,7 @@ ManagedService::Outcome ManagedService::roll_back_unhealthy(const std::string& f
                                                             Trigger trigger, const std::string& why)
 {
     add_history(from, commit, trigger, why);
+    note(kEventHealthFailed, from, commit, trigger, why);
     {
         std::lock_guard lock(m_mutex);
         m_saved.quarantined = commit;
@@ -1728,6 +1806,7 @@ void ManagedService::mark_applied(const std::string& commit)
 
 void ManagedService::check_drift()
 {
+    m_trigger = Trigger::drift;
     if (!m_ready) {
         return;
     }
@@ -1761,6 +1840,7 @@ void ManagedService::check_drift()
     add_history(hash, hash, Trigger::drift,
                 outcome ? "reverted " + files : outcome.error().message);
     if (outcome) {
+        note(kEventDriftReverted, hash, hash, Trigger::drift, files);
         record(Event::succeeded, fmt::format("drift reverted: {} (saved in {})", files, saved_as));
     } else {
         finish(outcome);
@@ -1857,6 +1937,7 @@ ManagedService::take_drift_before(const std::string& commit, Trigger trigger)
     }
     if (*taken) {
         add_history(from, from, Trigger::drift, "reverted " + (*taken)->files);
+        note(kEventDriftReverted, from, from, Trigger::drift, (*taken)->files);
     }
     return taken->has_value();
 }
@@ -1870,35 +1951,104 @@ Result<AtomicFile> ManagedService::new_patch_file() const
 
 // ---- operator requests ---------------------------------------------------------------------
 
-void ManagedService::freeze()
+namespace {
+
+// "frozen by alice@laptop until Fri, 04 Dec 2026 03:00:00 UTC: the release" for INFO.
+std::string freeze_text(const FreezeRecord& freeze)
 {
+    std::string text = "frozen";
+    if (!freeze.by.empty()) {
+        text += " by " + freeze.by;
+    }
+    if (freeze.until != 0) {
+        text += fmt::format(" until {:%a, %d %b %Y %H:%M:%S} UTC",
+                            fmt::gmtime(static_cast<std::time_t>(freeze.until)));
+    }
+    if (!freeze.reason.empty()) {
+        text += ": " + freeze.reason;
+    }
+    return text;
+}
+
+} // namespace
+
+void ManagedService::freeze(const FreezeOrder& order)
+{
+    const auto now = unix_now();
+    const FreezeRecord record_of{
+        .by = order.by,
+        .at = now,
+        .reason = order.reason,
+        .until = order.duration.count() == 0 ? 0 : now + order.duration.count()};
+    const auto text = freeze_text(record_of);
+    std::string hash;
     {
         std::lock_guard lock(m_mutex);
         m_saved.frozen = true;
         m_saved.pin = m_status.hash;
-        m_saved.info = "";
+        m_saved.info = text;
+        m_saved.freeze = record_of;
+        m_status.freeze = record_of;
+        hash = m_status.hash;
     }
+    log::info("[{}] {}", m_config.name, text);
     record(Event::freeze, "");
-    persist();
+    add_history(hash, hash, Trigger::freeze, text);
 }
 
 void ManagedService::unfreeze()
 {
+    end_freeze("unfrozen", Trigger::unfreeze);
+}
+
+std::optional<std::chrono::system_clock::time_point> ManagedService::freeze_expiry() const
+{
+    std::lock_guard lock(m_mutex);
+    if (m_status.state != State::freeze || m_saved.freeze.until == 0) {
+        return std::nullopt;
+    }
+    return std::chrono::system_clock::from_time_t(static_cast<std::time_t>(m_saved.freeze.until));
+}
+
+bool ManagedService::expire_freeze()
+{
+    const auto expiry = freeze_expiry();
+    if (!expiry || std::chrono::system_clock::now() < *expiry) {
+        return false;
+    }
+    const auto text = [&] {
+        std::lock_guard lock(m_mutex);
+        return "freeze expired (" + m_saved.info + ")";
+    }();
+    log::info("[{}] {}", m_config.name, text);
+    const auto hash = status().hash;
+    note(kEventFreezeExpired, hash, hash, Trigger::unfreeze, text);
+    end_freeze(text, Trigger::unfreeze);
+    return true;
+}
+
+void ManagedService::end_freeze(const std::string& why, Trigger trigger)
+{
     if (state() != State::freeze) {
         return;
     }
+    std::string hash;
     {
         std::lock_guard lock(m_mutex);
         m_saved.frozen = false;
         m_saved.pin.clear();
         m_saved.info.clear();
+        m_saved.freeze = {};
+        m_status.freeze = {};
+        hash = m_status.hash;
     }
     record(Event::unfreeze, "");
-    persist();
+    add_history(hash, hash, trigger, why);
 }
 
 Completion ManagedService::rollback(const std::string& hash, bool force)
 {
+    m_trigger = Trigger::rollback;
     if (!m_ready) {
         if (auto r = prepare(); !r) {
             finish(r);
@@ -1919,6 +2069,9 @@ Completion ManagedService::rollback(const std::string& hash, bool force)
         m_saved.frozen = true;
         m_saved.pin = full;
         m_saved.info = "ROLLBACK: " + full;
+        // A rollback's pin holds until an unfreeze: no earlier freeze's end undoes it.
+        m_saved.freeze = {};
+        m_status.freeze = {};
     }
     finish(outcome);
     persist();
@@ -2023,27 +2176,88 @@ void ManagedService::record(Event event, const std::string& raw_info)
 {
     // Git's messages may quote the upstream URL; names may hold control characters.
     const auto info = redact_credentials(raw_info);
-    std::lock_guard lock(m_mutex);
+    std::unique_lock lock(m_mutex);
     const auto from = m_status.state;
     const auto to = transition(from, event);
     // A frozen service shows what holds it; errors while frozen are still shown.
     const bool failed = event == Event::git_failed || event == Event::host_failed;
     const auto text = to == State::freeze && !failed ? m_saved.info : info;
-    if (from == to && text == m_status.info) {
+    if (from != to || text != m_status.info) {
+        if (from != to) {
+            m_status.change = std::chrono::system_clock::now();
+        }
+        m_status.state = to;
+        m_status.info = text;
+        const auto line = fmt::format("[{}] state {} -> {}{}{}", m_config.name, state_name(from),
+                                      state_name(to), text.empty() ? "" : ": ", text);
+        if (failed) {
+            log::error("{}", line);
+        } else {
+            log::info("{}", line);
+        }
+    }
+    lock.unlock();
+    send_notes(to, from != to, text);
+}
+
+bool ManagedService::reports() const
+{
+    return m_host.notifier != nullptr &&
+           (!m_config.notify.empty() || m_host.notifier->reports_status());
+}
+
+Notice ManagedService::notice(const char* event, const std::string& from, const std::string& to,
+                              Trigger trigger, const std::string& info) const
+{
+    return Notice{.service = m_config.name,
+                  .event = event,
+                  .from = from,
+                  .to = to,
+                  .info = redact_credentials(info),
+                  .trigger = std::string(trigger_name(trigger)),
+                  .time = unix_now(),
+                  .repository = repository_path(m_config.upstream)};
+}
+
+void ManagedService::note(const char* event, const std::string& from, const std::string& to,
+                          Trigger trigger, const std::string& info)
+{
+    if (reports()) {
+        m_notes.push_back(notice(event, from, to, trigger, info));
+    }
+}
+
+// A commit status of `pending` goes out as the deploy begins, not with its outcome.
+void ManagedService::announce_deploy(const std::string& from, const std::string& to,
+                                     Trigger trigger)
+{
+    if (reports()) {
+        auto now = notice(kEventDeploying, from, to, trigger);
+        now.state = std::string(state_name(state()));
+        m_host.notifier->post(std::move(now), m_config.notify);
+    }
+}
+
+// `entered`: the service has just come to `state`. A change to BROKEN or DIFF is an event of
+// its own unless a noted one (a failed check, say) already says why.
+void ManagedService::send_notes(State state, bool entered, const std::string& info)
+{
+    if (!reports()) {
         return;
     }
-    if (from != to) {
-        m_status.change = std::chrono::system_clock::now();
+    if (m_notes.empty() && entered && (state == State::broken || state == State::diff)) {
+        const auto now = status();
+        note(state == State::broken ? kEventBroken : kEventDiff, now.hash, now.upstream, m_trigger,
+             info);
     }
-    m_status.state = to;
-    m_status.info = text;
-    const auto line = fmt::format("[{}] state {} -> {}{}{}", m_config.name, state_name(from),
-                                  state_name(to), text.empty() ? "" : ": ", text);
-    if (failed) {
-        log::error("{}", line);
-    } else {
-        log::info("{}", line);
+    for (auto& notice : m_notes) {
+        notice.state = std::string(state_name(state));
+        if (notice.info.empty() && state != State::ok) {
+            notice.info = info;
+        }
+        m_host.notifier->post(std::move(notice), m_config.notify);
     }
+    m_notes.clear();
 }
 
 void ManagedService::add_history(const std::string& from, const std::string& to, Trigger trigger,

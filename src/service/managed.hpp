@@ -20,16 +20,19 @@
 #include "host/mount.hpp"
 #include "host/package.hpp"
 #include "host/systemd.hpp"
+#include "notify/notice.hpp"
+#include "notify/notifier.hpp"
 #include "service/layout.hpp"
 #include "service/patches.hpp"
 #include "service/store.hpp"
 #include "util/atomic_file.hpp"
 #include "util/safe_path.hpp"
+#include "util/window.hpp"
 
 namespace gitopper {
 
 // `health`: the automatic rollback after a failed health check.
-enum class Trigger { start, poll, pull, webhook, drift, rollback, unfreeze, health };
+enum class Trigger { start, poll, pull, webhook, drift, rollback, freeze, unfreeze, health };
 std::string_view trigger_name(Trigger trigger);
 
 // The machine-wide things a service uses; one instance shared by all services.
@@ -39,6 +42,7 @@ struct HostTools {
     std::string state_dir;
     StateStore& store;
     std::chrono::milliseconds git_timeout = std::chrono::minutes(2);
+    Notifier* notifier = nullptr; // where events go; nullptr: nowhere
 };
 
 class ManagedService {
@@ -73,8 +77,17 @@ public:
     // tree and reported nothing: a deploy then needs no `git status` first.
     void set_watched_clean(bool clean) { m_watched_clean = clean; }
 
-    void freeze();
+    // Frozen as `order` says; its record (who, when, why, until when) persisted and listed.
+    void freeze(const FreezeOrder& order);
     void unfreeze();
+    // When a freeze with an expiry ends; nullopt for none.
+    std::optional<std::chrono::system_clock::time_point> freeze_expiry() const;
+    // Past its expiry: unfrozen (logged, noted, in the history); whether it was.
+    bool expire_freeze();
+    // A checked commit waits for a maintenance window: when the next one opens, from `now`
+    // on (`now` itself when one is open).
+    std::optional<std::chrono::system_clock::time_point>
+    window_opens(std::chrono::system_clock::time_point now) const;
     // One of this service's steps ended in an exception (a bug, or a library's unusual error):
     // the service turns BROKEN with what it said and is retried like any failure; the daemon
     // and the other services go on.
@@ -82,6 +95,10 @@ public:
     // To a commit of the tracked branch's history, or with `force` any fetched commit. A
     // commit that is neither is refused (404) and nothing changes.
     Completion rollback(const std::string& hash, bool force);
+
+    // What the next deploy would do (/list/diff): upstream asked and fetched as needed, the
+    // live tree untouched; the JSON answer, or an error status and why.
+    Completion preview();
 
     Status status() const;
     std::deque<HistoryEntry> history() const;
@@ -179,6 +196,10 @@ private:
     Completion check_signed_target(const std::string& full, bool force);
     void retry_at_head();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
+    bool held_by_window(Trigger trigger) const;
+    Outcome wait_for_window(const std::string& from, const std::string& commit, Trigger trigger);
+    void stop_waiting();
+    std::string next_action(bool changes) const;
     [[nodiscard]] Result<Git> stage(const std::string& commit);
     [[nodiscard]] Result<> check_staged(const std::string& commit, const std::string& dir);
     [[nodiscard]] Result<> check_health(const std::string& commit);
@@ -205,7 +226,18 @@ private:
     std::vector<FileId> our_sources(const Link& link) const;
 
     void finish(const Outcome& outcome, const std::string& success_info = "");
+    // The state that follows `event`; the events noted since the last one go out with it.
     void record(Event event, const std::string& info);
+    // An event for the service's notify targets, sent by the next record() with the state
+    // it leads to (a failed check and the BROKEN it causes are one notification).
+    void note(const char* event, const std::string& from, const std::string& to, Trigger trigger,
+              const std::string& info = "");
+    void send_notes(State state, bool entered, const std::string& info);
+    void end_freeze(const std::string& why, Trigger trigger);
+    void announce_deploy(const std::string& from, const std::string& to, Trigger trigger);
+    bool reports() const; // whether events go anywhere
+    Notice notice(const char* event, const std::string& from, const std::string& to,
+                  Trigger trigger, const std::string& info = "") const;
     void add_history(const std::string& from, const std::string& to, Trigger trigger,
                      const std::string& result);
     void persist();
@@ -235,6 +267,11 @@ private:
     bool m_drift_kept = false; // local edits found whose patch could not be saved
     bool m_watched_clean = false;
     std::uint64_t m_generation = 0;
+    Trigger m_trigger = Trigger::start; // of the reconcile, request or drift look under way
+    std::vector<Window> m_windows;      // the config's `windows`, parsed
+    std::string m_window_checked;       // the commit that passed its check and waits for one
+    std::string m_waiting;              // "waiting for window (next: Tue 06:00)", or ""
+    std::vector<Notice> m_notes;        // noted, not yet sent (see note())
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
     std::string m_unverified;  // upstream head whose signature failed (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last

@@ -62,6 +62,7 @@ PollGroup::PollGroup(Store& store, std::vector<ManagedService*> services, Durati
     }
     m_branches.assign(branches.begin(), branches.end());
     m_due.assign(m_services.size(), Clock::now());
+    m_window_woken.assign(m_services.size(), false);
 }
 
 PollGroup::~PollGroup()
@@ -114,7 +115,7 @@ void PollGroup::run()
     auto next_poll = Clock::now();
     while (!stopping()) {
         m_progress.idle();
-        wait(std::min({next_poll, m_drift_due, m_scan_due}));
+        wait(std::min({next_poll, m_drift_due, m_scan_due, next_timed()}));
         m_progress.step();
         if (stopping()) {
             break;
@@ -139,6 +140,7 @@ void PollGroup::cycle(Clock::time_point& next_poll)
     bool poll_now = false;
     auto trigger = Trigger::poll;
     handle_all(requests, poll_now, trigger);
+    timed_wakes(poll_now);
     if (Clock::now() >= m_scan_due) {
         scan_unwatched();
     }
@@ -148,6 +150,49 @@ void PollGroup::cycle(Clock::time_point& next_poll)
     if (poll_now || Clock::now() >= next_poll) {
         poll_upstream(trigger);
         next_poll = next_poll_after(m_failures > 0);
+    }
+}
+
+// The first moment, on the thread's clock, when a freeze ends or a window opens for a
+// commit that waits for one.
+PollGroup::Clock::time_point PollGroup::next_timed() const
+{
+    auto first = Clock::time_point::max();
+    const auto now = std::chrono::system_clock::now();
+    const auto on_our_clock = [&](std::chrono::system_clock::time_point when) {
+        const auto left = when - now;
+        return Clock::now() +
+               std::chrono::duration_cast<Clock::duration>(std::max(left, left.zero()));
+    };
+    for (std::size_t id = 0; id < m_services.size(); ++id) {
+        if (const auto expiry = m_services[id]->freeze_expiry()) {
+            first = std::min(first, on_our_clock(*expiry));
+        }
+        // Once woken for an open window, the ordinary polls reconcile it.
+        const auto opens = m_services[id]->window_opens(now);
+        if (opens && !(m_window_woken[id] && *opens <= now)) {
+            first = std::min(first, on_our_clock(*opens));
+        }
+    }
+    return first;
+}
+
+// A freeze whose time is up ends as an unfreeze does: OK and a pull at once (SPEC §3). A
+// window that has opened for a waiting commit brings its reconcile now, not at the next poll.
+void PollGroup::timed_wakes(bool& poll_now)
+{
+    const auto now = std::chrono::system_clock::now();
+    for (std::size_t id = 0; id < m_services.size(); ++id) {
+        auto* service = m_services[id];
+        bool expired = false;
+        guarded(*service, "ending its freeze", [&] { expired = service->expire_freeze(); });
+        const auto opens = service->window_opens(now);
+        const bool opened = opens && *opens <= now && !m_window_woken[id];
+        m_window_woken[id] = opens && *opens <= now;
+        if (expired || opened) {
+            m_due[id] = Clock::now();
+            poll_now = true;
+        }
     }
 }
 
@@ -391,7 +436,7 @@ void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
     auto* service = m_services[request.service];
     switch (request.kind) {
     case Request::Kind::freeze:
-        guarded(*service, "freezing", [&] { service->freeze(); });
+        guarded(*service, "freezing", [&] { service->freeze(request.freeze); });
         break;
     case Request::Kind::unfreeze:
         guarded(*service, "unfreezing", [&] { service->unfreeze(); });
@@ -407,6 +452,14 @@ void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
         if (service->generation() != generation) {
             look_again(request.service);
         }
+        if (request.done) {
+            request.done->set_value(std::move(done));
+        }
+        break;
+    }
+    case Request::Kind::diff: {
+        Completion done{500, "internal error: see the daemon's log"};
+        guarded(*service, "previewing", [&] { done = service->preview(); });
         if (request.done) {
             request.done->set_value(std::move(done));
         }

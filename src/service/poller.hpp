@@ -35,13 +35,14 @@ namespace gitopper {
 Histogram& sync_durations();
 
 struct Request {
-    enum class Kind { pull, webhook, freeze, unfreeze, rollback };
+    enum class Kind { pull, webhook, freeze, unfreeze, rollback, diff };
     Kind kind;
     std::size_t service; // index in the group
     std::string hash;    // for rollback
     bool force = false;  // for rollback: any fetched commit, not only the branch's history
-    // Set when the request has been carried out (rollback: its caller waits for the answer).
+    // Set when the request has been carried out (rollback, diff: the caller waits for it).
     std::shared_ptr<std::promise<Completion>> done;
+    FreezeOrder freeze; // for freeze
 };
 
 class PollGroup {
@@ -67,6 +68,8 @@ public:
 
 private:
     using Clock = std::chrono::steady_clock;
+    Clock::time_point next_timed() const;
+    void timed_wakes(bool& poll_now);
 
     void run();
     void start_services();
@@ -106,6 +109,7 @@ private:
     Clock::time_point m_scan_due = Clock::time_point::max();
     int m_failures = 0;
     std::vector<Clock::time_point> m_due; // per service: when its next poll is due
+    std::vector<bool> m_window_woken;     // per service: polled for the window open now
 
     Progress m_progress;
     Wake m_wake;

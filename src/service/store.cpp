@@ -62,6 +62,13 @@ void put_fields(ordered_json& out, const SavedService& saved)
     out["frozen"] = saved.frozen;
     out["pin"] = saved.pin;
     out["info"] = saved.info;
+    if (saved.frozen && saved.freeze != FreezeRecord{}) {
+        // Absent when unknown: files of earlier versions stay as they were.
+        out["freeze"] = ordered_json{{"by", saved.freeze.by},
+                                     {"at", saved.freeze.at},
+                                     {"reason", saved.freeze.reason},
+                                     {"until", saved.freeze.until}};
+    }
     out["applied"] = saved.applied;
     if (!saved.verified.empty()) {
         out["verified"] = saved.verified;
@@ -92,6 +99,11 @@ SavedService from_json(const json& object)
     saved.frozen = object.value("frozen", false);
     saved.pin = object.value("pin", "");
     saved.info = object.value("info", "");
+    if (const auto freeze = object.find("freeze"); freeze != object.end() && saved.frozen) {
+        saved.freeze = {freeze->value("by", std::string()), freeze->value("at", std::int64_t{0}),
+                        freeze->value("reason", std::string()),
+                        freeze->value("until", std::int64_t{0})};
+    }
     saved.applied = object.value("applied", "");
     saved.owed = object.value("owed", false);
     saved.quarantined = object.value("quarantined", std::string());

@@ -25,8 +25,9 @@ namespace gitopper {
 
 struct SavedService {
     bool frozen = false;
-    std::string pin;  // the commit a freeze or rollback holds
-    std::string info; // "ROLLBACK: <hash>" after a rollback
+    std::string pin;     // the commit a freeze or rollback holds
+    std::string info;    // "ROLLBACK: <hash>" after a rollback
+    FreezeRecord freeze; // while frozen by /do/freeze
     // The last commit the service was told about: checked out and its action run (or none
     // was needed). A checkout ahead of it means the action is still owed.
     std::string applied;

@@ -87,4 +87,56 @@ Endpoint endpoint_of(std::string_view url)
     return endpoint;
 }
 
+std::string HttpUrl::origin() const
+{
+    const auto name = host.find(':') == std::string::npos ? host : "[" + host + "]";
+    const bool usual = port == (tls ? 443 : 80);
+    return fmt::format("{}://{}{}", tls ? "https" : "http", name,
+                       usual ? std::string() : fmt::format(":{}", port));
+}
+
+bool HttpUrl::loopback() const
+{
+    return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+Result<HttpUrl> parse_http_url(std::string_view url)
+{
+    HttpUrl parsed;
+    const auto scheme_end = url.find("://");
+    const auto scheme = to_lower(url.substr(0, scheme_end));
+    if (scheme_end == std::string_view::npos || (scheme != "http" && scheme != "https")) {
+        return fail("is not an http:// or https:// URL");
+    }
+    for (const char c : url) {
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+            return fail("must not contain spaces or control characters");
+        }
+    }
+    if (url.find('#') != std::string_view::npos) {
+        return fail("must not have a fragment (#…)");
+    }
+    parsed.tls = scheme == "https";
+    const auto rest = url.substr(scheme_end + 3);
+    const auto path_at = rest.find_first_of("/?");
+    const auto authority = rest.substr(0, path_at);
+    if (authority.find('@') != std::string_view::npos) {
+        return fail("must not hold a user or password (a secret belongs in a file)");
+    }
+    Endpoint endpoint;
+    split_host_port(authority, endpoint);
+    const auto port_text =
+        authority.substr(authority.rfind(']') == std::string_view::npos ? 0 : authority.rfind(']'));
+    const bool has_port = port_text.find(':') != std::string_view::npos;
+    if (endpoint.host.empty() || (has_port && (endpoint.port < 1 || endpoint.port > 65535))) {
+        return fail("has no valid host and port");
+    }
+    parsed.host = to_lower(endpoint.host);
+    parsed.port = has_port ? endpoint.port : (parsed.tls ? 443 : 80);
+    const auto target =
+        path_at == std::string_view::npos ? std::string_view() : rest.substr(path_at);
+    parsed.target = target.starts_with('/') ? std::string(target) : "/" + std::string(target);
+    return parsed;
+}
+
 } // namespace gitopper

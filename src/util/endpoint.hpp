@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "util/error.hpp"
+
 namespace gitopper {
 
 // Where an upstream URL points, for ssh (ssh://, git+ssh://, user@host:path) and https.
@@ -18,5 +20,21 @@ struct Endpoint {
     std::string shown() const; // "host" or "host:port", for messages
 };
 Endpoint endpoint_of(std::string_view url);
+
+// An http:// or https:// URL that gitopper sends to (notifications): no user or password in
+// it (a secret belongs in a file), no fragment, no space or control character.
+struct HttpUrl {
+    bool tls = false;
+    std::string host;   // a name, an IPv4 address, or an IPv6 address without its brackets
+    int port = 0;       // the scheme's default when the URL has none
+    std::string target; // "/path?query"; "/" when the URL has no path
+    // "https://host" or "http://host:8080": without the path and query, which may be a
+    // secret (a Slack webhook's is).
+    std::string origin() const;
+    // localhost, 127.0.0.0/8 or ::1: where plain http:// leaks nothing to the network.
+    bool loopback() const;
+};
+// Errors say what is wrong without quoting the URL, whose path may be a secret.
+[[nodiscard]] Result<HttpUrl> parse_http_url(std::string_view url);
 
 } // namespace gitopper

@@ -287,4 +287,11 @@ std::string normalize_repository_url(std::string_view url)
     return tail.empty() ? host : host + "/" + tail;
 }
 
+std::string repository_path(std::string_view url)
+{
+    const auto normal = normalize_repository_url(url);
+    const auto slash = normal.find('/');
+    return slash == std::string::npos ? std::string() : normal.substr(slash + 1);
+}
+
 } // namespace gitopper

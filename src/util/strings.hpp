@@ -33,6 +33,8 @@ bool is_commit_hash(std::string_view text); // 4..40 lowercase or uppercase hex 
 // The same repository however it is spelled: "https://Host/a/b.git", "ssh://git@host:22/a/b",
 // "git@host:a/b" and "host/a/b/" all become "host/a/b". Used to match webhooks to upstreams.
 std::string normalize_repository_url(std::string_view url);
+// The repository's path at its host, "a/b" of the above; "" when the URL has none.
+std::string repository_path(std::string_view url);
 
 // The 64-bit FNV-1a hash: a short stable name for a text, not a secret.
 std::uint64_t fnv1a(std::string_view text);

@@ -34,7 +34,7 @@ mkdir -p "$T/dirs/a-dir"
 touch "$T/dirs/a-file"
 expect_completion "$T/dirs/a-dir" _gitopper gitopper --state "$T/dirs/a"
 
-expect_completion "d do l list ls" _gitopperctl gitopperctl ""
+expect_completion "d diff do l list ls" _gitopperctl gitopperctl ""
 expect_completion "freeze" _gitopperctl gitopperctl -m do fr
 expect_completion "h history" _gitopperctl gitopperctl l h
 expect_completion "p pull" _gitopperctl gitopperctl d p

@@ -15,7 +15,17 @@ public:
     bool throws = false; // a bug somewhere below the router
     bool refuse_rollback = false;
 
-    Result<> freeze(const std::string& s) override { return note("freeze " + s); }
+    Result<> freeze(const std::string& s, const FreezeOrder& order) override
+    {
+        last_freeze = order;
+        return note("freeze " + s);
+    }
+    FreezeOrder last_freeze;
+    Completion diff(const std::string& s) override
+    {
+        calls.push_back("diff " + s);
+        return {0, R"({"service":")" + s + R"("})"};
+    }
     Result<> unfreeze(const std::string& s) override { return note("unfreeze " + s); }
     Result<> pull(const std::string& s) override
     {
@@ -111,12 +121,49 @@ TEST_F(RouterTest, ArgumentsAreCheckedBeforeAnythingRuns)
     EXPECT_EQ(router.handle("/do/rollback grafana-server abcd force x", Role::read_write).status,
               400);
     EXPECT_EQ(router.handle("/do/freeze", Role::read_write).status, 400);
-    EXPECT_EQ(router.handle("/do/freeze a b", Role::read_write).status, 400);
+    EXPECT_EQ(router.handle("/do/freeze a b", Role::read_write).status, 404); // b: the reason
     EXPECT_EQ(router.handle("/do/freeze nope", Role::read_write).status, 404);
+    EXPECT_EQ(router.handle("/do/freeze grafana-server for=soon", Role::read_write).status, 400);
+    EXPECT_EQ(router.handle("/do/freeze grafana-server for=0s", Role::read_write).status, 400);
+    EXPECT_EQ(router.handle("/do/freeze grafana-server for=400d", Role::read_write).status, 400);
+    EXPECT_EQ(router.handle("/do/freeze grafana-server " + std::string(300, 'x'), Role::read_write)
+                  .status,
+              400);
     EXPECT_EQ(router.handle("/do/explode x", Role::read_write).status, 404);
     EXPECT_EQ(router.handle("", Role::read_write).status, 400);
     EXPECT_EQ(router.handle("/do/freeze grafana-server\n/do/pull x", Role::read_write).status, 400);
     EXPECT_TRUE(control.calls.empty());
+}
+
+TEST_F(RouterTest, DiffIsReadOnlyAndAsksTheControl)
+{
+    const auto reply = router.handle("/list/diff grafana-server", Role::read_only);
+    EXPECT_EQ(reply.status, 0);
+    EXPECT_EQ(reply.body, R"({"service":"grafana-server"})");
+    EXPECT_EQ(router.handle("/list/diff nope", Role::read_only).status, 404);
+    EXPECT_EQ(router.handle("/list/diff", Role::read_only).status, 400);
+    EXPECT_EQ(control.calls, (std::vector<std::string>{"diff grafana-server"}));
+}
+
+TEST_F(RouterTest, AFreezeCarriesWhoWhyAndHowLong)
+{
+    EXPECT_EQ(router
+                  .handle("/do/freeze grafana-server for=2h release  of 4.2", Role::read_write,
+                          "alice@laptop")
+                  .body,
+              "OK");
+    EXPECT_EQ(control.last_freeze.by, "alice@laptop");
+    EXPECT_EQ(control.last_freeze.reason, "release of 4.2");
+    EXPECT_EQ(control.last_freeze.duration, std::chrono::hours(2));
+    // The Go client's plain form: no reason, no end.
+    EXPECT_EQ(router.handle("/do/freeze grafana-server", Role::read_write, "bob").body, "OK");
+    EXPECT_EQ(control.last_freeze.by, "bob");
+    EXPECT_EQ(control.last_freeze.reason, "");
+    EXPECT_EQ(control.last_freeze.duration, std::chrono::seconds(0));
+    // for= only as the first word after the service; later it is part of the reason.
+    EXPECT_EQ(router.handle("/do/freeze grafana-server wait for=1h", Role::read_write).body, "OK");
+    EXPECT_EQ(control.last_freeze.reason, "wait for=1h");
+    EXPECT_EQ(control.last_freeze.duration, std::chrono::seconds(0));
 }
 
 TEST_F(RouterTest, DoRoutesReachTheControl)

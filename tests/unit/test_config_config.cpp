@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <filesystem>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -630,4 +631,138 @@ TEST(Config, ABadCheckIsAnErrorWhereItIsWritten)
     EXPECT_CONTAINS(parse_error(service(R"(check_timeout = "0s")")),
                     "config.toml:9:17: check_timeout \"0s\" is out of range (1s to 1h)");
     EXPECT_CONTAINS(parse_error(service(R"(check_timeout = "soon")")), "check_timeout: ");
+}
+
+TEST(ConfigNotify, GlobalTargetsAreEveryServicesUnlessItHasItsOwn)
+{
+    auto config = parse_ok(kGlobal + R"(notify = [
+  { url = "https://hooks.example.org/services/T0/B0/XXXX", format = "slack" },
+  { exec = "/usr/local/bin/page {service}", timeout = "30s", name = "pager" },
+]
+
+[[services]]
+machine = "web1"
+service = "nginx"
+dirs = [ { local = "/etc/nginx", link = "nginx/etc" } ]
+
+[[services]]
+machine = "web1"
+service = "caddy"
+dirs = [ { local = "/etc/caddy", link = "caddy" } ]
+notify = [ { url = "http://127.0.0.1:9000/hook" } ]
+)");
+    ASSERT_EQ(config.services.size(), 2u);
+    const auto& shared = config.services[0].notify;
+    ASSERT_EQ(shared.size(), 2u);
+    EXPECT_EQ(shared[0].format, "slack");
+    EXPECT_EQ(shared[0].label(), "https://hooks.example.org");
+    EXPECT_EQ(shared[0].timeout, std::chrono::seconds(10));
+    EXPECT_EQ(shared[1].exec, (Argv{"/usr/local/bin/page", "{service}"}));
+    EXPECT_EQ(shared[1].label(), "pager");
+    EXPECT_EQ(shared[1].timeout, std::chrono::seconds(30));
+    ASSERT_EQ(config.services[1].notify.size(), 1u);
+    EXPECT_EQ(config.services[1].notify[0].label(), "http://127.0.0.1:9000");
+    EXPECT_NE(shared[0].identity(), shared[1].identity());
+}
+
+TEST(ConfigNotify, DescribeNeverShowsTheUrlsPath)
+{
+    auto config = parse_ok(
+        service(R"(notify = [ { url = "https://hooks.example.org/services/T0/B0/s3cret" } ])"));
+    const auto text = config.services[0].notify[0].describe();
+    EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
+    EXPECT_CONTAINS(text, "POST https://hooks.example.org/… (json)");
+}
+
+TEST(ConfigNotify, BadEntriesAreNamedWithTheirPosition)
+{
+    EXPECT_CONTAINS(parse_error(service(R"(notify = [ { name = "x" } ])")),
+                    "config.toml:9:12: a notify entry needs either url or exec");
+    EXPECT_CONTAINS(
+        parse_error(service(R"(notify = [ { url = "http://a/", exec = "/bin/true" } ])")),
+        "a notify entry needs either url or exec");
+    EXPECT_CONTAINS(parse_error(service(R"(notify = [ { url = "ftp://a/s3cret" } ])")),
+                    "notify: url is not an http:// or https:// URL");
+    EXPECT_CONTAINS(parse_error(service(R"(notify = [ { url = "http://a/", format = "xml" } ])")),
+                    "format \"xml\" is not \"json\" or \"slack\"");
+    EXPECT_CONTAINS(
+        parse_error(service(R"(notify = [ { exec = "/bin/true", format = "slack" } ])")),
+        "format, secret_file and ca_file go with url, not exec");
+    EXPECT_CONTAINS(parse_error(service(R"(notify = [ { exec = "/bin/echo {dir}" } ])")),
+                    "must not use {dir}");
+    EXPECT_CONTAINS(parse_error(service(R"(notify = [ { url = "http://a/", timeout = "0s" } ])")),
+                    "timeout \"0s\" is out of range (1s to 5m)");
+    EXPECT_CONTAINS(parse_error(service(R"(notify = [ { url = "http://a/", secret = "x" } ])")),
+                    "unknown key \"secret\" in notify[0] of [[services]] #1 (did you mean "
+                    "\"secret_file\"?)");
+    EXPECT_CONTAINS(
+        parse_error(
+            service(R"(notify = [ { url = "http://a/", ca_file = "/etc/ssl/certs/ca.pem" } ])")),
+        "ca_file is for an https:// url");
+}
+
+TEST(ConfigStatus, AForgeWithItsApiAndToken)
+{
+    const auto token = std::filesystem::temp_directory_path() / "gitopper-status-token";
+    {
+        std::ofstream(token) << "t0ken\n";
+    }
+    std::filesystem::permissions(token, std::filesystem::perms::owner_read |
+                                            std::filesystem::perms::owner_write);
+    auto config = parse_ok(kGlobal +
+                           fmt::format(R"(status = {{ forge = "github", token_file = "{}" }}
+)",
+                                       token.string()) +
+                           service().substr(kGlobal.size()));
+    ASSERT_TRUE(config.status);
+    EXPECT_EQ(config.status->forge, "github");
+    EXPECT_EQ(config.status->api, "https://api.github.com");
+    EXPECT_EQ(config.status->token_file, token.string());
+
+    EXPECT_CONTAINS(parse_error(kGlobal +
+                                fmt::format(R"(status = {{ forge = "gitea", token_file = "{}" }}
+)",
+                                            token.string()) +
+                                service().substr(kGlobal.size())),
+                    "status: api is required for forge \"gitea\"");
+    EXPECT_CONTAINS(
+        parse_error(
+            kGlobal +
+            fmt::format(
+                R"(status = {{ forge = "gitlap", api = "https://g/api/v4", token_file = "{}" }}
+)",
+                token.string()) +
+            service().substr(kGlobal.size())),
+        "did you mean \"gitlab\"?");
+    EXPECT_CONTAINS(parse_error(kGlobal + R"(status = { forge = "github" }
+)" + service().substr(kGlobal.size())),
+                    "missing \"token_file\" in status of [global]");
+    std::filesystem::permissions(token, std::filesystem::perms::others_read,
+                                 std::filesystem::perm_options::add);
+    EXPECT_CONTAINS(parse_error(kGlobal +
+                                fmt::format(R"(status = {{ forge = "github", token_file = "{}" }}
+)",
+                                            token.string()) +
+                                service().substr(kGlobal.size())),
+                    "status: token_file: ");
+    std::filesystem::remove(token);
+}
+
+TEST(ConfigWindows, EachWindowIsCheckedWhereItStands)
+{
+    auto config = parse_ok(service(R"(windows = ["Mon-Fri 06:00-18:00", "Sat 10:00-12:00"])"));
+    EXPECT_EQ(config.services[0].windows, (Strings{"Mon-Fri 06:00-18:00", "Sat 10:00-12:00"}));
+    EXPECT_CONTAINS(
+        parse_error(service(R"(windows = ["Mon-Fri 06:00-18:00", "Caturday 10:00-12:00"])")),
+        "config.toml:9:35: window \"Caturday 10:00-12:00\": \"Caturday\" is not a day");
+    EXPECT_CONTAINS(parse_error(service(R"(windows = "Mon-Fri 06:00-18:00")")),
+                    "\"windows\" in [[services]] #1 must be an array of strings, not a string");
+}
+
+TEST(ConfigNotify, PlainHttpOnlyToThisHost)
+{
+    EXPECT_CONTAINS(parse_error(service(R"(notify = [ { url = "http://hooks.example.org/x" } ])")),
+                    "url must be https:// (http:// only to this host)");
+    parse_ok(service(R"(notify = [ { url = "http://127.0.0.1:9000/x" } ])"));
+    parse_ok(service(R"(notify = [ { url = "http://localhost/x" } ])"));
 }

@@ -104,3 +104,29 @@ TEST(CtlRender, TaggedJsonAddsTheHost)
               R"({"host":"web1","machines":[]})");
     EXPECT_FALSE(tagged_json("web1", "[1]"));
 }
+
+TEST(CtlRenderDiff, CommitsFilesActionAndTheDiff)
+{
+    const auto body = R"({"service":"nginx","deployed":"1a2b3c4d5e6f","upstream":"5e6f7a8b9c0d",)"
+                      R"("state":"OK","commits":[{"hash":"5e6f7a8b9c0d","author":"Alice",)"
+                      R"("subject":"raise worker_connections"}],"more_commits":false,)"
+                      R"("files":[{"status":"M","path":"nginx/nginx.conf"}],)"
+                      R"("diff":"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n+new\n",)"
+                      R"("truncated":true,"action":"systemctl reload nginx","note":""})";
+    auto plain = gitopper::ctl::render_diff(body, false);
+    ASSERT_TRUE(plain) << plain.error().message;
+    EXPECT_NE(plain->find("nginx: deployed 1a2b3c4d, upstream 5e6f7a8b\n"), std::string::npos);
+    EXPECT_NE(plain->find("1 commit:\n  5e6f7a8b  raise worker_connections  (Alice)\n"),
+              std::string::npos)
+        << *plain;
+    EXPECT_NE(plain->find("  M  nginx/nginx.conf\n"), std::string::npos);
+    EXPECT_NE(plain->find("action: systemctl reload nginx\n"), std::string::npos);
+    EXPECT_NE(plain->find("\n-old\n+new\n"), std::string::npos);
+    EXPECT_NE(plain->find("[diff truncated"), std::string::npos);
+    EXPECT_EQ(plain->find('\x1b'), std::string::npos);
+    auto coloured = gitopper::ctl::render_diff(body, true);
+    EXPECT_NE(coloured->find("\x1b[31m-old\x1b[m"), std::string::npos);
+    EXPECT_NE(coloured->find("\x1b[32m+new\x1b[m"), std::string::npos);
+    EXPECT_NE(coloured->find("\x1b[36m@@ -1 +1 @@\x1b[m"), std::string::npos);
+    EXPECT_FALSE(gitopper::ctl::render_diff("[]", false));
+}

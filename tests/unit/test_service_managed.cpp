@@ -616,7 +616,7 @@ TEST_F(ManagedServiceTest, AFreezeHoldsAcrossARestart)
     isolated(Needs::nothing, [&] {
         auto app = instance(service());
         app->start();
-        app->service.freeze();
+        app->service.freeze({});
         EXPECT_EQ(app->state_now(), State::freeze);
         auto on_disk = saved();
         EXPECT_TRUE(on_disk.frozen);

@@ -53,3 +53,39 @@ TEST(Endpoint, LocalPathsAndOtherSchemesAreOther)
 
 } // namespace
 } // namespace gitopper
+
+TEST(HttpUrl, SchemeHostPortAndTarget)
+{
+    auto url = gitopper::parse_http_url("HTTPS://Hooks.Example.org/services/T0/B0?x=1");
+    ASSERT_TRUE(url) << url.error().message;
+    EXPECT_TRUE(url->tls);
+    EXPECT_EQ(url->host, "hooks.example.org");
+    EXPECT_EQ(url->port, 443);
+    EXPECT_EQ(url->target, "/services/T0/B0?x=1");
+    EXPECT_EQ(url->origin(), "https://hooks.example.org");
+
+    url = gitopper::parse_http_url("http://127.0.0.1:8080");
+    ASSERT_TRUE(url) << url.error().message;
+    EXPECT_FALSE(url->tls);
+    EXPECT_EQ(url->port, 8080);
+    EXPECT_EQ(url->target, "/");
+    EXPECT_EQ(url->origin(), "http://127.0.0.1:8080");
+
+    url = gitopper::parse_http_url("http://[::1]:9000?q");
+    ASSERT_TRUE(url) << url.error().message;
+    EXPECT_EQ(url->host, "::1");
+    EXPECT_EQ(url->target, "/?q");
+    EXPECT_EQ(url->origin(), "http://[::1]:9000");
+}
+
+TEST(HttpUrl, RefusedWithoutQuotingTheUrl)
+{
+    for (const auto* bad :
+         {"ftp://example.org/x", "https://user:s3cret@example.org/x", "https://example.org/a b",
+          "https://example.org/x#s3cret", "https://:443/s3cret", "http://example.org:0/s3cret",
+          "http://example.org:99999/s3cret", "example.org/s3cret"}) {
+        auto url = gitopper::parse_http_url(bad);
+        ASSERT_FALSE(url) << bad;
+        EXPECT_EQ(url.error().message.find("s3cret"), std::string::npos) << url.error().message;
+    }
+}

@@ -94,3 +94,12 @@ TEST(Strings, CaseIsAsciiOnly)
     EXPECT_FALSE(equal_nocase("grafana1", "grafana"));
     EXPECT_TRUE(equal_nocase("", ""));
 }
+
+TEST(RepositoryPath, ThePathAtTheForge)
+{
+    EXPECT_EQ(repository_path("https://github.com/ops/config.git"), "ops/config");
+    EXPECT_EQ(repository_path("git@gitlab.example.org:group/sub/config.git"), "group/sub/config");
+    EXPECT_EQ(repository_path("ssh://git@git.example.org:2222/ops/config/"), "ops/config");
+    EXPECT_EQ(repository_path("https://user:s3cret@git.example.org/ops/config"), "ops/config");
+    EXPECT_EQ(repository_path("https://git.example.org"), "");
+}
