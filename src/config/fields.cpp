@@ -302,36 +302,30 @@ Problem check_mode(std::string_view mode)
     return std::nullopt;
 }
 
-Problem check_notify_url(std::string_view url)
+// An URL gitopper sends to: https://, or plain http:// to this host only, since `why`.
+Problem sending_url(std::string_view field, std::string_view url, std::string_view why)
 {
     if (url.empty()) {
         return std::nullopt;
     }
     auto parsed = parse_http_url(url);
     if (!parsed) {
-        return "url " + parsed.error().message;
+        return fmt::format("{} {}", field, parsed.error().message);
     }
     if (!parsed->tls && !parsed->loopback()) {
-        return "url must be https:// (http:// only to this host): a webhook URL's path is "
-               "often its secret";
+        return fmt::format("{} must be https:// (http:// only to this host): {}", field, why);
     }
     return std::nullopt;
 }
 
+Problem check_notify_url(std::string_view url)
+{
+    return sending_url("url", url, "a webhook URL's path is often its secret");
+}
+
 Problem check_api_url(std::string_view url)
 {
-    if (url.empty()) {
-        return std::nullopt;
-    }
-    auto parsed = parse_http_url(url);
-    if (!parsed) {
-        return "api " + parsed.error().message;
-    }
-    if (!parsed->tls && !parsed->loopback()) {
-        return "api must be https:// (http:// only to this host): the token goes with every "
-               "call";
-    }
-    return std::nullopt;
+    return sending_url("api", url, "the token goes with every call");
 }
 
 Problem check_notify_format(std::string_view format)

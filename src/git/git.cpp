@@ -32,6 +32,21 @@ std::vector<std::string> pathspecs(std::span<const Link> links)
     return specs;
 }
 
+// `git diff FROM TO -- LINKS` as a preview shows it: no colour, no external diff or textconv
+// (programs the store's config, which is the user's, could name), no renames.
+std::vector<std::string> preview_diff(const std::string& from, const std::string& to,
+                                      std::span<const Link> links,
+                                      std::initializer_list<const char*> extra)
+{
+    std::vector<std::string> args{"diff", "--no-color", "--no-ext-diff", "--no-textconv",
+                                  "--no-renames"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--end-of-options", from, to, "--"});
+    const auto specs = pathspecs(links);
+    args.insert(args.end(), specs.begin(), specs.end());
+    return args;
+}
+
 std::vector<std::string> split_nul(const std::string& text)
 {
     std::vector<std::string> parts;
@@ -457,20 +472,7 @@ Git::commits_between(const std::string& from, const std::string& to, std::size_t
 Result<std::vector<std::string>> Git::changed_files(const std::string& from, const std::string& to,
                                                     std::span<const Link> links) const
 {
-    std::vector<std::string> args{"diff",
-                                  "--no-color",
-                                  "--no-ext-diff",
-                                  "--no-textconv",
-                                  "--no-renames",
-                                  "--name-status",
-                                  "-z",
-                                  "--end-of-options",
-                                  from,
-                                  to,
-                                  "--"};
-    const auto specs = pathspecs(links);
-    args.insert(args.end(), specs.begin(), specs.end());
-    auto output = run_git(std::move(args));
+    auto output = run_git(preview_diff(from, to, links, {"--name-status", "-z"}));
     if (!output) {
         return std::unexpected(output.error());
     }
@@ -486,18 +488,8 @@ Result<std::vector<std::string>> Git::changed_files(const std::string& from, con
 Result<Git::Diff> Git::diff_text(const std::string& from, const std::string& to,
                                  std::span<const Link> links, std::size_t max_bytes) const
 {
-    std::vector<std::string> args{"diff",
-                                  "--no-color",
-                                  "--no-ext-diff",
-                                  "--no-textconv",
-                                  "--no-renames",
-                                  "--end-of-options",
-                                  from,
-                                  to,
-                                  "--"};
-    const auto specs = pathspecs(links);
-    args.insert(args.end(), specs.begin(), specs.end());
-    auto output = run_git(std::move(args), RunOptions{.max_output = max_bytes, .cut_ok = true});
+    auto output = run_git(preview_diff(from, to, links, {}),
+                          RunOptions{.max_output = max_bytes, .cut_ok = true});
     if (!output) {
         return std::unexpected(output.error());
     }

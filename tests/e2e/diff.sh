@@ -7,10 +7,7 @@ NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 : "${GITOPPERCTL:?set by CTest}"
 
-export HOME="$T/home"
-unset SSH_AUTH_SOCK SSH_AGENT_PID
-mkdir -p "$HOME" && mkdir -m 700 "$HOME/.ssh"
-ssh-keygen -q -t ed25519 -N '' -C ops -f "$HOME/.ssh/id_ed25519"
+private_home ops
 ssh-keygen -q -t ed25519 -N '' -C watcher -f "$T/ro"
 make_upstream
 one=$(commit app/conf "one")

@@ -244,6 +244,15 @@ http_port() {
     sed -n 's/.*http: .*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/gitopper.log" | tail -1
 }
 
+# private_home COMMENT: a HOME of the test's own (no agent inherited) whose default key
+# ~/.ssh/id_ed25519 carries COMMENT, as gitopperctl's user would have it.
+private_home() {
+    export HOME="$T/home"
+    unset SSH_AUTH_SOCK SSH_AGENT_PID
+    mkdir -p "$HOME" && mkdir -m 700 "$HOME/.ssh"
+    ssh-keygen -q -t ed25519 -N '' -C "$1" -f "$HOME/.ssh/id_ed25519"
+}
+
 # api_port: the port the control API listens on (from the daemon's log; waits for the line).
 api_port() {
     wait_until 20 grep -q "control API listening on 127.0.0.1:" "$T/gitopper.log"
