@@ -41,6 +41,9 @@ commit app/app.conf "app 3" >/dev/null
 chown -R nobody: "$T/up"
 wait_until 20 grep -qx "app 3" "$T/etc/app/app.conf"
 wait_until 10 grep -qx "reload app" "$T/systemctl.log"
+# The tree the deploy replaced goes after the action: wait for it, not race it.
+one_tree() { [ "$(ls "$T/srv/.gitopper/trees" | grep -c '^app\.')" = 1 ]; }
+wait_until 10 one_tree
 for tree in "$T"/srv/.gitopper/trees/app.*; do
     [ "$(stat -c %U "$tree")" = nobody ] || fail "tree $tree is $(stat -c %U "$tree")'s"
 done
