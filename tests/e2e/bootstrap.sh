@@ -84,6 +84,9 @@ stop_gitopper TERM
 git -C "$T/boot" branch -q canary
 : >"$T/gitopper.log"
 start_gitopper -c config.toml -U "file://$T/boot" -D gitopper -M "$T/bootmount-canary" -B canary
+# The config is read before the change below is made (etc/three/conf is the last daemon's
+# mount and says nothing of this one): app, two, three and the bootstrap checkout.
+wait_until 30 grep -q "tracking 4 services in" "$T/gitopper.log"
 wait_until 30 grep -q "app app two three" "$T/etc/three/conf"
 git -C "$T/boot" checkout -q canary
 boot_config app two three four
