@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -21,23 +22,10 @@ namespace {
 
 constexpr std::chrono::seconds kStatusTimeout{10};
 
-// A receiver's answer: 2xx delivered; "try later" (408, 429, 5xx, and GitHub's 403 for a
-// rate limit, which says so in its headers) retried; anything else says this event will never
-// be taken (a 400 for its body, a 404 for a wrong URL): dropped.
 Tried judge(const httplib::Response& answer)
 {
-    const auto status = answer.status;
-    const auto why = fmt::format("HTTP {}", status);
-    if (status >= 200 && status < 300) {
-        return {Tried::Kind::delivered, why};
-    }
-    const bool rate_limited =
-        status == 403 && (answer.has_header("Retry-After") ||
-                          answer.get_header_value("X-RateLimit-Remaining") == "0");
-    if (status == 408 || status == 429 || status >= 500 || rate_limited) {
-        return {Tried::Kind::retry, rate_limited ? why + " (rate limited)" : why};
-    }
-    return {Tried::Kind::rejected, why};
+    return judge_answer(answer.status, answer.get_header_value("Retry-After"),
+                        answer.get_header_value("X-RateLimit-Remaining"));
 }
 
 // httplib's own names ("Connection", "Read") say little in a log line.
@@ -174,6 +162,26 @@ std::string escape_path(std::string_view path)
 }
 
 } // namespace
+
+Tried judge_answer(int status, std::string_view retry_after, std::string_view rate_remaining)
+{
+    const auto why = fmt::format("HTTP {}", status);
+    if (status >= 200 && status < 300) {
+        return {Tried::Kind::delivered, why};
+    }
+    const bool rate_limited = status == 403 && (!retry_after.empty() || rate_remaining == "0");
+    if (status != 408 && status != 429 && status < 500 && !rate_limited) {
+        return {Tried::Kind::rejected, why};
+    }
+    Tried tried{Tried::Kind::retry, rate_limited ? why + " (rate limited)" : why};
+    long seconds = 0;
+    const auto [end, error] =
+        std::from_chars(retry_after.data(), retry_after.data() + retry_after.size(), seconds);
+    if (error == std::errc() && end == retry_after.data() + retry_after.size() && seconds > 0) {
+        tried.retry_after = std::chrono::seconds(seconds); // an HTTP date is not followed
+    }
+    return tried;
+}
 
 Tried deliver(const NotifyTarget& target, const std::string& secret, const Notice& notice)
 {

@@ -20,6 +20,7 @@ namespace gitopper {
 namespace {
 
 constexpr int kPendingVersion = 1;
+constexpr std::chrono::minutes kMaxRetryAfter{15};
 
 // Drops come in floods when a receiver is down for long: the first of a run is logged, then
 // every hundredth.
@@ -259,10 +260,13 @@ void Notifier::run(Channel& channel, std::chrono::milliseconds first_backoff,
         case Tried::Kind::retry:
             ++channel.failed_tries;
             ++tries;
+            // A receiver that says when to come back is believed, up to a quarter hour.
+            const auto pause = std::max<std::chrono::milliseconds>(
+                backoff, std::min<std::chrono::milliseconds>(tried.retry_after, kMaxRetryAfter));
             log::warn("notify {}: {} of {} not delivered (try {}): {}; next try in {}",
                       channel.label, notice.event, notice.service, tries, tried.why,
-                      format_duration(backoff));
-            channel.wake.wait_for(lock, backoff, [&] { return channel.stopping; });
+                      format_duration(pause));
+            channel.wake.wait_for(lock, pause, [&] { return channel.stopping; });
             backoff = std::min(backoff * 2, max_backoff);
             break;
         }

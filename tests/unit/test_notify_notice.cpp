@@ -126,3 +126,22 @@ TEST(StatusCall, DescriptionIsNeverCutInsideACharacter)
     EXPECT_NE(static_cast<unsigned char>(text.back()) & 0xc0, 0xc0) << "ends in a lead byte";
     EXPECT_TRUE(nlohmann::json::parse(nlohmann::json(text).dump(), nullptr, false).is_string());
 }
+
+TEST(JudgeAnswer, WhatIsRetriedAndWhatIsNot)
+{
+    using Kind = Tried::Kind;
+    EXPECT_EQ(judge_answer(200, "", "").kind, Kind::delivered);
+    EXPECT_EQ(judge_answer(201, "", "").kind, Kind::delivered);
+    EXPECT_EQ(judge_answer(503, "", "").kind, Kind::retry);
+    EXPECT_EQ(judge_answer(408, "", "").kind, Kind::retry);
+    EXPECT_EQ(judge_answer(400, "", "").kind, Kind::rejected);
+    EXPECT_EQ(judge_answer(404, "", "").kind, Kind::rejected);
+    EXPECT_EQ(judge_answer(403, "", "").kind, Kind::rejected); // a token without the right
+    EXPECT_EQ(judge_answer(403, "", "0").kind, Kind::retry);   // GitHub's rate limit
+    const auto later = judge_answer(429, "120", "");
+    EXPECT_EQ(later.kind, Kind::retry);
+    EXPECT_EQ(later.retry_after, std::chrono::seconds(120));
+    EXPECT_EQ(judge_answer(403, "60", "").retry_after, std::chrono::seconds(60));
+    EXPECT_EQ(judge_answer(503, "Wed, 21 Oct 2026 07:28:00 GMT", "").retry_after,
+              std::chrono::seconds(0));
+}
