@@ -60,6 +60,10 @@ grep -qE "FREEZE +frozen by alice@laptop until .* UTC: release 4.2, ask ops" "$T
     fail "no expiry metric"
 ctl 0 list history "$at" app
 expect_in "$T/out" "frozen by alice@laptop until"
+# Frozen, it does not follow upstream: a whole poll cycle after a push, still the old files.
+commit app/conf "two" >/dev/null
+wait_cycles 2
+[ "$(cat "$T/etc/app/conf")" = one ] || fail "a frozen service deployed"
 # Kept across a restart, whole.
 before=$(json | sed 's/.*"frozen_by"/"frozen_by"/')
 stop_gitopper
@@ -71,11 +75,10 @@ at="@127.0.0.1:$API_PORT"
 wait_until 20 state_is FREEZE
 [ "$(json | sed 's/.*"frozen_by"/"frozen_by"/')" = "$before" ] || fail "after a restart: $(json)"
 
-# A short one ends by itself: OK, and what upstream moved to meanwhile is pulled at once.
+# A short one ends by itself: OK, and what upstream moved to meanwhile ("two") is pulled at
+# once.
 ctl 0 do freeze "$at" app --for 3s --reason "quick look"
 wait_until 10 grep -q "frozen by alice@laptop until .*: quick look" "$T/gitopper.log"
-commit app/conf "two" >/dev/null
-sleep 1.5 # well within the freeze: a poll comes every second and must not deploy
 [ "$(cat "$T/etc/app/conf")" = one ] || fail "a frozen service deployed"
 wait_until 10 grep -qx two "$T/etc/app/conf"
 state_is OK || fail "not OK after its freeze ended: $(json)"
