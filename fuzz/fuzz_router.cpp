@@ -27,6 +27,7 @@ public:
 
     Result<> freeze(const std::string&, const FreezeOrder&) override { return change(); }
     Completion diff(const std::string&) override { return {}; }
+    Completion release(const std::string&, const std::string&) override { return {}; }
     Result<> unfreeze(const std::string&) override { return change(); }
     Result<> pull(const std::string&) override { return change(); }
     Completion rollback(const std::string&, const std::string&, bool) override

@@ -59,6 +59,13 @@ struct Status {
     std::uint64_t rollbacks = 0;     // automatic, after a failed health
     FreezeRecord freeze;             // while FREEZE by /do/freeze (empty for a rollback's pin)
     bool waiting_for_window = false; // a checked commit waits for a maintenance window
+    // With a fleet rollout (SPEC §6): where this host stands for the upstream commit.
+    bool waiting_for_slot = false; // in line for one of its slots
+    bool holding_slot = false;     // deploying it in one
+    bool held = false;             // it failed its health check on a host: not applied here
+    std::uint64_t slots_taken = 0;
+    double slot_wait_seconds = 0; // in line, in all
+    std::uint64_t marked_bad = 0; // commits this host marked bad
 };
 
 // A freeze as an operator asked for it (SPEC §4 beyond): who, why, and for how long.
@@ -80,6 +87,8 @@ public:
                                 bool force) = 0;
     // What the next deploy would do, as /list/diff answers it (JSON in `message`).
     virtual Completion diff(const std::string& service) = 0;
+    // The fleet rollout's mark on a commit (a hash or its start) of `service` removed.
+    virtual Completion release(const std::string& service, const std::string& commit) = 0;
     virtual std::vector<Status> statuses() const = 0;
     [[nodiscard]] virtual Result<std::deque<HistoryEntry>>
     history(const std::string& service) const = 0;

@@ -103,6 +103,7 @@ Reply Router::dispatch(std::string_view request, Role role, std::string_view who
         Route{"/do/unfreeze", 1, 1, true, &Router::unfreeze},
         Route{"/do/pull", 1, 1, true, &Router::pull},
         Route{"/do/rollback", 2, 3, true, &Router::rollback},
+        Route{"/do/release", 2, 2, true, &Router::release},
     };
     if (request.size() > kMaxRequest || has_control_characters(request)) {
         return error(400, "bad request");
@@ -274,6 +275,21 @@ Reply Router::rollback(const Call& call) const
         return error(404, fmt::format("service {} not found", quote(args[0])));
     }
     auto done = m_control.rollback(args[0], args[1], args.size() == 3);
+    return done.status == 0 ? ok() : error(done.status, done.message);
+}
+
+// "/do/release SERVICE COMMIT": the fleet rollout's mark on a commit that failed its health
+// check somewhere is removed, and every host may apply it again.
+Reply Router::release(const Call& call) const
+{
+    const auto& args = call.args;
+    if (!is_commit_hash(args[1])) {
+        return error(406, fmt::format("not a valid git hash: {}", quote(args[1])));
+    }
+    if (!exists(args[0])) {
+        return error(404, fmt::format("service {} not found", quote(args[0])));
+    }
+    auto done = m_control.release(args[0], to_lower(args[1]));
     return done.status == 0 ? ok() : error(done.status, done.message);
 }
 

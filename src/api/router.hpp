@@ -50,6 +50,7 @@ private:
     Reply unfreeze(const Call& call) const;
     Reply pull(const Call& call) const;
     Reply rollback(const Call& call) const;
+    Reply release(const Call& call) const;
     bool exists(const std::string& service) const;
     Reply on_service(const std::string& service,
                      Result<> (Control::*operation)(const std::string&)) const;

@@ -254,6 +254,7 @@ struct Into {
     Key* key = nullptr;
     NotifyTarget* notify = nullptr;
     StatusTarget* status = nullptr;
+    RolloutConfig* rollout = nullptr;
 
     template <typename T> T& as()
     {
@@ -267,6 +268,8 @@ struct Into {
             return *notify;
         } else if constexpr (std::is_same_v<T, StatusTarget>) {
             return *status;
+        } else if constexpr (std::is_same_v<T, RolloutConfig>) {
+            return *rollout;
         } else {
             static_assert(std::is_same_v<T, Key>);
             return *key;
@@ -322,6 +325,17 @@ void read_status_table(Reader& reader, const toml::node& node, Config& config)
         status.position = position_of(table->source());
         read_table(reader, *table, Scope::status, "status of [global]", Into{.status = &status});
         config.status = std::move(status);
+    }
+}
+
+void read_rollout_table(Reader& reader, const toml::node& node, Config& config)
+{
+    if (const auto* table = reader.table(node, "rollout", "[global]")) {
+        RolloutConfig rollout;
+        rollout.position = position_of(table->source());
+        read_table(reader, *table, Scope::rollout, "rollout of [global]",
+                   Into{.rollout = &rollout});
+        config.rollout = std::move(rollout);
     }
 }
 
@@ -405,6 +419,8 @@ void read_value(Reader& reader, const Field& field, const toml::node& node,
                            }
                        } else if (name == "status") {
                            read_status_table(reader, node, *into.config);
+                       } else if (name == "rollout") {
+                           read_rollout_table(reader, node, *into.config);
                        }
                    },
                },
@@ -416,7 +432,7 @@ void read_table(Reader& reader, const toml::table& table, Scope scope, const std
 {
     reader.check_keys(table, scope, where);
     if (scope == Scope::link || scope == Scope::key || scope == Scope::notify ||
-        scope == Scope::status) {
+        scope == Scope::status || scope == Scope::rollout) {
         reader.check_required(table, scope, position_of(table.source()), where);
     }
     for (auto&& [key, node] : table) {
@@ -616,6 +632,12 @@ std::string Config::resolve(const std::string& file) const
         config.status->ca_file = config.resolve(config.status->ca_file);
         if (config.status->api.empty() && config.status->forge == "github") {
             config.status->api = "https://api.github.com";
+        }
+    }
+    if (config.rollout) {
+        for (auto* file : {&config.rollout->ca_file, &config.rollout->cert_file,
+                           &config.rollout->key_file, &config.rollout->password_file}) {
+            *file = config.resolve(*file);
         }
     }
     if (reader.problems().empty()) {

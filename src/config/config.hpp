@@ -86,7 +86,8 @@ struct Service {
     std::string ca_file;     // CA bundle for an https upstream
 
     std::vector<NotifyTarget> notify; // where its events go (notify/); empty: nowhere
-    Strings windows; // when new commits may go live (util/window); empty: at any time
+    Strings windows;               // when new commits may go live (util/window); empty: at any time
+    std::int64_t max_parallel = 0; // hosts applying one new commit at once; 0: the rollout's
 
     bool self = false;     // the bootstrap checkout (SPEC §9): no unit to start or tell
     std::size_t index = 0; // 1-based, as in "[[services]] #1"
@@ -110,11 +111,34 @@ struct StatusTarget {
     Position position;
 };
 
+// Fleet rollouts (SPEC §6, `[global] rollout`, fleet/): the etcd cluster whose semaphores let
+// at most max_parallel hosts apply a service's new commit at once.
+struct RolloutConfig {
+    Strings etcd; // its client URLs, tried in turn
+    std::int64_t max_parallel = 1;
+    std::string prefix = "/gitopper";              // of every key gitopper writes
+    Duration lease_ttl = std::chrono::seconds(10); // a dead host's slot is free after this
+    Duration timeout = std::chrono::seconds(5);    // one request to one member
+    std::string ca_file;       // for https:// members with a private CA; absolute once loaded
+    std::string cert_file;     // a client certificate, for etcd's --client-cert-auth
+    std::string key_file;      // its key; absolute once loaded
+    std::string user;          // etcd's authentication, with password_file
+    std::string password_file; // absolute once loaded
+    Position position;
+
+    // The slots of `service`: its own max_parallel, else this one's.
+    std::int64_t slots(const Service& service) const
+    {
+        return service.max_parallel > 0 ? service.max_parallel : max_parallel;
+    }
+};
+
 struct Config {
     std::string path; // as given, used in messages
     std::vector<Key> keys;
-    std::optional<StatusTarget> status; // [global]
-    std::string webhook_secret_file;    // [global]; relative to the config file; "" = no webhooks
+    std::optional<StatusTarget> status;   // [global]
+    std::optional<RolloutConfig> rollout; // [global]
+    std::string webhook_secret_file;      // [global]; relative to the config file; "" = no webhooks
     Duration git_timeout = std::chrono::minutes(2); // [global]; per git command
     std::vector<Service> services;
 

@@ -328,6 +328,52 @@ Problem check_api_url(std::string_view url)
     return sending_url("api", url, "the token goes with every call");
 }
 
+// An etcd member's client URL. Plain http:// is etcd's own default inside a private network;
+// the rule across fields (validate.cpp) wants https:// where a password goes with it.
+Problem check_etcd_url(std::string_view url)
+{
+    auto parsed = parse_http_url(url);
+    if (!parsed) {
+        return fmt::format("etcd {}", parsed.error().message);
+    }
+    return std::nullopt;
+}
+
+Problem check_max_parallel(std::string_view text)
+{
+    std::int64_t slots = 0;
+    std::from_chars(text.data(), text.data() + text.size(), slots);
+    if (slots < 1 || slots > 10000) {
+        return fmt::format("max_parallel {} is out of range (1 to 10000)", text);
+    }
+    return std::nullopt;
+}
+
+// The keys' prefix: an absolute key path, so that `etcdctl get --prefix` finds them.
+Problem check_rollout_prefix(std::string_view prefix)
+{
+    const bool printable =
+        std::all_of(prefix.begin(), prefix.end(), [](char c) { return c > ' ' && c < 0x7f; });
+    if (!prefix.starts_with('/') || prefix.ends_with('/') || !printable ||
+        prefix.find("//") != std::string_view::npos) {
+        return fmt::format("prefix {} must be a key path such as \"/gitopper\" (a leading /, "
+                           "no trailing /, no spaces)",
+                           quote(prefix));
+    }
+    return std::nullopt;
+}
+
+// etcd refuses TTLs below about 1.5 times its election timeout (2 s by its defaults).
+Problem check_lease_ttl(std::string_view text)
+{
+    return duration_between("lease_ttl", text, std::chrono::seconds(2), std::chrono::minutes(5));
+}
+
+Problem check_etcd_timeout(std::string_view text)
+{
+    return duration_between("timeout", text, std::chrono::seconds(1), std::chrono::minutes(1));
+}
+
 Problem check_notify_format(std::string_view format)
 {
     if (format.empty() || format == "json" || format == "slack") {
@@ -601,6 +647,15 @@ const Field kFieldRows[] = {
                 "for window (next: Tue 06:00)`), and goes live when one opens; a pull or a "
                 "rollback goes at once",
      .example = R"(`["Mon-Fri 06:00-18:00", "Sat 10:00-12:00"]`)"},
+    {.name = "max_parallel",
+     .scope = Scope::service,
+     .target = &Service::max_parallel,
+     .type = "integer",
+     .unset = "`rollout`'s",
+     .rule = check_max_parallel,
+     .meaning = "with `[global] rollout`: how many hosts may apply this service's new commit at "
+                "once (1 to 10000)",
+     .example = R"(`5`)"},
     {.name = "notify",
      .scope = Scope::service,
      .target = kByEntry,
@@ -636,6 +691,15 @@ const Field kFieldRows[] = {
                 "it deploys, then `success`, or `failure` for a failed check, health check or "
                 "deploy; context `gitopper/<host>/<service>`",
      .example = R"(`{ forge = "github", token_file = "keys/status-token" }`)"},
+    {.name = "rollout",
+     .scope = Scope::global,
+     .target = kByEntry,
+     .type = "table",
+     .unset = "every host applies a new commit when it sees it",
+     .meaning = "fleet rollouts: a new commit goes live on at most `max_parallel` hosts at once, "
+                "each holding a slot in etcd until its health check passes; a commit whose "
+                "health fails on one host is held everywhere (`held: …`)",
+     .example = R"(`{ etcd = ["http://10.0.0.5:2379"], max_parallel = 2 }`)"},
     {.name = "git_timeout",
      .scope = Scope::global,
      .target = &Config::git_timeout,
@@ -781,6 +845,89 @@ const Field kFieldRows[] = {
                 "private CA",
      .example = R"(`"keys/ca.pem"`)"},
 
+    {.name = "etcd",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::etcd,
+     .type = "array of strings",
+     .required = true,
+     .rule = check_etcd_url,
+     .meaning = "the client URLs of the etcd cluster's members (`http://` or `https://`), tried "
+                "in turn until one answers",
+     .example = R"(`["https://etcd1:2379", "https://etcd2:2379", "https://etcd3:2379"]`)"},
+    {.name = "max_parallel",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::max_parallel,
+     .type = "integer",
+     .fallback = "1",
+     .rule = check_max_parallel,
+     .meaning = "how many hosts may apply a service's new commit at once (a service's own "
+                "`max_parallel` overrides it)",
+     .example = R"(`2`)"},
+    {.name = "prefix",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::prefix,
+     .type = "string",
+     .fallback = "/gitopper",
+     .rule = check_rollout_prefix,
+     .meaning = "where gitopper's keys live in etcd: `PREFIX/SERVICE/COMMIT/queue/HOST-LEASE` "
+                "for the slots, `PREFIX/SERVICE/bad/COMMIT` for a commit marked bad",
+     .example = R"(`"/fleet/web"`)"},
+    {.name = "lease_ttl",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::lease_ttl,
+     .type = "duration string",
+     .fallback = "10s",
+     .rule = check_lease_ttl,
+     .meaning = "the lease the daemon keeps alive (`2s` to `5m`): a host that crashed or lost "
+                "etcd frees its slot this long after",
+     .example = R"(`"30s"`)"},
+    {.name = "timeout",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::timeout,
+     .type = "duration string",
+     .fallback = "5s",
+     .rule = check_etcd_timeout,
+     .meaning = "one request to one member (`1s` to `1m`); then the next member is tried",
+     .example = R"(`"2s"`)"},
+    {.name = "ca_file",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::ca_file,
+     .type = "string",
+     .unset = "the system's CAs",
+     .meaning = "the CA bundle (PEM) an `https://` member's certificate must chain to",
+     .example = R"(`"keys/etcd-ca.pem"`)"},
+    {.name = "cert_file",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::cert_file,
+     .type = "string",
+     .unset = "no client certificate",
+     .meaning = "a client certificate (PEM) for members run with `--client-cert-auth`, with "
+                "`key_file`",
+     .example = R"(`"keys/etcd-client.pem"`)"},
+    {.name = "key_file",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::key_file,
+     .type = "string",
+     .unset = "(with `cert_file`)",
+     .meaning = "the client certificate's private key (root's, readable by root alone)",
+     .example = R"(`"keys/etcd-client.key"`)"},
+    {.name = "user",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::user,
+     .type = "string",
+     .unset = "no etcd authentication",
+     .meaning = "an etcd user (`etcdctl user add`) whose role may read and write the prefix, "
+                "with `password_file`; needs `https://` members, or members on this host",
+     .example = R"(`"gitopper"`)"},
+    {.name = "password_file",
+     .scope = Scope::rollout,
+     .target = &RolloutConfig::password_file,
+     .type = "string",
+     .unset = "(with `user`)",
+     .meaning = "a file holding that user's password (root's, readable by root alone); never "
+                "logged",
+     .example = R"(`"keys/etcd-password"`)"},
+
     {.name = "path",
      .scope = Scope::key,
      .target = &Key::path,
@@ -820,6 +967,8 @@ std::string_view scope_text(Scope scope)
         return "a `notify` entry";
     case Scope::status:
         return "`status`";
+    case Scope::rollout:
+        return "`rollout`";
     }
     return "";
 }
@@ -862,7 +1011,9 @@ std::optional<std::string> field_text(const Service& service, const Field& field
                 const bool unset = service.*target == Duration{0} && !field.unset.empty();
                 return unset ? std::string() : format_duration(service.*target);
             } else if constexpr (std::is_same_v<M, std::int64_t Service::*>) {
-                return std::to_string(service.*target);
+                // Zero likewise (max_parallel: the rollout's).
+                const bool unset = service.*target == 0 && !field.unset.empty();
+                return unset ? std::string() : std::to_string(service.*target);
             } else if constexpr (std::is_same_v<M, Argv Service::*>) {
                 return printable(service.*target);
             } else if constexpr (std::is_same_v<M, Strings Service::*>) {

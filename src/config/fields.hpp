@@ -17,19 +17,21 @@ namespace gitopper {
 
 // Which table a key stands in. A service field may stand in [[services]] and in [global], where
 // it is the default of every service that does not set it.
-enum class Scope { top, service, global, link, key, notify, status };
+enum class Scope { top, service, global, link, key, notify, status, rollout };
 
 using Problem = std::optional<std::string>;
 
 // Where a value goes; the member's type is the value's TOML type (a Duration is written as a
 // string). std::monostate: an array or table that the parser reads entry by entry
-// (`global`, `services`, `dirs`, `keys`, `notify`, `status`).
+// (`global`, `services`, `dirs`, `keys`, `notify`, `status`, `rollout`).
 using FieldTarget =
     std::variant<std::monostate, std::string Service::*, Duration Service::*,
                  std::int64_t Service::*, Argv Service::*, Strings Service::*,
                  std::string Config::*, Duration Config::*, std::string Link::*, bool Link::*,
                  std::string Key::*, bool Key::*, std::string NotifyTarget::*, Argv NotifyTarget::*,
-                 Duration NotifyTarget::*, std::string StatusTarget::*>;
+                 Duration NotifyTarget::*, std::string StatusTarget::*, Strings RolloutConfig::*,
+                 std::int64_t RolloutConfig::*, std::string RolloutConfig::*,
+                 Duration RolloutConfig::*>;
 
 struct Field {
     std::string_view name;

@@ -277,10 +277,74 @@ void check_status(const Config& config, std::vector<std::string>& out)
     }
 }
 
+// `[global] rollout`: the fields that go together, the files root's, a password never in clear
+// beyond this host.
+void check_rollout(const Config& config, std::vector<std::string>& out)
+{
+    if (!config.rollout) {
+        for (const auto& service : config.services) {
+            if (service.max_parallel > 0) {
+                out.push_back(fmt::format("{}: max_parallel of {} needs [global] rollout",
+                                          config.at(service.position_of("max_parallel")),
+                                          service.label()));
+            }
+        }
+        return;
+    }
+    const auto& rollout = *config.rollout;
+    const auto report = [&](const std::string& what) {
+        out.push_back(fmt::format("{}: rollout: {}", config.at(rollout.position), what));
+    };
+    if (auto problem = find_field(Scope::rollout, "prefix")->rule(rollout.prefix)) {
+        report(*problem);
+    }
+    if (rollout.etcd.empty()) {
+        report("etcd lists no member");
+    }
+    if (rollout.cert_file.empty() != rollout.key_file.empty()) {
+        report("cert_file and key_file go together");
+    }
+    if (rollout.user.empty() != rollout.password_file.empty()) {
+        report("user and password_file go together");
+    }
+    if (!rollout.user.empty()) {
+        for (const auto& member : rollout.etcd) {
+            auto url = parse_http_url(member);
+            if (url && !url->tls && !url->loopback()) {
+                report(fmt::format("etcd member {} must be https:// to be sent a password (http:// "
+                                   "only to this host)",
+                                   url->origin()));
+            }
+        }
+    }
+    struct File {
+        std::string_view name;
+        const std::string& path;
+        Trust trust;
+    };
+    const std::array<File, 4> files{{
+        {"ca_file", rollout.ca_file, Trust::keys},
+        {"cert_file", rollout.cert_file, Trust::keys},
+        {"key_file", rollout.key_file, Trust::secret},
+        {"password_file", rollout.password_file, Trust::secret},
+    }};
+    for (const auto& file : files) {
+        if (file.path.empty()) {
+            continue;
+        }
+        if (auto read = read_trusted_file(file.path, file.trust); !read) {
+            report(fmt::format("{}: {}", file.name, read.error().message));
+        } else if (file.trust == Trust::secret && trim(*read).empty()) {
+            report(fmt::format("{} {} is empty", file.name, file.path));
+        }
+    }
+}
+
 std::vector<std::string> validate(const Config& config)
 {
     std::vector<std::string> problems;
     check_status(config, problems);
+    check_rollout(config, problems);
     std::set<std::pair<long, long>> checked;
     for (const auto& service : config.services) {
         check_service(config, service, problems, checked);

@@ -31,7 +31,7 @@ struct Group {
 
 inline constexpr std::array kGroups{
     Group{"list", {"ls", "l"}, "show machines, services or a service's deploy history"},
-    Group{"do", {"d", ""}, "freeze, unfreeze, pull or roll back a service"},
+    Group{"do", {"d", ""}, "freeze, unfreeze, pull, roll back a service, or release a commit"},
 };
 
 inline constexpr std::array kCommands{
@@ -53,6 +53,9 @@ inline constexpr std::array kCommands{
             "reconcile with upstream now instead of at the next poll"},
     Command{"do", "rollback", "r", "/do/rollback", "SERVICE HASH [force]", 2, 3, std::nullopt,
             "move to an older commit of the branch and freeze there (force: any fetched commit)"},
+    Command{"do", "release", "", "/do/release", "SERVICE HASH", 2, 2, std::nullopt,
+            "clear the fleet rollout's mark on a commit whose health check failed, so that "
+            "every host may apply it"},
 };
 
 } // namespace gitopper::ctl

@@ -10,6 +10,7 @@
 #include "daemon/options.hpp"
 #include "notify/deliver.hpp"
 #include "server/keys.hpp"
+#include "util/duration.hpp"
 #include "util/strings.hpp"
 #include "util/user.hpp"
 
@@ -93,6 +94,15 @@ int run_check(const Options& options)
                            config->at(service.position_of("upstream")), service.name);
             }
         }
+    }
+    if (const auto& rollout = config->rollout) {
+        fmt::print("fleet rollout: etcd at {}; at most {} host{} at once, keys under {}, lease "
+                   "{}{}{}\n",
+                   join(std::vector<std::string>(rollout->etcd.begin(), rollout->etcd.end()), ", "),
+                   rollout->max_parallel, rollout->max_parallel == 1 ? "" : "s", rollout->prefix,
+                   format_duration(rollout->lease_ttl),
+                   rollout->user.empty() ? "" : ", as etcd user " + quote(rollout->user),
+                   rollout->cert_file.empty() ? "" : ", client certificate " + rollout->cert_file);
     }
     for (const auto& service : *services) {
         print_service(*config, service);

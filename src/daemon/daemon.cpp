@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "daemon/options.hpp"
 #include "daemon/watchdog.hpp"
+#include "fleet/rollout.hpp"
 #include "host/systemd.hpp"
 #include "notify/notifier.hpp"
 #include "server/exposition.hpp"
@@ -28,6 +29,7 @@
 #include "util/process.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
+#include "util/trusted_file.hpp"
 
 namespace gitopper {
 namespace {
@@ -204,6 +206,29 @@ start_ssh(const Config& config, const Options& options, const Router& router)
     return secret;
 }
 
+// The fleet rollout of `[global] rollout`, under this host's first name; nullptr without one.
+[[nodiscard]] Result<std::unique_ptr<Rollout>> make_rollout(const Config& config,
+                                                            const std::string& host)
+{
+    if (!config.rollout) {
+        return nullptr;
+    }
+    std::string password;
+    if (!config.rollout->password_file.empty()) {
+        auto text = read_trusted_file(config.rollout->password_file, Trust::secret);
+        if (!text) {
+            return fail("rollout: password_file: {}", text.error().message);
+        }
+        password = std::string(trim(*text));
+    }
+    log::info(
+        "rollout: through etcd at {}, at most {} host{} at once",
+        join(std::vector<std::string>(config.rollout->etcd.begin(), config.rollout->etcd.end()),
+             ", "),
+        config.rollout->max_parallel, config.rollout->max_parallel == 1 ? "" : "s");
+    return std::make_unique<Rollout>(*config.rollout, host, std::move(password));
+}
+
 // SPEC §11: the state dir holds the host key, pins and drift patches. It must be ours and
 // closed to others; a new one is made 0700.
 [[nodiscard]] Result<> prepare_state_dir(const std::string& dir)
@@ -354,11 +379,17 @@ int run_daemon(const Options& options)
         log_lines(notifier.error().message);
         return 1;
     }
+    auto rollout = make_rollout(*config, options.hosts.front());
+    if (!rollout) {
+        log_lines(rollout.error().message);
+        return 1;
+    }
     Engine engine(std::move(*services),
                   EngineOptions{.interval = options.interval,
                                 .git_timeout = config->git_timeout,
                                 .state_dir = options.state_dir,
-                                .notifier = notifier->get()},
+                                .notifier = notifier->get(),
+                                .rollout = rollout->get()},
                   systemd);
     std::vector<std::string> machines;
     for (const auto& service : config->services) {
@@ -379,8 +410,9 @@ int run_daemon(const Options& options)
     HttpServer http(
         router,
         [&] {
-            return render_metrics(engine, router, serving->webhook_results(),
-                                  (*notifier)->counts());
+            const auto fleet = *rollout ? (*rollout)->counts() : RolloutCounts{};
+            return render_metrics(engine, router, serving->webhook_results(), (*notifier)->counts(),
+                                  *rollout ? &fleet : nullptr);
         },
         {*secret, [&](const std::vector<std::string>& repositories, const std::string& branch) {
              return engine.wake(repositories, branch);
@@ -391,6 +423,10 @@ int run_daemon(const Options& options)
         return 1;
     }
     (*notifier)->start();
+    if (*rollout) {
+        (*rollout)->start(
+            [&engine](const std::string& service) { engine.rollout_changed(service); });
+    }
     engine.start();
     sd_notify(0, "READY=1");
     Watchdog watchdog(engine);
@@ -403,6 +439,9 @@ int run_daemon(const Options& options)
     }
     cancel_running_processes();
     engine.stop();
+    if (*rollout) {
+        (*rollout)->stop(); // after the engine: its last slot left, then the lease revoked
+    }
     (*notifier)->stop(); // after the engine: the events of its last steps are kept too
     log::info("stopped");
     return exit.status;

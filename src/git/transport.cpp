@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "util/atomic_file.hpp"
+#include "util/base64.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 #include "util/trusted_file.hpp"
@@ -379,25 +380,14 @@ std::optional<std::string> host_key_problem(std::string_view url, const Access& 
 
 std::string key_fingerprint(std::string_view base64_blob)
 {
-    std::string blob(base64_blob.size(), '\0');
-    const int decoded = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(blob.data()),
-                                        reinterpret_cast<const unsigned char*>(base64_blob.data()),
-                                        static_cast<int>(base64_blob.size()));
-    if (decoded < 0) {
+    const auto blob = base64_decode(base64_blob);
+    if (!blob) {
         return "SHA256:?";
     }
-    // EVP_DecodeBlock counts the padding's zero bytes too.
-    const auto padding =
-        base64_blob.size() - std::min(base64_blob.size(), base64_blob.find_last_not_of('=') + 1);
-    const auto length = static_cast<std::size_t>(decoded);
-    blob.resize(length - std::min(padding, length));
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int size = 0;
-    EVP_Digest(blob.data(), blob.size(), digest.data(), &size, EVP_sha256(), nullptr);
-    std::string text(4 * ((size + 2) / 3) + 1, '\0');
-    const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(text.data()),
-                                        digest.data(), static_cast<int>(size));
-    text.resize(static_cast<std::size_t>(written));
+    EVP_Digest(blob->data(), blob->size(), digest.data(), &size, EVP_sha256(), nullptr);
+    auto text = base64_encode({reinterpret_cast<const char*>(digest.data()), size});
     while (text.ends_with('=')) {
         text.pop_back();
     }

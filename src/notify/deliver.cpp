@@ -14,6 +14,7 @@
 #include "util/command_line.hpp"
 #include "util/endpoint.hpp"
 #include "util/hmac.hpp"
+#include "util/http_error.hpp"
 #include "util/process.hpp"
 #include "util/trusted_file.hpp"
 
@@ -26,27 +27,6 @@ Tried judge(const httplib::Response& answer)
 {
     return judge_answer(answer.status, answer.get_header_value("Retry-After"),
                         answer.get_header_value("X-RateLimit-Remaining"));
-}
-
-// httplib's own names ("Connection", "Read") say little in a log line.
-std::string failure_text(httplib::Error error)
-{
-    using E = httplib::Error;
-    static const std::array<std::pair<E, const char*>, 7> kTexts{{
-        {E::Connection, "cannot connect"},
-        {E::ConnectionTimeout, "no connection within the timeout"},
-        {E::Read, "no answer within the timeout"},
-        {E::Write, "cannot send the request"},
-        {E::SSLConnection, "TLS handshake failed"},
-        {E::SSLLoadingCerts, "cannot load the CA certificates"},
-        {E::SSLServerVerification, "the receiver's certificate does not verify"},
-    }};
-    for (const auto& [value, text] : kTexts) {
-        if (value == error) {
-            return text;
-        }
-    }
-    return httplib::to_string(error);
 }
 
 struct Post {
@@ -87,7 +67,7 @@ Tried send(Post post)
     };
     const auto answer = client.send(request);
     if (!answer) {
-        return {Tried::Kind::retry, failure_text(answer.error())};
+        return {Tried::Kind::retry, http_failure_text(answer.error())};
     }
     return judge(*answer);
 }

@@ -85,11 +85,54 @@ void delivery_families(MetricsText& out, const std::vector<TargetCounts>& counts
     }
 }
 
+// The fleet rollout (fleet/): where each service stands, and how etcd answers.
+void rollout_families(MetricsText& out, const std::vector<Status>& statuses,
+                      const RolloutCounts& rollout)
+{
+    struct Family {
+        const char* name;
+        const char* type;
+        const char* help;
+        double (*value)(const Status&);
+    };
+    static constexpr std::array<Family, 6> kFamilies{{
+        {"gitopper_rollout_waiting", "gauge",
+         "1 while the service's new commit waits in line for a rollout slot.",
+         [](const Status& s) { return s.waiting_for_slot ? 1.0 : 0.0; }},
+        {"gitopper_rollout_holding", "gauge",
+         "1 while this host deploys the service's new commit in a rollout slot.",
+         [](const Status& s) { return s.holding_slot ? 1.0 : 0.0; }},
+        {"gitopper_rollout_held", "gauge",
+         "1 while the service's upstream commit is held: it failed its health check on a host.",
+         [](const Status& s) { return s.held ? 1.0 : 0.0; }},
+        {"gitopper_rollout_slots_taken_total", "counter", "Rollout slots this host took.",
+         [](const Status& s) { return static_cast<double>(s.slots_taken); }},
+        {"gitopper_rollout_wait_seconds_total", "counter",
+         "Time new commits waited in line for a rollout slot.",
+         [](const Status& s) { return s.slot_wait_seconds; }},
+        {"gitopper_rollout_marked_bad_total", "counter",
+         "Commits this host marked bad for the fleet (their health check failed here).",
+         [](const Status& s) { return static_cast<double>(s.marked_bad); }},
+    }};
+    for (const auto& family : kFamilies) {
+        per_service(out, statuses, family.name, family.type, family.help, [&](const Status& s) {
+            out.sample(family.name, {{"service", s.service}}, family.value(s));
+        });
+    }
+    out.family("gitopper_rollout_etcd_requests_total", "counter", "Requests sent to etcd.");
+    out.sample("gitopper_rollout_etcd_requests_total", {}, static_cast<double>(rollout.requests));
+    out.family("gitopper_rollout_etcd_failures_total", "counter",
+               "Calls to etcd that no member answered.");
+    out.sample("gitopper_rollout_etcd_failures_total", {}, static_cast<double>(rollout.failures));
+    out.family("gitopper_rollout_lease", "gauge", "1 while this daemon holds an etcd lease.");
+    out.sample("gitopper_rollout_lease", {}, rollout.lease ? 1 : 0);
+}
+
 } // namespace
 
 std::string render_metrics(const Control& control, const Router& router,
                            const std::map<std::string, std::uint64_t>& webhook_results,
-                           const std::vector<TargetCounts>& notify)
+                           const std::vector<TargetCounts>& notify, const RolloutCounts* rollout)
 {
     const auto statuses = control.statuses();
     MetricsText out;
@@ -177,6 +220,9 @@ std::string render_metrics(const Control& control, const Router& router,
                                    {{"service", s.service}}, static_cast<double>(s.freeze.until));
                     }
                 });
+    if (rollout != nullptr) {
+        rollout_families(out, statuses, *rollout);
+    }
     out.family("gitopper_service_sync_duration_seconds", "histogram",
                "Duration of a poll cycle: ls-remote and the reconciles it caused.");
     sync_durations().write(out, "gitopper_service_sync_duration_seconds");

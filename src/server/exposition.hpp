@@ -7,13 +7,16 @@
 #include <string>
 
 #include "api/router.hpp"
+#include "fleet/rollout.hpp"
 #include "notify/notifier.hpp"
 
 namespace gitopper {
 
-// `notify`: the notify targets' counts (Notifier::counts).
+// `notify`: the notify targets' counts (Notifier::counts); `rollout`: the fleet rollout's
+// (nullptr without one: no gitopper_rollout_* series).
 std::string render_metrics(const Control& control, const Router& router,
                            const std::map<std::string, std::uint64_t>& webhook_results,
-                           const std::vector<TargetCounts>& notify = {});
+                           const std::vector<TargetCounts>& notify = {},
+                           const RolloutCounts* rollout = nullptr);
 
 } // namespace gitopper

@@ -77,6 +77,7 @@ Engine::Engine(std::vector<Service> services, EngineOptions options, ServiceMana
     m_host.git_timeout =
         std::chrono::duration_cast<std::chrono::milliseconds>(m_options.git_timeout);
     m_host.notifier = m_options.notifier;
+    m_host.rollout = m_options.rollout;
     if (std::any_of(services.begin(), services.end(),
                     [](const Service& s) { return !s.package.empty(); })) {
         m_host.packages = detect_packages(m_options.os_release);
@@ -247,6 +248,43 @@ Completion Engine::rollback(const std::string& service, const std::string& hash,
 Completion Engine::diff(const std::string& service)
 {
     return ask(service, Request{Request::Kind::diff, 0});
+}
+
+Completion Engine::release(const std::string& service, const std::string& commit)
+{
+    if (m_options.rollout == nullptr) {
+        return {409, "no fleet rollout: the config has no [global] rollout"};
+    }
+    auto released = m_options.rollout->release(service, commit);
+    if (!released) {
+        return {503, released.error().message};
+    }
+    if (released->empty()) {
+        return {404,
+                fmt::format("no commit of {} starting with {} is marked bad", service, commit)};
+    }
+    if (released->size() > 1) {
+        return {409, fmt::format("{} commits of {} marked bad start with {}: give more of the hash",
+                                 released->size(), service, commit)};
+    }
+    return {};
+}
+
+void Engine::rollout_changed(const std::string& service)
+{
+    for (const auto& group : m_groups) {
+        const auto& services = group->services();
+        for (std::size_t id = 0; id < services.size(); ++id) {
+            const auto& config = services[id]->config();
+            if (!service.empty() && config.name != service) {
+                continue;
+            }
+            const auto now = services[id]->status();
+            if (now.waiting_for_slot || now.held) {
+                group->request({Request::Kind::rollout, id});
+            }
+        }
+    }
 }
 
 Completion Engine::ask(const std::string& service, Request request)

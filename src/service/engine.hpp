@@ -25,6 +25,7 @@ struct EngineOptions {
     std::string os_release = "/etc/os-release";
     bool all_services = true;     // false for the bootstrap checkout's own engine (bring_up_now)
     Notifier* notifier = nullptr; // where the services' events go (outlives the engine)
+    Rollout* rollout = nullptr;   // the fleet's slots (outlives the engine); nullptr: none
 };
 
 class Engine final : public Control {
@@ -45,6 +46,10 @@ public:
     [[nodiscard]] Result<> pull(const std::string& service) override;
     Completion rollback(const std::string& service, const std::string& hash, bool force) override;
     Completion diff(const std::string& service) override;
+    Completion release(const std::string& service, const std::string& commit) override;
+    // The rollout's word that a slot of `service` was freed or its marks changed ("": of any):
+    // the services in its lines look again. Thread-safe.
+    void rollout_changed(const std::string& service);
     // Wakes every service that tracks `branch` of one of `repositories` (normalised URLs,
     // see normalize_repository_url); returns how many.
     std::size_t wake(const std::vector<std::string>& repositories, const std::string& branch);

@@ -69,11 +69,6 @@ std::string tail_of_file(int fd)
     return text;
 }
 
-std::string short_hash(const std::string& hash)
-{
-    return hash.substr(0, 8);
-}
-
 std::int64_t unix_now()
 {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -1248,6 +1243,7 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
         }
     }
     if (head == now.hash) {
+        leave_line(); // upstream came back to what is live
         if (!m_window_checked.empty()) {
             stop_waiting(); // upstream came back to what is live
             record(Event::succeeded, "");
@@ -1331,6 +1327,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     // Nothing of ours changed: the recorded commit moves, no file is written, nothing runs,
     // and no git runs in the tree either (its local edits are drift's to find).
     if (survey->changed.empty() && !force_action && trigger != Trigger::rollback) {
+        leave_line();
         std::lock_guard lock(m_mutex);
         m_status.hash = commit;
         log::debug("[{}] at {}: none of its paths changed", m_config.name, short_hash(commit));
@@ -1341,6 +1338,16 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         return wait_for_window(from, commit, trigger);
     }
     stop_waiting();
+    // With a fleet rollout, only in one of the commit's slots (SPEC §6), left however the
+    // deploy ends (a failed health check marks the commit bad first).
+    auto turn = take_turn(from, commit, trigger);
+    if (!turn || !*turn) {
+        return turn ? Outcome{} : std::unexpected(turn.error());
+    }
+    const struct Slot {
+        ManagedService& service;
+        ~Slot() { service.leave_slot(); }
+    } slot{*this};
     // Local edits are saved and reverted first: the live tree is the next deploy's spare, and
     // an edit is never lost unsaved.
     auto reverted = take_drift_before(commit, trigger);
@@ -1399,6 +1406,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         if (!healthy) {
             return roll_back_unhealthy(from, commit, trigger, healthy.error().message);
         }
+        leave_slot(); // healthy: the next host need not wait for what is left to tidy here
     }
     if (outcome) {
         mark_applied(commit);
@@ -1413,6 +1421,119 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
         note(trigger == Trigger::health ? kEventRollback : kEventDeploy, from, commit, trigger);
     }
     return outcome;
+}
+
+// An operator's rollback and the automatic one go back to what was live before: no slot for
+// them. Everything else stands in line for one, unless the commit is marked bad. A commit is
+// checked once (in a tree of its own) before it stands in line, so that no host holds a slot
+// for a commit its check refuses.
+std::expected<bool, ManagedService::Failure>
+ManagedService::take_turn(const std::string& from, const std::string& commit, Trigger trigger)
+{
+    auto* rollout = m_host.rollout;
+    if (rollout == nullptr || trigger == Trigger::rollback || trigger == Trigger::health) {
+        return true;
+    }
+    if (m_turn_commit != commit) {
+        leave_line();
+        if (auto checked = check_in_scratch_tree(commit); !checked) {
+            add_history(from, commit, trigger, checked.error().message);
+            note(kEventCheckFailed, from, commit, trigger, checked.error().message);
+            return std::unexpected(Failure{Event::host_failed, checked.error().message});
+        }
+        m_turn_commit = commit;
+        m_turn_since = std::chrono::steady_clock::now();
+    }
+    m_turn_trigger = trigger;
+    auto turn = rollout->take(m_config.name, commit, rollout->slots(m_config));
+    const auto set = [&](bool waiting, bool holding, bool held) {
+        std::lock_guard lock(m_mutex);
+        m_status.waiting_for_slot = waiting;
+        m_status.holding_slot = holding;
+        m_status.held = held;
+    };
+    if (!turn) {
+        set(false, false, false);
+        return std::unexpected(Failure{Event::git_failed, "rollout: " + turn.error().message});
+    }
+    if (turn->kind == Turn::Kind::held) {
+        const bool news = !status().held;
+        set(false, false, true);
+        m_waiting = fmt::format("held: {} failed on {}", short_hash(commit), turn->held_by);
+        if (news) {
+            log::warn("[{}] {} ({}); the next commit goes out as usual", m_config.name, m_waiting,
+                      turn->held_why);
+        }
+        return false;
+    }
+    if (turn->kind == Turn::Kind::wait) {
+        const bool news = !status().waiting_for_slot;
+        set(true, false, false);
+        m_waiting = fmt::format("waiting for a rollout slot ({} in line)", turn->in_line);
+        if (news) {
+            log::info("[{}] {} is ready; {}", m_config.name, short_hash(commit), m_waiting);
+        }
+        return false;
+    }
+    const auto waited =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - m_turn_since).count();
+    {
+        std::lock_guard lock(m_mutex);
+        m_status.waiting_for_slot = false;
+        m_status.holding_slot = true;
+        m_status.held = false;
+        ++m_status.slots_taken;
+        m_status.slot_wait_seconds += waited;
+    }
+    m_waiting.clear();
+    log::info("[{}] took a rollout slot for {} after {:.1f} s", m_config.name, short_hash(commit),
+              waited);
+    return true;
+}
+
+void ManagedService::leave_line()
+{
+    if (m_turn_commit.empty()) {
+        return;
+    }
+    if (m_host.rollout != nullptr) {
+        m_host.rollout->leave(m_config.name, m_turn_commit);
+    }
+    m_turn_commit.clear();
+    std::lock_guard lock(m_mutex);
+    m_status.waiting_for_slot = false;
+    m_status.holding_slot = false;
+    m_status.held = false;
+}
+
+void ManagedService::leave_slot()
+{
+    if (!status().holding_slot) {
+        return;
+    }
+    leave_line();
+}
+
+// Health failed in a slot: no other host of the fleet applies the commit.
+void ManagedService::mark_bad(const std::string& commit, const std::string& why)
+{
+    if (m_host.rollout == nullptr || !status().holding_slot) {
+        return;
+    }
+    log::warn("[{}] marking {} bad for the fleet: no other host applies it", m_config.name,
+              short_hash(commit));
+    m_host.rollout->mark_bad(m_config.name, commit, why);
+    std::lock_guard lock(m_mutex);
+    ++m_status.marked_bad;
+}
+
+void ManagedService::resume_rollout()
+{
+    if (m_turn_commit.empty() || !tracks_upstream(state())) {
+        return;
+    }
+    const std::string head = m_turn_commit;
+    reconcile(head, m_turn_trigger);
 }
 
 // Polls, webhooks and unfreezes wait for a window; a pull or a rollback is an operator's
@@ -1588,6 +1709,7 @@ ManagedService::Outcome ManagedService::roll_back_unhealthy(const std::string& f
 {
     add_history(from, commit, trigger, why);
     note(kEventHealthFailed, from, commit, trigger, why);
+    mark_bad(commit, why);
     {
         std::lock_guard lock(m_mutex);
         m_saved.quarantined = commit;
@@ -1974,6 +2096,7 @@ std::string freeze_text(const FreezeRecord& freeze)
 
 void ManagedService::freeze(const FreezeOrder& order)
 {
+    leave_line(); // a frozen host must not stand in a line it would block at its head
     const auto now = unix_now();
     const FreezeRecord record_of{
         .by = order.by,
@@ -2049,6 +2172,7 @@ void ManagedService::end_freeze(const std::string& why, Trigger trigger)
 Completion ManagedService::rollback(const std::string& hash, bool force)
 {
     m_trigger = Trigger::rollback;
+    leave_line();
     if (!m_ready) {
         if (auto r = prepare(); !r) {
             finish(r);

@@ -15,6 +15,7 @@
 #include "api/control.hpp"
 #include "api/state.hpp"
 #include "config/config.hpp"
+#include "fleet/rollout.hpp"
 #include "git/git.hpp"
 #include "git/store.hpp"
 #include "host/mount.hpp"
@@ -43,6 +44,7 @@ struct HostTools {
     StateStore& store;
     std::chrono::milliseconds git_timeout = std::chrono::minutes(2);
     Notifier* notifier = nullptr; // where events go; nullptr: nowhere
+    Rollout* rollout = nullptr;   // the fleet's slots (fleet/); nullptr: this host acts alone
 };
 
 class ManagedService {
@@ -95,6 +97,10 @@ public:
     // To a commit of the tracked branch's history, or with `force` any fetched commit. A
     // commit that is neither is refused (404) and nothing changes.
     Completion rollback(const std::string& hash, bool force);
+
+    // A slot of the fleet rollout was freed, or a mark changed: the commit this service stands
+    // in line for (or is held from) is looked at again, without asking upstream.
+    void resume_rollout();
 
     // What the next deploy would do (/list/diff): upstream asked and fetched as needed, the
     // live tree untouched; the JSON answer, or an error status and why.
@@ -196,6 +202,13 @@ private:
     Completion check_signed_target(const std::string& full, bool force);
     void retry_at_head();
     Outcome deploy(const std::string& commit, Trigger trigger, bool force_action);
+    // Whether `commit` may go live now (a fleet rollout's slot taken); false: it waits in
+    // line or is held (m_waiting says which), nothing moved.
+    std::expected<bool, Failure> take_turn(const std::string& from, const std::string& commit,
+                                           Trigger trigger);
+    void leave_line(); // out of any line and slot of the rollout
+    void leave_slot(); // the deploy in a slot ended: the slot is free for the next host
+    void mark_bad(const std::string& commit, const std::string& why);
     bool held_by_window(Trigger trigger) const;
     Outcome wait_for_window(const std::string& from, const std::string& commit, Trigger trigger);
     void stop_waiting();
@@ -272,6 +285,11 @@ private:
     std::string m_window_checked;       // the commit that passed its check and waits for one
     std::string m_waiting;              // "waiting for window (next: Tue 06:00)", or ""
     std::vector<Notice> m_notes;        // noted, not yet sent (see note())
+    // The fleet rollout (fleet/): the commit this service stands in line for, holds a slot
+    // for, or is held from; "" for none.
+    std::string m_turn_commit;
+    Trigger m_turn_trigger = Trigger::poll;             // of the deploy that waits
+    std::chrono::steady_clock::time_point m_turn_since; // in line since
     std::string m_failed_head; // upstream head at which we last broke (retry when it moves)
     std::string m_unverified;  // upstream head whose signature failed (retry when it moves)
     std::map<std::string, FileId> m_mounted; // local -> what our mount there showed last

@@ -408,10 +408,14 @@ void PollGroup::handle_all(std::deque<Request>& requests, bool& poll_now, Trigge
         }
     }
     std::vector<Request*> superseded;
+    std::set<std::size_t> resumed; // one look per service at the rollout, however many words
     for (std::size_t i = 0; i < requests.size(); ++i) {
         auto& request = requests[i];
         if (request.kind == Request::Kind::rollback && last_rollback[request.service] != i) {
             superseded.push_back(&request);
+            continue;
+        }
+        if (request.kind == Request::Kind::rollout && !resumed.insert(request.service).second) {
             continue;
         }
         handle(request, poll_now, trigger);
@@ -462,6 +466,17 @@ void PollGroup::handle(const Request& request, bool& poll_now, Trigger& trigger)
         guarded(*service, "previewing", [&] { done = service->preview(); });
         if (request.done) {
             request.done->set_value(std::move(done));
+        }
+        break;
+    }
+    case Request::Kind::rollout: {
+        // A slot freed or a mark changed: what waits for it is looked at again, at once and
+        // without asking upstream (the commit it waits for is in the store).
+        const auto generation = service->generation();
+        guarded(*service, "taking its turn", [&] { service->resume_rollout(); });
+        if (service->generation() != generation) {
+            rewatch(request.service);
+            look_again(request.service);
         }
         break;
     }

@@ -35,7 +35,7 @@ namespace gitopper {
 Histogram& sync_durations();
 
 struct Request {
-    enum class Kind { pull, webhook, freeze, unfreeze, rollback, diff };
+    enum class Kind { pull, webhook, freeze, unfreeze, rollback, diff, rollout };
     Kind kind;
     std::size_t service; // index in the group
     std::string hash;    // for rollback

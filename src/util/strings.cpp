@@ -238,6 +238,11 @@ bool equal_nocase(std::string_view a, std::string_view b)
                       [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
 
+std::string short_hash(const std::string& hash)
+{
+    return hash.substr(0, 8);
+}
+
 bool is_commit_hash(std::string_view text)
 {
     return text.size() >= 4 && text.size() <= 40 &&

@@ -29,6 +29,8 @@ std::string to_lower(std::string_view text);
 bool equal_nocase(std::string_view a, std::string_view b);
 
 bool is_commit_hash(std::string_view text); // 4..40 lowercase or uppercase hex digits
+// A commit's first 8 hex digits, as logs and answers show it.
+std::string short_hash(const std::string& hash);
 
 // The same repository however it is spelled: "https://Host/a/b.git", "ssh://git@host:22/a/b",
 // "git@host:a/b" and "host/a/b/" all become "host/a/b". Used to match webhooks to upstreams.

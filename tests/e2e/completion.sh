@@ -36,6 +36,7 @@ expect_completion "$T/dirs/a-dir" _gitopper gitopper --state "$T/dirs/a"
 
 expect_completion "d diff do l list ls" _gitopperctl gitopperctl ""
 expect_completion "freeze" _gitopperctl gitopperctl -m do fr
+expect_completion "r release rollback" _gitopperctl gitopperctl do r
 expect_completion "h history" _gitopperctl gitopperctl l h
 expect_completion "p pull" _gitopperctl gitopperctl d p
 expect_completion "--identity --insecure-host-key" _gitopperctl gitopperctl --i

@@ -40,6 +40,11 @@ public:
         return refuse_rollback ? Completion{404, "commit " + h + " is not in the history"}
                                : Completion{};
     }
+    Completion release(const std::string& s, const std::string& c) override
+    {
+        (void)note("release " + s + " " + c);
+        return {};
+    }
     std::vector<Status> statuses() const override
     {
         Status status;
@@ -104,11 +109,18 @@ TEST_F(RouterTest, ListMachineAndHistory)
 
 TEST_F(RouterTest, ReadOnlyKeysCannotChangeAnything)
 {
-    for (const auto* request : {"/do/freeze grafana-server", "/do/unfreeze grafana-server",
-                                "/do/pull grafana-server", "/do/rollback grafana-server abcd"}) {
+    for (const auto* request :
+         {"/do/freeze grafana-server", "/do/unfreeze grafana-server", "/do/pull grafana-server",
+          "/do/rollback grafana-server abcd", "/do/release grafana-server abcd"}) {
         EXPECT_EQ(router.handle(request, Role::read_only).status, 401) << request;
     }
     EXPECT_TRUE(control.calls.empty());
+}
+
+TEST_F(RouterTest, ReleaseTakesTheHashInLowerCase)
+{
+    EXPECT_EQ(router.handle("/do/release grafana-server ABCD1234", Role::read_write).status, 0);
+    EXPECT_EQ(control.calls, (std::vector<std::string>{"release grafana-server abcd1234"}));
 }
 
 TEST_F(RouterTest, ArgumentsAreCheckedBeforeAnythingRuns)
@@ -120,6 +132,10 @@ TEST_F(RouterTest, ArgumentsAreCheckedBeforeAnythingRuns)
               400);
     EXPECT_EQ(router.handle("/do/rollback grafana-server abcd force x", Role::read_write).status,
               400);
+    EXPECT_EQ(router.handle("/do/release grafana-server", Role::read_write).status, 400);
+    EXPECT_EQ(router.handle("/do/release grafana-server xyz1", Role::read_write).status, 406);
+    EXPECT_EQ(router.handle("/do/release nope abcd", Role::read_write).status, 404);
+    EXPECT_EQ(router.handle("/do/release grafana-server abcd x", Role::read_write).status, 400);
     EXPECT_EQ(router.handle("/do/freeze", Role::read_write).status, 400);
     EXPECT_EQ(router.handle("/do/freeze a b", Role::read_write).status, 404); // b: the reason
     EXPECT_EQ(router.handle("/do/freeze nope", Role::read_write).status, 404);

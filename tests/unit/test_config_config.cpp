@@ -766,3 +766,77 @@ TEST(ConfigNotify, PlainHttpOnlyToThisHost)
     parse_ok(service(R"(notify = [ { url = "http://127.0.0.1:9000/x" } ])"));
     parse_ok(service(R"(notify = [ { url = "http://localhost/x" } ])"));
 }
+
+// [global] rollout followed by the service (`extra` in it).
+std::string with_rollout(const std::string& rollout, const std::string& extra = "")
+{
+    return kGlobal + "rollout = " + rollout + "\n" + service(extra).substr(kGlobal.size());
+}
+
+TEST(ConfigRollout, EtcdMembersAndTheDefaults)
+{
+    auto config = parse_ok(with_rollout(R"({ etcd = ["http://10.0.0.5:2379", "https://e2:2379"] })",
+                                        "max_parallel = 3"));
+    ASSERT_TRUE(config.rollout);
+    EXPECT_EQ(config.rollout->etcd, (Strings{"http://10.0.0.5:2379", "https://e2:2379"}));
+    EXPECT_EQ(config.rollout->max_parallel, 1);
+    EXPECT_EQ(config.rollout->prefix, "/gitopper");
+    EXPECT_EQ(config.rollout->lease_ttl, std::chrono::seconds(10));
+    EXPECT_EQ(config.rollout->slots(config.services[0]), 3);
+    config = parse_ok(with_rollout(
+        R"({ etcd = ["http://e:2379"], max_parallel = 2, prefix = "/fleet/web", lease_ttl = "3s" })"));
+    EXPECT_EQ(config.rollout->slots(config.services[0]), 2);
+    EXPECT_EQ(config.rollout->prefix, "/fleet/web");
+    EXPECT_EQ(config.rollout->lease_ttl, std::chrono::seconds(3));
+    EXPECT_FALSE(parse_ok(service()).rollout);
+}
+
+TEST(ConfigRollout, BadValuesAreNamedWhereTheyStand)
+{
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["http://e:2379", "ftp://e"] })")),
+                    "config.toml:4:38: etcd is not an http:// or https:// URL");
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["http://e:2379"], max_parallel = 0 })")),
+                    "max_parallel 0 is out of range (1 to 10000)");
+    EXPECT_CONTAINS(
+        parse_error(with_rollout(R"({ etcd = ["http://e:2379"] })", "max_parallel = -1")),
+        "max_parallel -1 is out of range");
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["http://e:2379"], lease_ttl = "1s" })")),
+                    "lease_ttl \"1s\" is out of range (2s to 5m)");
+    EXPECT_CONTAINS(
+        parse_error(with_rollout(R"({ etcd = ["http://e:2379"], prefix = "gitopper/" })")),
+        "prefix \"gitopper/\" must be a key path");
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = [] })")), "rollout: etcd lists no member");
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ max_parallel = 2 })")),
+                    "missing \"etcd\" in rollout of [global]");
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["http://e:2379"], max_paralel = 2 })")),
+                    "did you mean \"max_parallel\"?");
+    EXPECT_CONTAINS(parse_error(service("max_parallel = 2")),
+                    "max_parallel of [[services]] #1 (nginx) needs [global] rollout");
+    EXPECT_CONTAINS(
+        parse_error(with_rollout(R"({ etcd = ["http://e:2379"], cert_file = "/etc/c.pem" })")),
+        "rollout: cert_file and key_file go together");
+}
+
+TEST(ConfigRollout, APasswordGoesOnlyOverTlsOrToThisHost)
+{
+    const auto password = std::filesystem::temp_directory_path() / "gitopper-etcd-password";
+    {
+        std::ofstream(password) << "s3cret\n";
+    }
+    std::filesystem::permissions(password, std::filesystem::perms::owner_read |
+                                               std::filesystem::perms::owner_write);
+    const auto table = [&](const std::string& url) {
+        return fmt::format(R"({{ etcd = ["{}"], user = "gitopper", password_file = "{}" }})", url,
+                           password.string());
+    };
+    EXPECT_TRUE(parse_ok(with_rollout(table("https://e:2379"))).rollout);
+    EXPECT_TRUE(parse_ok(with_rollout(table("http://127.0.0.1:2379"))).rollout);
+    EXPECT_CONTAINS(parse_error(with_rollout(table("http://e:2379"))),
+                    "etcd member http://e:2379 must be https:// to be sent a password");
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["https://e:2379"], user = "u" })")),
+                    "rollout: user and password_file go together");
+    std::filesystem::permissions(password, std::filesystem::perms::others_read,
+                                 std::filesystem::perm_options::add);
+    EXPECT_CONTAINS(parse_error(with_rollout(table("https://e:2379"))), "rollout: password_file: ");
+    std::filesystem::remove(password);
+}
