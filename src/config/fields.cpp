@@ -902,7 +902,8 @@ const Field kFieldRows[] = {
      .type = "string",
      .unset = "no client certificate",
      .meaning = "a client certificate (PEM) for members run with `--client-cert-auth`, with "
-                "`key_file`",
+                "`key_file`; with `user` too it must have no Common Name (etcd's gateway "
+                "refuses one when its auth is on)",
      .example = R"(`"keys/etcd-client.pem"`)"},
     {.name = "key_file",
      .scope = Scope::rollout,

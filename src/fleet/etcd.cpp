@@ -1,5 +1,7 @@
 #include "fleet/etcd.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -21,15 +23,29 @@ namespace {
 
 constexpr std::size_t kMaxAnswer = 64 << 20; // a range is limited; this is far beyond any
 constexpr int kUnauthenticated = 16;         // gRPC's code for an expired or unknown token
+constexpr std::size_t kMaxMessage = 300;     // of an answer's text, in a log line
 
-// The message of an error answer ({"error": …, "code": …, "message": …}), else its status.
+// What a member said, without control characters, for a log line.
+std::string printable_text(std::string text)
+{
+    if (text.size() > kMaxMessage) {
+        text.resize(kMaxMessage);
+    }
+    std::replace_if(
+        text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < ' '; }, ' ');
+    return text;
+}
+
+// The message of an error answer ({"error": …, "code": …, "message": …}), else its first
+// line of plain text (etcd's gateway answers some refusals so), else its status.
 std::string error_of(int status, const std::string& body)
 {
     const auto json = nlohmann::json::parse(body, nullptr, false);
     if (json.is_object() && json.contains("message") && json["message"].is_string()) {
-        return json["message"].get<std::string>();
+        return printable_text(json["message"].get<std::string>());
     }
-    return fmt::format("HTTP {}", status);
+    const auto line = printable_text(body.substr(0, std::min(body.find('\n'), kMaxMessage)));
+    return line.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {}: {}", status, line);
 }
 
 std::string origin_of(const std::string& member)
