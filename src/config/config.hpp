@@ -117,7 +117,7 @@ struct RolloutConfig {
     Strings etcd; // its client URLs, tried in turn
     std::int64_t max_parallel = 1;
     std::string prefix = "/gitopper";              // of every key gitopper writes
-    Duration lease_ttl = std::chrono::seconds(10); // a dead host's slot is free after this
+    Duration lease_ttl = std::chrono::seconds(15); // a dead host's slot is free after this
     Duration timeout = std::chrono::seconds(5);    // one request to one member
     std::string ca_file;       // for https:// members with a private CA; absolute once loaded
     std::string cert_file;     // a client certificate, for etcd's --client-cert-auth

@@ -336,6 +336,18 @@ Problem check_etcd_url(std::string_view url)
     if (!parsed) {
         return fmt::format("etcd {}", parsed.error().message);
     }
+    // etcd listens on 2379, not on the scheme's port, and its API is at the root.
+    const auto authority = url.substr(url.find("//") + 2);
+    const auto host_end = authority.find_first_of("/?");
+    const auto host = authority.substr(0, host_end);
+    const auto colon = host.rfind(':');
+    if (colon == std::string_view::npos || colon < host.rfind(']') + 1 ||
+        colon + 1 == host.size()) {
+        return fmt::format("etcd member {} needs its port (etcd's is 2379)", parsed->origin());
+    }
+    if (host_end != std::string_view::npos && authority.substr(host_end) != "/") {
+        return fmt::format("etcd member {}: no path (etcd's API is at the root)", parsed->origin());
+    }
     return std::nullopt;
 }
 
@@ -876,7 +888,7 @@ const Field kFieldRows[] = {
      .scope = Scope::rollout,
      .target = &RolloutConfig::lease_ttl,
      .type = "duration string",
-     .fallback = "10s",
+     .fallback = "15s",
      .rule = check_lease_ttl,
      .meaning = "the lease the daemon keeps alive (`2s` to `5m`): a host that crashed or lost "
                 "etcd frees its slot this long after",
@@ -887,7 +899,8 @@ const Field kFieldRows[] = {
      .type = "duration string",
      .fallback = "5s",
      .rule = check_etcd_timeout,
-     .meaning = "one request to one member (`1s` to `1m`); then the next member is tried",
+     .meaning = "one request to one member (`1s` to `1m`, at most a third of `lease_ttl`, so "
+                "that a silent member cannot make the lease lapse); then the next member is tried",
      .example = R"(`"2s"`)"},
     {.name = "ca_file",
      .scope = Scope::rollout,

@@ -15,6 +15,7 @@
 
 #include "config/config.hpp"
 #include "config/fields.hpp"
+#include "util/duration.hpp"
 #include "util/endpoint.hpp"
 #include "util/safe_path.hpp"
 #include "util/strings.hpp"
@@ -300,6 +301,11 @@ void check_rollout(const Config& config, std::vector<std::string>& out)
     }
     if (rollout.etcd.empty()) {
         report("etcd lists no member");
+    }
+    if (rollout.timeout * 3 > rollout.lease_ttl) {
+        report(fmt::format("timeout {} is more than a third of lease_ttl {}: one silent member "
+                           "could let the lease lapse while the next is tried",
+                           format_duration(rollout.timeout), format_duration(rollout.lease_ttl)));
     }
     if (rollout.cert_file.empty() != rollout.key_file.empty()) {
         report("cert_file and key_file go together");

@@ -21,9 +21,10 @@ struct Etcd::Answer {
 
 namespace {
 
-constexpr std::size_t kMaxAnswer = 64 << 20; // a range is limited; this is far beyond any
-constexpr int kUnauthenticated = 16;         // gRPC's code for an expired or unknown token
-constexpr std::size_t kMaxMessage = 300;     // of an answer's text, in a log line
+constexpr std::size_t kMaxAnswer = 4 << 20;      // a range is limited; this is far beyond any
+constexpr std::size_t kMaxMessageLine = 1 << 20; // one watch message
+constexpr int kUnauthenticated = 16;             // gRPC's code for an expired or unknown token
+constexpr std::size_t kMaxMessage = 300;         // of an answer's text, in a log line
 
 // What a member said, without control characters, for a log line.
 std::string printable_text(std::string text)
@@ -41,8 +42,8 @@ std::string printable_text(std::string text)
 std::string error_of(int status, const std::string& body)
 {
     const auto json = nlohmann::json::parse(body, nullptr, false);
-    if (json.is_object() && json.contains("message") && json["message"].is_string()) {
-        return printable_text(json["message"].get<std::string>());
+    if (const auto message = text_at(json, "message"); !message.empty()) {
+        return printable_text(message);
     }
     const auto line = printable_text(body.substr(0, std::min(body.find('\n'), kMaxMessage)));
     return line.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {}: {}", status, line);
@@ -55,6 +56,49 @@ std::string origin_of(const std::string& member)
 }
 
 } // namespace
+
+std::string text_at(const nlohmann::json& object, std::string_view key)
+{
+    if (!object.is_object()) {
+        return "";
+    }
+    const auto found = object.find(key);
+    return found != object.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
+bool flag_at(const nlohmann::json& object, std::string_view key)
+{
+    if (!object.is_object()) {
+        return false;
+    }
+    const auto found = object.find(key);
+    return found != object.end() && found->is_boolean() && found->get<bool>();
+}
+
+const nlohmann::json& object_at(const nlohmann::json& object, std::string_view key)
+{
+    static const nlohmann::json empty = nlohmann::json::object();
+    if (!object.is_object()) {
+        return empty;
+    }
+    const auto found = object.find(key);
+    return found != object.end() && found->is_object() ? *found : empty;
+}
+
+const nlohmann::json& array_at(const nlohmann::json& object, std::string_view key)
+{
+    static const nlohmann::json empty = nlohmann::json::array();
+    if (!object.is_object()) {
+        return empty;
+    }
+    const auto found = object.find(key);
+    return found != object.end() && found->is_array() ? *found : empty;
+}
+
+std::string Etcd::where(std::size_t member) const
+{
+    return origin_of(m_options.members[member]);
+}
 
 Etcd::Etcd(EtcdOptions options) : m_options(std::move(options)) {}
 
@@ -112,9 +156,9 @@ Etcd::Answer Etcd::post(std::size_t member, std::string_view path, const std::st
     }
     const auto json = nlohmann::json::parse(got, nullptr, false);
     if (json.is_object() && json.contains("code")) {
-        const int status = json.value("code", 0) == kUnauthenticated ? 401
-                           : answer                                  ? answer->status
-                                                                     : 500;
+        const auto& code = json["code"];
+        const bool unauthenticated = code.is_number_integer() && code == kUnauthenticated;
+        const int status = unauthenticated ? 401 : answer ? answer->status : 500;
         return {status, "", error_of(status, got)};
     }
     if (!answer) {
@@ -140,29 +184,25 @@ Result<std::string> Etcd::token(std::size_t member, bool renew)
     if (answer.status != 200) {
         return fail("authenticating as {}: {}", quote(m_options.user), answer.why);
     }
-    const auto json = nlohmann::json::parse(answer.body, nullptr, false);
-    if (!json.is_object() || !json.contains("token") || !json["token"].is_string()) {
+    const auto token = text_at(nlohmann::json::parse(answer.body, nullptr, false), "token");
+    if (token.empty()) {
         return fail("authenticating as {}: no token in the answer", quote(m_options.user));
     }
     std::lock_guard lock(m_mutex);
-    m_token = json["token"].get<std::string>();
+    m_token = token;
     return m_token;
 }
 
-Result<nlohmann::json> Etcd::call(std::string_view path, const nlohmann::json& body)
+Result<nlohmann::json> Etcd::call(std::string_view path, const nlohmann::json& body, bool* refused)
 {
     const auto text = body.dump();
     const auto count = m_options.members.size();
     std::vector<std::string> reasons;
     for (std::size_t tried = 0; tried < count; ++tried) {
         const auto member = (m_current + tried) % count;
-        const auto where = origin_of(m_options.members[member]);
         auto token = this->token(member, false);
-        if (!token) {
-            reasons.push_back(fmt::format("{}: {}", where, token.error().message));
-            continue;
-        }
-        auto answer = post(member, path, text, *token);
+        auto answer =
+            token ? post(member, path, text, *token) : Answer{0, "", token.error().message};
         if (answer.status == 401 && !m_options.user.empty()) {
             token = this->token(member, true);
             answer =
@@ -170,89 +210,130 @@ Result<nlohmann::json> Etcd::call(std::string_view path, const nlohmann::json& b
         }
         if (answer.status == 200) {
             auto json = nlohmann::json::parse(answer.body, nullptr, false);
-            if (!json.is_discarded()) {
+            if (json.is_object()) {
                 m_current = member;
                 return json;
             }
-            answer.why = "the answer is no JSON";
+            answer.why = "the answer is no JSON object";
         }
-        reasons.push_back(fmt::format("{}: {}", where, answer.why));
+        // A refusal is etcd's word on the request; another member would say the same.
+        if (answer.status >= 400 && answer.status < 500) {
+            m_current = member;
+            if (refused != nullptr) {
+                *refused = true;
+            }
+            return fail("etcd: {}: {}", where(member), answer.why);
+        }
+        reasons.push_back(fmt::format("{}: {}", where(member), answer.why));
     }
     ++m_failures;
     return fail("etcd: {}", join(reasons, "; "));
 }
 
+// How one member took a watch.
+struct Etcd::Watched {
+    bool created = false; // etcd set it up (and did not cancel it at once)
+    std::string why;      // it did not, or cancelled it
+};
+
+Etcd::Watched Etcd::watch_at(std::size_t member, const std::string& body,
+                             std::chrono::milliseconds silence,
+                             const std::function<void()>& on_created,
+                             const std::function<void(const nlohmann::json&)>& on_events)
+{
+    auto token = this->token(member, false);
+    if (!token) {
+        return {false, token.error().message};
+    }
+    auto client = this->client(member, silence);
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_interrupted) {
+            return {true, ""};
+        }
+        m_watching = client.get();
+    }
+    Watched watched;
+    std::string pending;
+    // The gateway streams one JSON object per line: "created" (or "canceled"), then events.
+    const auto line_of = [&](const std::string& line) {
+        const auto json = nlohmann::json::parse(line, nullptr, false);
+        const auto& result = object_at(json, "result");
+        if (json.is_object() && json.contains("error")) {
+            watched.why = error_of(0, line);
+            return false;
+        }
+        if (flag_at(result, "canceled")) {
+            watched.why = "watch cancelled: " + printable_text(text_at(result, "cancel_reason"));
+            if (watched.why.find("nauthenticated") != std::string::npos ||
+                watched.why.find("auth") != std::string::npos) {
+                std::lock_guard lock(m_mutex);
+                m_token.clear(); // asked for again at the next watch
+            }
+            return false;
+        }
+        if (flag_at(result, "created") && !watched.created) {
+            watched.created = true;
+            on_created();
+        }
+        if (const auto& events = array_at(result, "events"); !events.empty()) {
+            on_events(events);
+        }
+        return true;
+    };
+    httplib::Request request;
+    request.method = "POST";
+    request.path = "/v3/watch";
+    request.headers = {{"User-Agent", "gitopper/" GITOPPER_VERSION},
+                       {"Content-Type", "application/json"}};
+    if (!token->empty()) {
+        request.headers.emplace("Authorization", *token);
+    }
+    request.body = body;
+    request.content_receiver = [&](const char* data, std::size_t size, std::uint64_t,
+                                   std::uint64_t) {
+        pending.append(data, size);
+        for (auto end = pending.find('\n'); end != std::string::npos; end = pending.find('\n')) {
+            const auto line = pending.substr(0, end);
+            pending.erase(0, end + 1);
+            if (!line_of(line)) {
+                return false;
+            }
+        }
+        return pending.size() <= kMaxMessageLine;
+    };
+    ++m_requests;
+    const auto answer = client->send(request);
+    {
+        std::lock_guard lock(m_mutex);
+        m_watching = nullptr;
+    }
+    if (!watched.created && watched.why.empty()) {
+        watched.why =
+            answer ? fmt::format("HTTP {}", answer->status) : http_failure_text(answer.error());
+    }
+    return watched;
+}
+
 Result<> Etcd::watch(const std::string& key, const std::string& range_end,
-                     std::chrono::milliseconds silence,
+                     std::chrono::milliseconds silence, const std::function<void()>& on_created,
                      const std::function<void(const nlohmann::json&)>& on_events)
 {
     const nlohmann::json create{
         {"create_request", {{"key", base64_encode(key)}, {"range_end", base64_encode(range_end)}}}};
+    const auto body = create.dump();
     const auto count = m_options.members.size();
     std::vector<std::string> reasons;
     for (std::size_t tried = 0; tried < count; ++tried) {
         const auto member = (m_current + tried) % count;
-        auto token = this->token(member, false);
-        if (!token) {
-            reasons.push_back(token.error().message);
-            continue;
-        }
-        auto client = this->client(member, silence);
-        {
-            std::lock_guard lock(m_mutex);
-            if (m_interrupted) {
-                return {};
-            }
-            m_watching = client.get();
-        }
-        // The gateway streams one JSON object per line: "created", then the events.
-        bool answered = false;
-        std::string pending;
-        std::string refused;
-        httplib::Request request;
-        request.method = "POST";
-        request.path = "/v3/watch";
-        request.headers = {{"User-Agent", "gitopper/" GITOPPER_VERSION},
-                           {"Content-Type", "application/json"}};
-        if (!token->empty()) {
-            request.headers.emplace("Authorization", *token);
-        }
-        request.body = create.dump();
-        request.content_receiver = [&](const char* data, std::size_t size, std::uint64_t,
-                                       std::uint64_t) {
-            answered = true;
-            pending.append(data, size);
-            for (auto end = pending.find('\n'); end != std::string::npos;
-                 end = pending.find('\n')) {
-                const auto line = pending.substr(0, end);
-                pending.erase(0, end + 1);
-                const auto json = nlohmann::json::parse(line, nullptr, false);
-                if (json.contains("error")) {
-                    refused = error_of(0, line);
-                    return false;
-                }
-                const auto* result = json.contains("result") ? &json["result"] : nullptr;
-                if (result != nullptr && result->contains("events")) {
-                    on_events((*result)["events"]);
-                }
-            }
-            return pending.size() < (1U << 20); // one message is never this long
-        };
-        ++m_requests;
-        const auto answer = client->send(request);
-        {
-            std::lock_guard lock(m_mutex);
-            m_watching = nullptr;
-        }
-        if (!refused.empty()) {
-            reasons.push_back(refused);
-        } else if (answered) {
+        const auto watched = watch_at(member, body, silence, on_created, on_events);
+        if (watched.created && watched.why.empty()) {
             m_current = member;
             return {};
-        } else {
-            reasons.push_back(fmt::format("{}: {}", origin_of(m_options.members[member]),
-                                          answer ? error_of(answer->status, answer->body)
-                                                 : http_failure_text(answer.error())));
+        }
+        reasons.push_back(fmt::format("{}: {}", where(member), watched.why));
+        if (watched.created) {
+            break; // set up, then cancelled: the next watch starts over
         }
     }
     ++m_failures;

@@ -33,6 +33,13 @@ struct EtcdOptions {
     std::string password; // the secret itself, never logged
 };
 
+// Safe reads of an answer, whatever a member sent: "" / an empty object or array when the
+// field is missing or of another type (nlohmann's value() would throw).
+std::string text_at(const nlohmann::json& object, std::string_view key);
+bool flag_at(const nlohmann::json& object, std::string_view key); // true only when it is true
+const nlohmann::json& object_at(const nlohmann::json& object, std::string_view key);
+const nlohmann::json& array_at(const nlohmann::json& object, std::string_view key);
+
 class Etcd {
 public:
     explicit Etcd(EtcdOptions options);
@@ -41,14 +48,19 @@ public:
     Etcd& operator=(const Etcd&) = delete;
 
     // `path` ("/v3/kv/txn") with `body`, at the member that answered last, else the others in
-    // turn: the answer, or why no member gave one. Thread-safe.
-    [[nodiscard]] Result<nlohmann::json> call(std::string_view path, const nlohmann::json& body);
+    // turn while they do not answer (or answer 5xx): the answer, or why there is none.
+    // `refused`, when given, is set when a member answered with a refusal (4xx: no other
+    // member would say otherwise, and trying again will not help). Thread-safe.
+    [[nodiscard]] Result<nlohmann::json> call(std::string_view path, const nlohmann::json& body,
+                                              bool* refused = nullptr);
 
-    // Watches the keys from `key` to `range_end` (plain, not base64): each answer's `events` go to
-    // `on_events`, until the member is silent for the timeout given, the connection ends, or
-    // interrupt(). Ok when it ended quietly; the error when no member took the watch.
+    // Watches the keys from `key` to `range_end` (plain, not base64): `on_created` once etcd
+    // has set the watch up, then each answer's `events` go to `on_events`, until the member
+    // is silent for `silence`, ends the stream or cancels the watch, or interrupt(). Ok when
+    // it ended so after being set up; the error when no member set it up.
     [[nodiscard]] Result<> watch(const std::string& key, const std::string& range_end,
                                  std::chrono::milliseconds silence,
+                                 const std::function<void()>& on_created,
                                  const std::function<void(const nlohmann::json&)>& on_events);
     // Ends a watch() under way, and every later one. Thread-safe.
     void interrupt();
@@ -58,11 +70,16 @@ public:
 
 private:
     struct Answer; // one member's
+    struct Watched;
     Answer post(std::size_t member, std::string_view path, const std::string& body,
                 const std::string& token);
     [[nodiscard]] Result<std::string> token(std::size_t member, bool renew);
     std::unique_ptr<httplib::Client> client(std::size_t member,
                                             std::chrono::milliseconds read_timeout) const;
+    Watched watch_at(std::size_t member, const std::string& body, std::chrono::milliseconds silence,
+                     const std::function<void()>& on_created,
+                     const std::function<void(const nlohmann::json&)>& on_events);
+    std::string where(std::size_t member) const;
 
     EtcdOptions m_options;
     std::atomic<std::size_t> m_current{0}; // the member that answered last

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "util/base64.hpp"
+#include "util/last_resort.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 
@@ -15,6 +16,9 @@ namespace gitopper {
 namespace {
 
 using json = nlohmann::json;
+
+// A watch that heard nothing this long is set up again (and everything waiting looks again).
+constexpr std::chrono::milliseconds kWatchSilence{10000};
 
 // The end of the range of keys starting with `prefix`, as etcd wants it.
 std::string range_end(std::string prefix)
@@ -68,27 +72,23 @@ struct Entry {
 std::vector<Entry> entries(const json& range, std::int64_t* count = nullptr)
 {
     std::vector<Entry> out;
-    if (range.contains("kvs") && range["kvs"].is_array()) {
-        for (const auto& kv : range["kvs"]) {
-            out.push_back({base64_decode(kv.value("key", "")).value_or(""),
-                           base64_decode(kv.value("value", "")).value_or("")});
-        }
+    for (const auto& kv : array_at(range, "kvs")) {
+        out.push_back({base64_decode(text_at(kv, "key")).value_or(""),
+                       base64_decode(text_at(kv, "value")).value_or("")});
     }
     if (count != nullptr) {
-        const auto text = range.value("count", "0");
+        const auto text = text_at(range, "count");
         std::from_chars(text.data(), text.data() + text.size(), *count);
     }
     return out;
 }
 
 // The range answer at `index` of a txn's answer.
-json range_answer(const json& answer, std::size_t index)
+const json& range_answer(const json& answer, std::size_t index)
 {
-    const auto& responses = answer.contains("responses") ? answer["responses"] : json::array();
-    if (index >= responses.size() || !responses[index].contains("response_range")) {
-        return json::object();
-    }
-    return responses[index]["response_range"];
+    const auto& responses = array_at(answer, "responses");
+    static const json none = json::object();
+    return index < responses.size() ? object_at(responses[index], "response_range") : none;
 }
 
 std::string now_text()
@@ -136,8 +136,20 @@ std::string Rollout::bad_key(const std::string& service, const std::string& comm
 void Rollout::start(std::function<void(const std::string&)> changed)
 {
     m_changed = std::move(changed);
-    m_keeper = std::thread([this] { keep_alive(); });
-    m_watcher = std::thread([this] { watch(); });
+    m_keeper = std::thread([this] { guarded("keep-alive", [this] { keep_alive(); }); });
+    m_watcher = std::thread([this] { guarded("watch", [this] { watch(); }); });
+}
+
+// A thread's loop, begun again (after a pause) should anything escape it: a bug, or an answer
+// no check foresaw, must not end the daemon.
+void Rollout::guarded(std::string_view what, const std::function<void()>& loop)
+{
+    while (auto escaped = escaped_exception(loop)) {
+        log::error("rollout: the {} thread: {}; going on", what, *escaped);
+        if (!wait_for(std::chrono::milliseconds(1000))) {
+            return;
+        }
+    }
 }
 
 void Rollout::stop()
@@ -197,11 +209,12 @@ Result<std::string> Rollout::lease()
     if (!answer) {
         return std::unexpected(answer.error());
     }
-    if (!answer->contains("ID") || !(*answer)["ID"].is_string()) {
-        return fail("etcd: no lease granted: {}", answer->value("error", "no ID in the answer"));
+    const auto id = text_at(*answer, "ID");
+    if (id.empty()) {
+        return fail("etcd: no lease granted: {}", text_at(*answer, "error"));
     }
     std::lock_guard lock(m_mutex);
-    m_lease = (*answer)["ID"].get<std::string>();
+    m_lease = id;
     log::info("rollout: lease {} granted by etcd ({}s)", lease_hex(m_lease), ttl);
     return m_lease;
 }
@@ -214,28 +227,28 @@ Result<json> Rollout::txn(const json& body)
 Result<Turn> Rollout::take(const std::string& service, const std::string& commit,
                            std::int64_t slots)
 {
+    auto turn = take_once(service, commit, slots);
+    if (!turn && turn.error().message.find("lease not found") != std::string::npos) {
+        forget_lease(); // it expired while etcd was away: a new one, a new place in line
+        turn = take_once(service, commit, slots);
+    }
+    return turn;
+}
+
+Result<Turn> Rollout::take_once(const std::string& service, const std::string& commit,
+                                std::int64_t slots)
+{
     auto id = lease();
     if (!id) {
         return std::unexpected(id.error());
     }
     const auto line = queue_prefix(service, commit);
     const auto key = line + m_host + "-" + lease_hex(*id);
-    const auto bad = bad_key(service, commit);
-    std::string older;
-    {
-        std::lock_guard lock(m_mutex);
-        if (auto it = m_queued.find(service); it != m_queued.end() && it->second != key) {
-            older = it->second;
-        }
-    }
-    if (!older.empty()) { // a newer commit came: the older one's line is no longer ours
-        if (auto r = txn({{"success", json::array({erase(older)})}}); !r) {
-            return std::unexpected(r.error());
-        }
-        std::lock_guard lock(m_mutex);
-        m_queued.erase(service);
+    if (auto left = leave_older(service, key); !left) {
+        return std::unexpected(left.error());
     }
     // In line once (a put on our key again would wake every waiting host), unless it is bad.
+    const auto bad = bad_key(service, commit);
     const json body{{"compare", json::array({absent(bad), absent(key)})},
                     {"success", json::array({put(key, m_host, *id), oldest(line, slots)})},
                     {"failure", json::array({get(bad), oldest(line, slots)})}};
@@ -244,20 +257,13 @@ Result<Turn> Rollout::take(const std::string& service, const std::string& commit
         return std::unexpected(answer.error());
     }
     const auto marks = entries(range_answer(*answer, 0));
-    if (!answer->value("succeeded", false) && !marks.empty()) {
+    if (!flag_at(*answer, "succeeded") && !marks.empty()) {
+        leave(service, commit); // marked while we waited: out of its line
         const auto mark = json::parse(marks.front().value, nullptr, false);
-        Turn held{.kind = Turn::Kind::held};
-        held.held_by = mark.is_object() ? mark.value("host", "?") : "?";
-        held.held_why = mark.is_object() ? mark.value("why", "") : "";
-        bool queued = false;
-        {
-            std::lock_guard lock(m_mutex);
-            queued = m_queued.erase(service) != 0;
-        }
-        if (queued) {
-            leave(service, commit); // marked while we waited
-        }
-        return held;
+        const auto by = text_at(mark, "host");
+        return Turn{.kind = Turn::Kind::held,
+                    .held_by = by.empty() ? "?" : by,
+                    .held_why = text_at(mark, "why")};
     }
     {
         std::lock_guard lock(m_mutex);
@@ -267,8 +273,28 @@ Result<Turn> Rollout::take(const std::string& service, const std::string& commit
     const auto holders = entries(range_answer(*answer, 1), &in_line);
     const bool ours = std::any_of(holders.begin(), holders.end(),
                                   [&](const Entry& entry) { return entry.key == key; });
-    return ours ? Turn{.kind = Turn::Kind::go, .in_line = in_line}
-                : Turn{.kind = Turn::Kind::wait, .in_line = in_line};
+    return Turn{.kind = ours ? Turn::Kind::go : Turn::Kind::wait, .in_line = in_line};
+}
+
+// A newer commit came: the line of the older one is no longer ours.
+Result<> Rollout::leave_older(const std::string& service, const std::string& key)
+{
+    std::string older;
+    {
+        std::lock_guard lock(m_mutex);
+        if (auto it = m_queued.find(service); it != m_queued.end() && it->second != key) {
+            older = it->second;
+        }
+    }
+    if (older.empty()) {
+        return {};
+    }
+    if (auto r = txn({{"success", json::array({erase(older)})}}); !r) {
+        return std::unexpected(r.error());
+    }
+    std::lock_guard lock(m_mutex);
+    m_queued.erase(service);
+    return {};
 }
 
 void Rollout::leave(const std::string& service, const std::string& commit)
@@ -321,9 +347,8 @@ Result<std::vector<std::string>> Rollout::release(const std::string& service,
     }
     std::vector<std::string> matching;
     for (const auto& entry : entries(*answer)) {
-        const auto commit = entry.key.substr(marks.size());
-        if (commit.starts_with(prefix)) {
-            matching.push_back(commit);
+        if (entry.key.starts_with(marks) && entry.key.substr(marks.size()).starts_with(prefix)) {
+            matching.push_back(entry.key.substr(marks.size()));
         }
     }
     if (matching.size() != 1) {
@@ -346,8 +371,11 @@ void Rollout::owe(json body, std::string what)
     pay_owed();
 }
 
+// One payer at a time, oldest first. What etcd refuses (a permission, say) would be refused
+// again: dropped, logged. While no member answers, the rest waits for the next try.
 void Rollout::pay_owed()
 {
+    std::lock_guard paying(m_pay_mutex);
     for (;;) {
         Owed next;
         {
@@ -357,14 +385,17 @@ void Rollout::pay_owed()
             }
             next = m_owed.front();
         }
-        if (auto r = txn(next.txn); !r) {
-            log::warn("rollout: {}: {}; retried", next.what, r.error().message);
+        bool refused = false;
+        auto paid = m_etcd.call("/v3/kv/txn", next.txn, &refused);
+        if (!paid && !refused) {
+            log::warn("rollout: {}: {}; retried", next.what, paid.error().message);
             return;
         }
-        std::lock_guard lock(m_mutex);
-        if (!m_owed.empty()) {
-            m_owed.pop_front();
+        if (!paid) {
+            log::error("rollout: {}: {}; given up", next.what, paid.error().message);
         }
+        std::lock_guard lock(m_mutex);
+        m_owed.pop_front();
     }
 }
 
@@ -400,40 +431,52 @@ void Rollout::keep_alive_once()
     if (!answer) {
         return; // etcd unreachable: the lease lives on until its TTL, and we ask again
     }
-    const auto& result = answer->contains("result") ? (*answer)["result"] : *answer;
-    if (result.value("TTL", "0") != "0") {
+    const auto ttl = text_at(object_at(*answer, "result"), "TTL");
+    if (!ttl.empty() && ttl != "0") {
         return;
     }
-    {
-        std::lock_guard lock(m_mutex);
-        if (m_lease != lease) {
-            return;
-        }
-        m_lease.clear();
-        m_queued.clear(); // its keys went with it
+    if (!forget_lease(lease)) {
+        return;
     }
-    log::warn("rollout: lease {} expired (etcd unreachable for longer than {}): this host left "
-              "every line it stood in",
+    log::warn("rollout: etcd no longer knows lease {} (it expired, after etcd could not be "
+              "reached for {}, or etcd lost it): this host left every line it stood in",
               lease_hex(lease), format_duration(m_config.lease_ttl));
     if (m_changed) {
         m_changed("");
     }
 }
 
-// One watch of every key under the prefix at a time; after each (re)start anything may have
-// changed, so every service that waits looks again.
+// Without a lease of ours in etcd, our keys are gone: a new lease at the next take().
+// `lease` given: only if it is still that one. Whether one was forgotten.
+bool Rollout::forget_lease(const std::string& lease)
+{
+    std::lock_guard lock(m_mutex);
+    if (m_lease.empty() || (!lease.empty() && m_lease != lease)) {
+        return false;
+    }
+    m_lease.clear();
+    m_queued.clear();
+    return true;
+}
+
+// One watch of every key under the prefix at a time. Once etcd has set one up, every
+// service that waits looks again: whatever happened before it was set up is seen so.
 void Rollout::watch()
 {
     const auto keys = m_config.prefix + "/";
     auto pause = std::chrono::milliseconds(1000);
     bool failing = false;
     while (wait_for(std::chrono::milliseconds(0))) {
-        if (m_changed) {
-            m_changed("");
-        }
-        auto watched = m_etcd.watch(keys, range_end(keys), std::chrono::seconds(10),
+        const auto started = std::chrono::steady_clock::now();
+        const auto created = [&] {
+            if (m_changed) {
+                m_changed("");
+            }
+        };
+        auto watched = m_etcd.watch(keys, range_end(keys), kWatchSilence, created,
                                     [this](const json& events) { this->watched(events); });
-        if (watched) {
+        const bool lasted = std::chrono::steady_clock::now() - started >= kWatchSilence / 2;
+        if (watched && lasted) {
             if (failing) {
                 log::info("rollout: watching etcd again");
             }
@@ -441,10 +484,11 @@ void Rollout::watch()
             pause = std::chrono::milliseconds(1000);
             continue;
         }
-        if (!failing) {
+        if (!watched && !failing) {
             log::warn("rollout: {}; retried", watched.error().message);
         }
-        failing = true;
+        failing = failing || !watched;
+        // A watch that fails, or ends soon after it began, is tried again after a pause.
         if (!wait_for(pause)) {
             return;
         }
@@ -456,19 +500,18 @@ void Rollout::watch()
 // the services of that name look again. A new key in a line frees nothing.
 void Rollout::watched(const json& events)
 {
-    if (!events.is_array() || !m_changed) {
+    if (!m_changed) {
         return;
     }
     const auto keys = m_config.prefix + "/";
     for (const auto& event : events) {
-        const auto kv = event.value("kv", json::object());
-        const auto key = base64_decode(kv.value("key", "")).value_or("");
+        const auto key = base64_decode(text_at(object_at(event, "kv"), "key")).value_or("");
         if (!key.starts_with(keys)) {
             continue;
         }
         const auto rest = key.substr(keys.size());
         const auto service = rest.substr(0, rest.find('/'));
-        const bool deleted = event.value("type", "PUT") == "DELETE";
+        const bool deleted = text_at(event, "type") == "DELETE";
         const bool mark = rest.find("/bad/") != std::string::npos;
         if (deleted || mark) {
             m_changed(service);

@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -84,7 +85,12 @@ public:
     std::string bad_key(const std::string& service, const std::string& commit) const;
 
 private:
+    [[nodiscard]] Result<Turn> take_once(const std::string& service, const std::string& commit,
+                                         std::int64_t slots);
+    [[nodiscard]] Result<> leave_older(const std::string& service, const std::string& key);
     [[nodiscard]] Result<std::string> lease();
+    bool forget_lease(const std::string& lease = "");
+    void guarded(std::string_view what, const std::function<void()>& loop);
     [[nodiscard]] Result<nlohmann::json> txn(const nlohmann::json& body);
     void owe(nlohmann::json body, std::string what);
     void pay_owed();
@@ -100,6 +106,7 @@ private:
     std::function<void(const std::string&)> m_changed;
 
     std::mutex m_lease_mutex;   // held while a lease is granted
+    std::mutex m_pay_mutex;     // held by the one thread paying what is owed
     mutable std::mutex m_mutex; // guards the members below
     std::condition_variable m_wake;
     bool m_stop = false;

@@ -1256,6 +1256,7 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
         return;
     }
     if (quarantined(head, trigger)) {
+        leave_line();
         std::lock_guard lock(m_mutex);
         if (m_status.state == State::ok) {
             m_status.info = fmt::format("{} quarantined: its health check failed; a pull tries it "
@@ -1271,6 +1272,7 @@ void ManagedService::reconcile(const Result<std::string>& remote_head, Trigger t
     // git could not tell, the next poll asks again.)
     auto refusal = signature_refusal(head);
     if (!refusal || *refusal) {
+        leave_line();
         m_unverified = refusal ? head : m_unverified;
         record(Event::git_failed, refusal ? **refusal : refusal.error().message);
         return;
@@ -1335,6 +1337,7 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     }
     // Outside its maintenance windows a new commit is checked, not published (SPEC §6).
     if (held_by_window(trigger)) {
+        leave_line(); // a host that waits for its window must not hold a slot meanwhile
         return wait_for_window(from, commit, trigger);
     }
     stop_waiting();
@@ -1370,6 +1373,21 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
             !checked) {
             return failed({Event::host_failed, checked.error().message});
         }
+        // In a slot, the commit may have been marked bad on another host meanwhile: asked
+        // again before anything live moves (in place, staging moves the live files).
+        const auto marked_meanwhile = [&](bool staged) -> std::optional<Outcome> {
+            auto go = still_my_turn(commit);
+            if (go && *go) {
+                return std::nullopt;
+            }
+            if (staged) {
+                (void)discard_staged(commit);
+            }
+            return go ? Outcome{} : Outcome(std::unexpected(go.error()));
+        };
+        if (auto stop = in_place ? marked_meanwhile(false) : std::nullopt) {
+            return *stop;
+        }
         auto staged = stage(commit);
         if (!staged) {
             return failed({Event::git_failed, staged.error().message});
@@ -1382,6 +1400,9 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
             (void)discard_staged(commit);
             note(kEventCheckFailed, from, commit, trigger, checked.error().message);
             return failed({Event::host_failed, checked.error().message});
+        }
+        if (auto stop = in_place ? std::nullopt : marked_meanwhile(true)) {
+            return *stop;
         }
         log::info("[{}] deployed {} -> {} ({}, {} changed path{})", m_config.name, short_hash(from),
                   short_hash(commit), trigger_name(trigger), changed, changed == 1 ? "" : "s");
@@ -1396,6 +1417,9 @@ ManagedService::Outcome ManagedService::deploy(const std::string& commit, Trigge
     // commit was healthy before: it is not tried again, so a rollback never loops).
     if (outcome && (force_action || changed != 0)) {
         outcome = act();
+        if (!outcome && status().holding_slot) {
+            mark_bad(commit, outcome.error().message); // the next host's would fail too
+        }
         auto healthy = outcome && trigger != Trigger::health ? check_health(commit) : Result<>{};
         if (!healthy && processes_cancelled()) {
             // Cut short by the shutdown, which says nothing of the commit: it stays, owed its
@@ -1445,50 +1469,75 @@ ManagedService::take_turn(const std::string& from, const std::string& commit, Tr
         m_turn_since = std::chrono::steady_clock::now();
     }
     m_turn_trigger = trigger;
+    return ask_turn(commit);
+}
+
+// Where this host stands for `commit` now, as etcd says: in its state, its info, its log.
+std::expected<bool, ManagedService::Failure> ManagedService::ask_turn(const std::string& commit)
+{
+    auto* rollout = m_host.rollout;
     auto turn = rollout->take(m_config.name, commit, rollout->slots(m_config));
-    const auto set = [&](bool waiting, bool holding, bool held) {
-        std::lock_guard lock(m_mutex);
-        m_status.waiting_for_slot = waiting;
-        m_status.holding_slot = holding;
-        m_status.held = held;
-    };
     if (!turn) {
-        set(false, false, false);
+        set_turn(false, false, false);
         return std::unexpected(Failure{Event::git_failed, "rollout: " + turn.error().message});
     }
+    const auto before = status();
     if (turn->kind == Turn::Kind::held) {
-        const bool news = !status().held;
-        set(false, false, true);
+        set_turn(false, false, true);
         m_waiting = fmt::format("held: {} failed on {}", short_hash(commit), turn->held_by);
-        if (news) {
+        if (!before.held) {
             log::warn("[{}] {} ({}); the next commit goes out as usual", m_config.name, m_waiting,
                       turn->held_why);
         }
         return false;
     }
     if (turn->kind == Turn::Kind::wait) {
-        const bool news = !status().waiting_for_slot;
-        set(true, false, false);
-        m_waiting = fmt::format("waiting for a rollout slot ({} in line)", turn->in_line);
-        if (news) {
+        set_turn(true, false, false);
+        m_waiting = fmt::format("waiting for a rollout slot ({} hosts in line for {})",
+                                turn->in_line, rollout->slots(m_config));
+        if (!before.waiting_for_slot) {
             log::info("[{}] {} is ready; {}", m_config.name, short_hash(commit), m_waiting);
         }
         return false;
     }
+    if (!before.holding_slot) {
+        took_slot(commit);
+    }
+    return true;
+}
+
+void ManagedService::took_slot(const std::string& commit)
+{
     const auto waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - m_turn_since).count();
+    set_turn(false, true, false);
     {
         std::lock_guard lock(m_mutex);
-        m_status.waiting_for_slot = false;
-        m_status.holding_slot = true;
-        m_status.held = false;
         ++m_status.slots_taken;
         m_status.slot_wait_seconds += waited;
     }
     m_waiting.clear();
     log::info("[{}] took a rollout slot for {} after {:.1f} s", m_config.name, short_hash(commit),
               waited);
-    return true;
+}
+
+void ManagedService::set_turn(bool waiting, bool holding, bool held)
+{
+    std::lock_guard lock(m_mutex);
+    m_status.waiting_for_slot = waiting;
+    m_status.holding_slot = holding;
+    m_status.held = held;
+}
+
+// Just before the switch, in a slot: the commit may have been marked bad on another host
+// while this one wrote and checked its tree.
+std::expected<bool, ManagedService::Failure>
+ManagedService::still_my_turn(const std::string& commit)
+{
+    if (m_host.rollout == nullptr || !status().holding_slot) {
+        return true;
+    }
+    return ask_turn(commit);
 }
 
 void ManagedService::leave_line()
@@ -1500,10 +1549,7 @@ void ManagedService::leave_line()
         m_host.rollout->leave(m_config.name, m_turn_commit);
     }
     m_turn_commit.clear();
-    std::lock_guard lock(m_mutex);
-    m_status.waiting_for_slot = false;
-    m_status.holding_slot = false;
-    m_status.held = false;
+    set_turn(false, false, false);
 }
 
 void ManagedService::leave_slot()
@@ -1514,10 +1560,11 @@ void ManagedService::leave_slot()
     leave_line();
 }
 
-// Health failed in a slot: no other host of the fleet applies the commit.
+// Health (or the action) failed here: no other host of the fleet applies the commit. Also
+// for a failure at start, where the deploy before the restart may have been cut short.
 void ManagedService::mark_bad(const std::string& commit, const std::string& why)
 {
-    if (m_host.rollout == nullptr || !status().holding_slot) {
+    if (m_host.rollout == nullptr) {
         return;
     }
     log::warn("[{}] marking {} bad for the fleet: no other host applies it", m_config.name,

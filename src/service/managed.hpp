@@ -206,6 +206,10 @@ private:
     // line or is held (m_waiting says which), nothing moved.
     std::expected<bool, Failure> take_turn(const std::string& from, const std::string& commit,
                                            Trigger trigger);
+    std::expected<bool, Failure> ask_turn(const std::string& commit);
+    std::expected<bool, Failure> still_my_turn(const std::string& commit);
+    void took_slot(const std::string& commit);
+    void set_turn(bool waiting, bool holding, bool held);
     void leave_line(); // out of any line and slot of the rollout
     void leave_slot(); // the deploy in a slot ended: the slot is free for the next host
     void mark_bad(const std::string& commit, const std::string& why);

@@ -88,6 +88,14 @@ for host in "${others[@]}"; do
     [ "$(host_metric "$host" 'gitopper_rollout_held{service="app1"}')" = 1 ] || fail "$host metric"
     expect_in "$T/$host/gitopper.log" "held: ${c2:0:8} failed on $bad (health failed for ${c2:0:8}"
 done
+# Held, they left its line: no key of theirs can take a slot once it is released.
+line_empty() {
+    [ -z "$(etcdctl --endpoints "http://127.0.0.1:$client" get --prefix --keys-only \
+        "/gitopper/app1/$c2/queue/")" ]
+}
+wait_until 10 line_empty
+[ "$(etcdctl --endpoints "http://127.0.0.1:$client" get --print-value-only "/gitopper/app1/bad/$c2" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["host"])')" = "$bad" ] || fail "the mark"
 [ "$(host_metric "$bad" 'gitopper_rollout_marked_bad_total{service="app1"}')" = 1 ] ||
     fail "$bad: marked_bad_total"
 expect_in "$T/$bad/gitopper.log" "marking ${c2:0:8} bad for the fleet"

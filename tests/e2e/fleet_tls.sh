@@ -64,7 +64,7 @@ mv "$T/wrong.password" "$T/bad.password"
 # "named" presents the certificate with a Common Name, which the gateway refuses.
 sed -i "s|$pki/gateway|$pki/client|g" "$T/named/config.toml"
 "$GITOPPER" -c "$T/good/config.toml" --check -h good --state "$T/good/state" >"$T/check.out"
-expect_in "$T/check.out" "fleet rollout: etcd at https://127.0.0.1:$client; at most 1 host at once, keys under /gitopper, lease 10s, as etcd user \"gitopper\", client certificate $pki/gateway.pem"
+expect_in "$T/check.out" "fleet rollout: etcd at https://127.0.0.1:$client; at most 1 host at once, keys under /gitopper, lease 15s, as etcd user \"gitopper\", client certificate $pki/gateway.pem"
 start_host good
 start_host bad
 start_host named

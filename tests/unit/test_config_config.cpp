@@ -781,10 +781,10 @@ TEST(ConfigRollout, EtcdMembersAndTheDefaults)
     EXPECT_EQ(config.rollout->etcd, (Strings{"http://10.0.0.5:2379", "https://e2:2379"}));
     EXPECT_EQ(config.rollout->max_parallel, 1);
     EXPECT_EQ(config.rollout->prefix, "/gitopper");
-    EXPECT_EQ(config.rollout->lease_ttl, std::chrono::seconds(10));
+    EXPECT_EQ(config.rollout->lease_ttl, std::chrono::seconds(15));
     EXPECT_EQ(config.rollout->slots(config.services[0]), 3);
     config = parse_ok(with_rollout(
-        R"({ etcd = ["http://e:2379"], max_parallel = 2, prefix = "/fleet/web", lease_ttl = "3s" })"));
+        R"({ etcd = ["http://e:2379"], max_parallel = 2, prefix = "/fleet/web", lease_ttl = "3s", timeout = "1s" })"));
     EXPECT_EQ(config.rollout->slots(config.services[0]), 2);
     EXPECT_EQ(config.rollout->prefix, "/fleet/web");
     EXPECT_EQ(config.rollout->lease_ttl, std::chrono::seconds(3));
@@ -806,6 +806,15 @@ TEST(ConfigRollout, BadValuesAreNamedWhereTheyStand)
         parse_error(with_rollout(R"({ etcd = ["http://e:2379"], prefix = "gitopper/" })")),
         "prefix \"gitopper/\" must be a key path");
     EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = [] })")), "rollout: etcd lists no member");
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["http://e"] })")),
+                    "etcd member http://e needs its port (etcd's is 2379)");
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["http://[::1]"] })")), "needs its port");
+    EXPECT_TRUE(parse_ok(with_rollout(R"({ etcd = ["http://[::1]:2379/"] })")).rollout);
+    EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["http://e:2379/v3"] })")),
+                    "etcd member http://e:2379: no path");
+    EXPECT_CONTAINS(parse_error(with_rollout(
+                        R"({ etcd = ["http://e:2379"], lease_ttl = "6s", timeout = "3s" })")),
+                    "timeout 3s is more than a third of lease_ttl 6s");
     EXPECT_CONTAINS(parse_error(with_rollout(R"({ max_parallel = 2 })")),
                     "missing \"etcd\" in rollout of [global]");
     EXPECT_CONTAINS(parse_error(with_rollout(R"({ etcd = ["http://e:2379"], max_paralel = 2 })")),
