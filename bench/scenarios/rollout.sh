@@ -74,7 +74,9 @@ def pct(values, p):
     return "%.1f" % (values[max(0, -(-p * len(values) // 100) - 1)] / 1e6)
 order = sorted(act, key=act.get)
 gaps, coord, stage = [], [], []
-for a, b in zip(order, order[1:]):
+# One slot: each action follows the health check before it (with more, "the next" is no hand-over).
+pairs = zip(order, order[1:]) if service == "mp1" else []
+for a, b in pairs:
     # A hand-over: b stood in line before a's health check passed (not a late poll of b's).
     if a in done and b in act and b in took and waiting.get(b, float("inf")) < done[a]:
         gaps.append(act[b] - done[a])
@@ -92,13 +94,14 @@ print("%.2f %.2f %s %s %s %s %s %d %d" % ((last - since) / 1e9, (first - since) 
 PY
 }
 
-# rollout N INTERVAL: N daemons (host fleetI) on one git:// upstream served by `git daemon`, all
+# rollout N INTERVAL [HEALTH]: N daemons (host fleetI) on one git:// upstream served by `git daemon`, all
 # with the same three services in one etcd rollout: mp1 (max_parallel 1, on s1/), mp5 (5, s2/)
-# and mpall (N, s3/); action reload, the default health check (systemctl is-active). One push per
+# and mpall (N, s3/); action reload, the default health check (systemctl is-active, taking
+# HEALTH seconds, 0 by default). One push per
 # service, one after the other; for each, the time from the push until every host's health
 # check ran, the hand-over between hosts, and etcd's CPU and requests over that rollout.
 scenario_rollout() {
-    local name=$1 n=$2 interval=$3
+    local name=$1 n=$2 interval=$3 health=${4:-0}
     command -v etcd >/dev/null || { log "$name: no etcd (scripts/install-deps); skipped"; return 0; }
     local up=$CUR/git/up i
     mkdir -p "$CUR/git"
@@ -109,8 +112,11 @@ scenario_rollout() {
     FLEET_PIDS=()
     for ((i = 1; i <= n; i++)); do
         mkdir -p "$CUR/d$i/bin"
+        # The health check (is-active) takes HEALTH seconds, as a service settling would; it
+        # is recorded when it ends.
         cat >"$CUR/d$i/bin/systemctl" <<SH
 #!/bin/sh
+[ "\$1" != is-active ] || [ "$health" = 0 ] || sleep $health
 echo "\$(date +%s%N) $i \$*" >>"$CUR/calls.ns"
 SH
         chmod +x "$CUR/d$i/bin/systemctl"
@@ -163,8 +169,8 @@ SH
         ROLLOUT_ROWS+=("$(printf '%-17s %7s %6s  %6s  %7s  %-17s  %-17s  %9s  %5s  %8s  %8s' \
             "$name" "$n" "$slots" "$all" "$first" "$gap50/$gap95" "$coord50/$coord95" "$stage50" "$most" \
             "$(ticks_to_s $((e1 - e0)))" "$((r1 - r0))")")
-        json_add "$(printf '{"scenario":"%s","kind":"rollout","daemons":%d,"max_parallel":%d,"interval_s":%d,"all_s":%s,"first_action_s":%s,"handovers":%d,"handover_p50_ms":%s,"handover_p95_ms":%s,"coordination_p50_ms":%s,"coordination_p95_ms":%s,"staging_p50_ms":%s,"most_at_once":%d,"etcd_cpu_s":%s,"etcd_requests":%d,"loadavg1_end":%s}' \
-            "$name" "$n" "$slots" "$interval" "$(json_num "$all")" "$(json_num "$first")" "$handovers" "$(json_num "$gap50")" \
+        json_add "$(printf '{"scenario":"%s","kind":"rollout","daemons":%d,"max_parallel":%d,"interval_s":%d,"health_s":%s,"all_s":%s,"first_action_s":%s,"handovers":%d,"handover_p50_ms":%s,"handover_p95_ms":%s,"coordination_p50_ms":%s,"coordination_p95_ms":%s,"staging_p50_ms":%s,"most_at_once":%d,"etcd_cpu_s":%s,"etcd_requests":%d,"loadavg1_end":%s}' \
+            "$name" "$n" "$slots" "$interval" "$health" "$(json_num "$all")" "$(json_num "$first")" "$handovers" "$(json_num "$gap50")" \
             "$(json_num "$gap95")" "$(json_num "$coord50")" "$(json_num "$coord95")" "$(json_num "$stage50")" \
             "$most" "$(ticks_to_s $((e1 - e0)))" $((r1 - r0)) "$(loadavg1)")"
     done
