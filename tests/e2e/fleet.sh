@@ -8,6 +8,7 @@
 NEEDS_MOUNTS=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
+: "${GITOPPERCTL:?set by CTest}"
 
 client=$(free_port)
 peer=$(free_port)
@@ -108,8 +109,8 @@ api_as ops /do/release app1 1234abcd
 [ "$API_STATUS" = 148 ] || fail "release of an unmarked commit (404): $API_STATUS $(cat "$T/out")"
 expect_in "$T/out" "no commit of app1 starting with 1234abcd is marked bad"
 PUSHED=$(date +%s.%N)
-api_as ops /do/release app1 "${c2:0:10}"
-[ "$API_STATUS" = 0 ] || fail "release: $API_STATUS $(cat "$T/out") $(cat "$T/err")"
+private_home ops
+expect_status 0 "$GITOPPERCTL" -i "$T/ops" do release "@127.0.0.1:$API_PORT" app1 "${c2:0:10}"
 wait_until 60 all_done "$c2" app1 "${others[@]}"
 windows app1 "$c2" "${others[@]}" >"$T/released.windows"
 [ "$(wc -l <"$T/released.windows")" = 4 ] || fail "$(cat "$T/released.windows")"
