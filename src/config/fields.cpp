@@ -219,14 +219,21 @@ Problem check_health_interval(std::string_view text)
     return duration_between("health_interval", text, Duration{0}, std::chrono::minutes(10));
 }
 
-Problem check_health_retries(std::string_view text)
+// An integer as written (its digits), within [least, most].
+Problem integer_between(std::string_view name, std::string_view text, std::int64_t least,
+                        std::int64_t most)
 {
-    std::int64_t tries = 0;
-    std::from_chars(text.data(), text.data() + text.size(), tries);
-    if (tries < 1 || tries > 100) {
-        return fmt::format("health_retries {} is out of range (1 to 100)", text);
+    std::int64_t value = 0;
+    std::from_chars(text.data(), text.data() + text.size(), value);
+    if (value < least || value > most) {
+        return fmt::format("{} {} is out of range ({} to {})", name, text, least, most);
     }
     return std::nullopt;
+}
+
+Problem check_health_retries(std::string_view text)
+{
+    return integer_between("health_retries", text, 1, 100);
 }
 
 Problem check_interval(std::string_view text)
@@ -353,12 +360,7 @@ Problem check_etcd_url(std::string_view url)
 
 Problem check_max_parallel(std::string_view text)
 {
-    std::int64_t slots = 0;
-    std::from_chars(text.data(), text.data() + text.size(), slots);
-    if (slots < 1 || slots > 10000) {
-        return fmt::format("max_parallel {} is out of range (1 to 10000)", text);
-    }
-    return std::nullopt;
+    return integer_between("max_parallel", text, 1, 10000);
 }
 
 // The keys' prefix: an absolute key path, so that `etcdctl get --prefix` finds them.

@@ -75,24 +75,32 @@ bool flag_at(const nlohmann::json& object, std::string_view key)
     return found != object.end() && found->is_boolean() && found->get<bool>();
 }
 
-const nlohmann::json& object_at(const nlohmann::json& object, std::string_view key)
+namespace {
+
+// `key` of `object` when it is of the kind `is` asks for, else `empty`.
+const nlohmann::json& typed_at(const nlohmann::json& object, std::string_view key,
+                               bool (nlohmann::json::*is)() const noexcept,
+                               const nlohmann::json& empty)
 {
-    static const nlohmann::json empty = nlohmann::json::object();
     if (!object.is_object()) {
         return empty;
     }
     const auto found = object.find(key);
-    return found != object.end() && found->is_object() ? *found : empty;
+    return found != object.end() && ((*found).*is)() ? *found : empty;
+}
+
+} // namespace
+
+const nlohmann::json& object_at(const nlohmann::json& object, std::string_view key)
+{
+    static const nlohmann::json empty = nlohmann::json::object();
+    return typed_at(object, key, &nlohmann::json::is_object, empty);
 }
 
 const nlohmann::json& array_at(const nlohmann::json& object, std::string_view key)
 {
     static const nlohmann::json empty = nlohmann::json::array();
-    if (!object.is_object()) {
-        return empty;
-    }
-    const auto found = object.find(key);
-    return found != object.end() && found->is_array() ? *found : empty;
+    return typed_at(object, key, &nlohmann::json::is_array, empty);
 }
 
 std::string Etcd::where(std::size_t member) const
