@@ -145,6 +145,36 @@ gap=$(awk -v a="$killed" -v b="$first" 'BEGIN { printf "%.1f", b - a }')
 echo "the next host published $gap s after the kill"
 awk -v g="$gap" 'BEGIN { exit !(g >= 1.5) }' || fail "published $gap s after the kill: the dead host's slot was not held"
 
+# A newer commit while hosts wait for a slot of an older one: they leave that line and stand
+# in the newer one's, whose slot is its own (the hung host holds only the older one's).
+# Only its health check hangs (for less than health_timeout, 10 s): made on a side branch, so
+# that the hang is set before main has it.
+git -C "$T/up" checkout -q -b next
+c5=$(commit app1/conf "six")
+touch "$T/hang-$c5"
+git -C "$T/up" checkout -q main
+git -C "$T/up" merge -q --ff-only next
+PUSHED=$(date +%s.%N)
+in_health_c5() { grep -l " start app1 $c5" "$T"/h*/health.log | wc -l | grep -qx 1; }
+wait_until 30 in_health_c5
+hung=$(basename "$(dirname "$(grep -l " start app1 $c5" "$T"/h*/health.log)")")
+waiting_c5() {
+    local host
+    for host in "${rest[@]}"; do
+        [ "$host" = "$hung" ] || host_field "$host" app1 stateinfo | grep -q "waiting for a rollout slot" || return 1
+    done
+}
+wait_until 30 waiting_c5
+push app1/conf "seven"
+c6=$PUSH
+movers=()
+for host in "${rest[@]}"; do [ "$host" = "$hung" ] || movers+=("$host"); done
+wait_until 60 all_done "$c6" app1 "${movers[@]}"
+[ "$(etcdctl --endpoints "http://127.0.0.1:$client" get --prefix --keys-only "/gitopper/app1/$c5/queue/" |
+    grep -c .)" = 1 ] || fail "the older line still holds the movers' keys"
+rm -f "$T/hang-$c5"
+wait_until 60 all_done "$c6" app1 "${rest[@]}"
+
 for host in "${rest[@]}"; do
     stop_host "$host"
     expect_in "$T/$host/gitopper.log" "stopped"

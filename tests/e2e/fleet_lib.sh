@@ -34,7 +34,7 @@ etcd_healthy() { curl -sS -m 1 "http://127.0.0.1:$1/health" | grep -q '"health":
 
 # The health check every host runs: health.sh HOST SERVICE COMMIT. It logs its start and end
 # to $T/HOST/health.log, takes $T/SERVICE.seconds (0.3 s if none) like a service settling,
-# waits while $T/hang exists (its PID in $T/HOST/health.pid), fails while $T/unhealthy-SERVICE
+# waits while $T/hang or $T/hang-COMMIT exists (its PID in $T/HOST/health.pid), fails while $T/unhealthy-SERVICE
 # exists.
 cat >"$T/health.sh" <<SH
 #!/bin/sh
@@ -42,7 +42,7 @@ log="$T/\$1/health.log"
 echo "\$(date +%s.%N) start \$2 \$3" >>"\$log"
 echo \$\$ >"$T/\$1/health.pid"
 n=0
-while [ -e "$T/hang" ] && [ \$n -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
+while { [ -e "$T/hang" ] || [ -e "$T/hang-\$3" ]; } && [ \$n -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
 sleep "\$(cat "$T/\$2.seconds" 2>/dev/null || echo 0.3)"
 echo "\$(date +%s.%N) end \$2 \$3" >>"\$log"
 [ ! -e "$T/unhealthy-\$2" ]
