@@ -17,6 +17,10 @@ namespace {
 
 using json = nlohmann::json;
 
+// How far back in a line a host's place is counted exactly; one further back looks again
+// after this many deletions ahead of it, and counts again.
+constexpr std::int64_t kCountedAhead = 100;
+
 // A watch that heard nothing this long is set up again (and everything waiting looks again).
 constexpr std::chrono::milliseconds kWatchSilence{10000};
 
@@ -61,6 +65,16 @@ json oldest(const std::string& prefix, std::int64_t limit)
               {"sort_target", "CREATE"},
               {"limit", std::to_string(limit)},
               {"keys_only", true}}}};
+}
+
+// The keys of the line starting with `prefix` created before `revision`, oldest first, at
+// most `limit`. (etcd filters by revision after its limit, and its count ignores the filter:
+// the keys are counted, and the count is exact up to `limit`, never above the truth.)
+json created_before(const std::string& prefix, std::int64_t revision, std::int64_t limit)
+{
+    auto request = oldest(prefix, limit);
+    request["request_range"]["max_create_revision"] = std::to_string(revision - 1);
+    return request;
 }
 
 struct Entry {
@@ -247,11 +261,23 @@ Result<Turn> Rollout::take_once(const std::string& service, const std::string& c
     if (auto left = leave_older(service, key); !left) {
         return std::unexpected(left.error());
     }
-    // In line once (a put on our key again would wake every waiting host), unless it is bad.
+    // In line once (a put on our key again would wake every waiting host), unless it is bad;
+    // and how many stand before us.
     const auto bad = bad_key(service, commit);
+    std::int64_t revision = 0;
+    {
+        std::lock_guard lock(m_mutex);
+        if (auto it = m_queued.find(service); it != m_queued.end() && it->second.key == key) {
+            revision = it->second.revision;
+        }
+    }
+    auto failure = json::array({get(bad), oldest(line, slots)});
+    if (revision > 0) {
+        failure.push_back(created_before(line, revision, slots + kCountedAhead));
+    }
     const json body{{"compare", json::array({absent(bad), absent(key)})},
                     {"success", json::array({put(key, m_host, *id), oldest(line, slots)})},
-                    {"failure", json::array({get(bad), oldest(line, slots)})}};
+                    {"failure", failure}};
     auto answer = txn(body);
     if (!answer) {
         return std::unexpected(answer.error());
@@ -265,12 +291,20 @@ Result<Turn> Rollout::take_once(const std::string& service, const std::string& c
                     .held_by = by.empty() ? "?" : by,
                     .held_why = text_at(mark, "why")};
     }
-    {
-        std::lock_guard lock(m_mutex);
-        m_queued[service] = key;
-    }
     std::int64_t in_line = 0;
     const auto holders = entries(range_answer(*answer, 1), &in_line);
+    Place place{.key = key, .revision = revision, .ahead = 0, .slots = slots};
+    if (flag_at(*answer, "succeeded")) { // just put: every other key came before ours
+        const auto at = text_at(object_at(*answer, "header"), "revision");
+        std::from_chars(at.data(), at.data() + at.size(), place.revision);
+        place.ahead = in_line - 1;
+    } else if (revision > 0) {
+        place.ahead = static_cast<std::int64_t>(entries(range_answer(*answer, 2)).size());
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        m_queued[service] = place;
+    }
     const bool ours = std::any_of(holders.begin(), holders.end(),
                                   [&](const Entry& entry) { return entry.key == key; });
     return Turn{.kind = ours ? Turn::Kind::go : Turn::Kind::wait, .in_line = in_line};
@@ -282,8 +316,8 @@ Result<> Rollout::leave_older(const std::string& service, const std::string& key
     std::string older;
     {
         std::lock_guard lock(m_mutex);
-        if (auto it = m_queued.find(service); it != m_queued.end() && it->second != key) {
-            older = it->second;
+        if (auto it = m_queued.find(service); it != m_queued.end() && it->second.key != key) {
+            older = it->second.key;
         }
     }
     if (older.empty()) {
@@ -303,8 +337,8 @@ void Rollout::leave(const std::string& service, const std::string& commit)
     {
         std::lock_guard lock(m_mutex);
         if (auto it = m_queued.find(service);
-            it != m_queued.end() && it->second.starts_with(queue_prefix(service, commit))) {
-            key = it->second;
+            it != m_queued.end() && it->second.key.starts_with(queue_prefix(service, commit))) {
+            key = it->second.key;
             m_queued.erase(it);
         }
     }
@@ -325,8 +359,8 @@ void Rollout::mark_bad(const std::string& service, const std::string& commit,
     {
         std::lock_guard lock(m_mutex);
         if (auto it = m_queued.find(service); it != m_queued.end()) {
-            marking.push_back(erase(it->second));
-            leaving.push_back(erase(it->second));
+            marking.push_back(erase(it->second.key));
+            leaving.push_back(erase(it->second.key));
             m_queued.erase(it);
         }
     }
@@ -496,8 +530,9 @@ void Rollout::watch()
     }
 }
 
-// A line's key deleted (a slot freed: left, or its lease gone) or a mark set or removed:
-// the services of that name look again. A new key in a line frees nothing.
+// A mark set or removed: the services of that name look again. A key of a line deleted (left,
+// or its lease gone): the service that stands in that line looks again if it may now hold a
+// slot. A new key in a line frees nothing.
 void Rollout::watched(const json& events)
 {
     if (!m_changed) {
@@ -511,12 +546,30 @@ void Rollout::watched(const json& events)
         }
         const auto rest = key.substr(keys.size());
         const auto service = rest.substr(0, rest.find('/'));
-        const bool deleted = text_at(event, "type") == "DELETE";
-        const bool mark = rest.find("/bad/") != std::string::npos;
-        if (deleted || mark) {
+        if (rest.find("/bad/") != std::string::npos) {
+            m_changed(service);
+        } else if (text_at(event, "type") == "DELETE" && freed_for_us(service, key)) {
             m_changed(service);
         }
     }
+}
+
+bool Rollout::freed_for_us(const std::string& service, const std::string& key)
+{
+    std::lock_guard lock(m_mutex);
+    const auto it = m_queued.find(service);
+    if (it == m_queued.end()) {
+        return false; // in no line of that service
+    }
+    auto& place = it->second;
+    if (key == place.key) {
+        return true; // ours: gone with the lease, or left; we look where we stand
+    }
+    if (!key.starts_with(place.key.substr(0, place.key.rfind('/') + 1))) {
+        return false; // another commit's line
+    }
+    --place.ahead;
+    return place.ahead < place.slots;
 }
 
 } // namespace gitopper

@@ -98,6 +98,7 @@ private:
     void keep_alive_once();
     void watch();
     void watched(const nlohmann::json& events);
+    bool freed_for_us(const std::string& service, const std::string& key);
     bool wait_for(std::chrono::milliseconds pause); // false once stopping
 
     RolloutConfig m_config;
@@ -110,8 +111,18 @@ private:
     mutable std::mutex m_mutex; // guards the members below
     std::condition_variable m_wake;
     bool m_stop = false;
-    std::string m_lease;                         // etcd's lease ID (decimal); "" for none
-    std::map<std::string, std::string> m_queued; // service -> its key in a line
+    std::string m_lease; // etcd's lease ID (decimal); "" for none
+    // Where this host stands in a service's line: its key, and how many keys stood before it
+    // at the last look, less the deletions in that line seen since (never more than the
+    // truth: a deletion behind it counts too), so that only a host that may now hold a slot
+    // is woken, not every host in line.
+    struct Place {
+        std::string key;
+        std::int64_t revision = 0; // the key's create_revision; 0: not known
+        std::int64_t ahead = 0;
+        std::int64_t slots = 1;
+    };
+    std::map<std::string, Place> m_queued; // service -> its place
     struct Owed {
         nlohmann::json txn;
         std::string what; // for the log

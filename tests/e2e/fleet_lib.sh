@@ -85,12 +85,13 @@ TOML
     } >"$T/$host/config.toml"
 }
 
-# start_host HOST: its daemon, in a mount namespace of its own; PID in HOST_PID[HOST].
+# start_host HOST: its daemon, in a mount namespace of its own, polling every $HOST_INTERVAL
+# (1s unless set); PID in HOST_PID[HOST].
 declare -A HOST_PID
 start_host() {
     local host=$1
     env PATH="$T/$host/bin:$PATH" unshare --mount --propagation private -- \
-        "$GITOPPER" -c "$T/$host/config.toml" --state "$T/$host/state" -h "$host" -t 1s \
+        "$GITOPPER" -c "$T/$host/config.toml" --state "$T/$host/state" -h "$host" -t "${HOST_INTERVAL:-1s}" \
         -m 127.0.0.1:0 -s 127.0.0.1:0 >>"$T/$host/gitopper.log" 2>&1 &
     HOST_PID[$host]=$!
     cleanup_hooks+=("kill -KILL ${HOST_PID[$host]} 2>/dev/null; wait ${HOST_PID[$host]} 2>/dev/null")
